@@ -1,0 +1,139 @@
+"""The engine interface: what every video generation backend takes and returns.
+
+The planner (stages/) turns a storyboard into `GenerationRequest`s; an `Engine` turns one request
+into frames. Engines never see storyboards, files or the cache: they get pixels in and give pixels
+out, so the same request always means the same video (the content key is computed from it).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FrameRule:
+    """Valid frame counts are `step * n + offset` (Wan: 4n+1, LTX: 8n+1), at least `minimum`."""
+
+    step: int = 4
+    offset: int = 1
+    minimum: int = 5
+
+    def is_valid(self, frames: int) -> bool:
+        return frames >= self.minimum and (frames - self.offset) % self.step == 0
+
+    def snap(self, frames: int) -> int:
+        """The nearest valid count (ties go up, so a shot never gets shorter than asked)."""
+        if frames <= self.minimum:
+            return self.minimum
+        n = (frames - self.offset) / self.step
+        lower = self.offset + self.step * int(np.floor(n))
+        upper = lower + self.step
+        snapped = lower if (frames - lower) < (upper - frames) else upper
+        return max(snapped, self.minimum)
+
+    def describe(self) -> str:
+        return f"{self.step}n+{self.offset}" if self.offset else f"{self.step}n"
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What an engine can do; validation and planning read this before anything loads."""
+
+    name: str
+    frame_rule: FrameRule = FrameRule()
+    resolution_multiple: int = 16
+    default_fps: int = 16
+    default_resolution: tuple[int, int] = (832, 480)
+    # Longest segment one call can produce; longer shots are split into chained segments.
+    max_frames: int = 81
+    # "t2v" (text only), "i2v" (start image), "flf2v" (start and end image).
+    modes: frozenset[str] = frozenset({"t2v", "i2v", "flf2v"})
+
+
+@dataclass(frozen=True)
+class CameraState:
+    """Where the virtual camera is, relative to the shot's first frame.
+
+    pan_x / pan_y: fraction of the frame width / height the camera has moved (right / down
+    positive, so the picture moves left / up); zoom: scale - 1 (0.1 shows the centre 10% larger);
+    rotate: degrees, clockwise camera roll (the picture turns counter-clockwise);
+    tilt: degrees of perspective tilt about the horizontal axis (camera tilts up positive).
+    """
+
+    pan_x: float = 0.0
+    pan_y: float = 0.0
+    zoom: float = 0.0
+    rotate: float = 0.0
+    tilt: float = 0.0
+
+    def as_tuple(self) -> tuple[float, float, float, float, float]:
+        return (self.pan_x, self.pan_y, self.zoom, self.rotate, self.tilt)
+
+    def is_identity(self) -> bool:
+        return all(abs(v) < 1e-12 for v in self.as_tuple())
+
+
+# Called as progress(done_steps, total_steps) while an engine works on one request.
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One segment to generate. Images are uint8 RGB arrays of shape (height, width, 3)."""
+
+    prompt: str
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    seed: int
+    negative: str = ""
+    start_image: np.ndarray | None = None
+    end_image: np.ndarray | None = None
+    # One state per output frame, absolute along the shot's camera path. An engine applies the
+    # move relative to camera[0], because the start image already shows the view at camera[0].
+    camera: Sequence[CameraState] = ()
+    # Labels for engines that draw them (the preview's scene card); not part of the pixels' meaning.
+    shot_id: str = ""
+    segment_index: int = 0
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def mode(self) -> str:
+        if self.start_image is not None and self.end_image is not None:
+            return "flf2v"
+        if self.start_image is not None or self.end_image is not None:
+            return "i2v"
+        return "t2v"
+
+
+class Engine(abc.ABC):
+    """A video generation backend. Subclasses set `spec` and implement `generate`."""
+
+    spec: EngineSpec
+
+    @abc.abstractmethod
+    def identity(self) -> dict[str, Any]:
+        """Everything about the engine that changes its pixels: id, model and revision, dtype.
+
+        Goes into every content key, so it must be JSON-serialisable and free of paths that
+        differ between machines.
+        """
+
+    @abc.abstractmethod
+    def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> np.ndarray:
+        """Render `request.num_frames` frames, returned as uint8 RGB of shape (T, H, W, 3).
+
+        With a start image, frame 0 is that image; with an end image, the last frame is it.
+        """
+
+    def close(self) -> None:
+        """Release what the engine holds (GPU memory, pipelines). Default: nothing."""
+
+
+class EngineError(RuntimeError):
+    """A deterministic engine failure (bad request for this engine); never retried."""

@@ -1,0 +1,89 @@
+"""Everything before rendering: find and validate the storyboard, build the engine and the plan.
+
+Nothing here writes a file, so an invalid storyboard leaves no trace (exit status 2), and nothing
+here imports Prefect, so validation and dry runs answer quickly.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from engine.base import Engine
+from engine.registry import UnknownEngineError, engine_spec, get_engine
+from flows.settings import ConfigInvalid, RenderSettings, find_storyboard, post_presets
+from stages.cache import CacheStore
+from stages.plan import RenderPlan, build_plan
+from stages.validate import ValidateOptions, ValidatedStoryboard, validate_storyboard
+
+
+@dataclass
+class Prepared:
+    settings: RenderSettings
+    storyboard: ValidatedStoryboard
+    plan: RenderPlan
+    engine: Engine
+    store: CacheStore
+    out_dir: Path
+
+
+def engine_name(settings: RenderSettings) -> str:
+    name = (settings.engine or {}).get("name")
+    if not isinstance(name, str):
+        raise ConfigInvalid(f"engine.name={name!r}: choose an engine, e.g. engine=preview")
+    return name
+
+
+def prepare(settings: RenderSettings) -> Prepared:
+    """Raises ConfigInvalid or StoryboardInvalid; returns a plan ready to render."""
+    settings.check()
+    name = engine_name(settings)
+    try:
+        spec = engine_spec(name)
+    except UnknownEngineError as exc:
+        raise ConfigInvalid(f"engine={name}: {exc}") from None
+    path = find_storyboard(settings)
+    options = ValidateOptions(
+        fps=settings.fps, shots=settings.shots, post_presets=post_presets(),
+        default_post=settings.post, post_override=settings.post_override,
+        default_output=settings.output,
+    )
+    storyboard = validate_storyboard(path, spec, options)
+    try:
+        engine = get_engine(name, **dict(settings.engine.get("options") or {}))
+    except TypeError as exc:
+        raise ConfigInvalid(f"engine.options: {exc}") from None
+    plan = build_plan(storyboard, engine.identity(), dict(settings.engine.get("params") or {}))
+    out_root = settings.path(settings.output_dir)
+    cache = settings.path(settings.cache_dir) if settings.cache_dir else out_root / ".cache"
+    return Prepared(settings, storyboard, plan, engine, CacheStore(cache),
+                    out_root / storyboard.name)
+
+
+def print_plan(prepared: Prepared, file: TextIO = sys.stdout) -> None:
+    """The dry-run table: every segment with its frames, seconds and cache status."""
+    plan, store = prepared.plan, prepared.store
+    print(f"Plan for {plan.name} ({plan.storyboard_path.name}): engine {plan.engine.get('engine')}, "
+          f"{plan.width}x{plan.height} at {plan.fps} fps, post "
+          f"{', '.join(s.stage for s in plan.post) or 'none'}, output {plan.output_fps:g} fps",
+          file=file)
+    print(f"{'shot':<12}{'seg':>4}{'frames':>8}{'seconds':>9}  {'start':<18}{'cache':<6} prompt",
+          file=file)
+    hits = total = 0
+    for shot in plan.shots:
+        for job in shot.segments:
+            hit = store.has("segment", job.key)
+            hits += hit
+            total += 1
+            start = job.start.kind if job.start.kind != "chain" else f"chain {job.start.upstream}"
+            prompt = job.prompt if len(job.prompt) <= 48 else job.prompt[:45] + "..."
+            note = "" if shot.include else "  (needed for chaining, not in output)"
+            print(f"{shot.id:<12}{job.index:>4}{job.frames:>8}{job.frames / job.fps:>9.2f}  "
+                  f"{start:<18}{'hit' if hit else 'miss':<6} {prompt}{note}", file=file)
+    seconds = sum(s.post_frames for s in plan.included()) / plan.post_fps
+    print(f"{total} segments ({hits} cached, {total - hits} to render), about {seconds:.1f}s of "
+          f"video; output in {prepared.out_dir}", file=file)
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=file)

@@ -1,0 +1,109 @@
+"""`python -m flows.render storyboard=NAME [key=value ...]`: render a storyboard to an episode.
+
+Exit status: 0 rendered (or planned, with dry_run=true); 2 invalid storyboard or config, nothing
+written; 1 a render failed (finished segments stay cached; the message names shot and segment).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from flows.prepare import prepare, print_plan
+from flows.settings import ConfigInvalid, RenderSettings
+from stages.problems import StoryboardInvalid
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+# Exit codes of the jobs this process ran (several under -m multirun).
+_exit_codes: list[int] = []
+
+
+def settings_from_config(cfg: DictConfig, cwd: str, cli_overrides: list[str]) -> RenderSettings:
+    data = OmegaConf.to_container(cfg, resolve=True)
+    post_override = any(o.split("=", 1)[0].lstrip("+~") == "post" for o in cli_overrides)
+    return RenderSettings(
+        storyboard=data.get("storyboard") or "",
+        cwd=cwd,
+        storyboards_dir=data.get("storyboards_dir"),
+        output_dir=data.get("output_dir") or "renders",
+        cache_dir=data.get("cache_dir"),
+        shots=data.get("shots"),
+        dry_run=bool(data.get("dry_run")),
+        fps=data.get("fps"),
+        engine=dict(data.get("engine") or {}),
+        post=list((data.get("post") or {}).get("chain") or []),
+        post_override=post_override,
+        output=dict(data.get("output") or {}),
+        workers=data.get("workers", 2),
+        retries=data.get("retries", 2),
+        retry_delay=float(data.get("retry_delay", 2.0)),
+    )
+
+
+def run(settings: RenderSettings) -> int:
+    """Validate, plan, render; print progress and a summary. Returns the exit status."""
+    started = time.perf_counter()
+    try:
+        prepared = prepare(settings)
+    except (StoryboardInvalid, ConfigInvalid) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("Nothing was rendered.", file=sys.stderr)
+        return EXIT_INVALID
+    if settings.dry_run:
+        print_plan(prepared)
+        return EXIT_OK
+
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.render_flow import RenderFailed, run_flow  # Prefect loads only to render
+
+    try:
+        manifest = run_flow(settings)
+    except RenderFailed as exc:
+        print(f"error: render of {prepared.plan.name} failed: {exc}", file=sys.stderr)
+        print("Finished segments are cached; fix the problem and run the same command again "
+              "to resume.", file=sys.stderr)
+        return EXIT_FAILED
+    seconds = time.perf_counter() - started
+    rendered, cached = manifest["segments_rendered"], manifest["segments_cached"]
+    video = prepared.out_dir / manifest["video"]
+    print(f"Done in {seconds:.1f}s: {video} ({manifest['frames']} frames, "
+          f"{manifest['duration_s']:.2f}s at {manifest['fps']:g} fps); segments: {rendered} "
+          f"rendered, {cached} cached")
+    return EXIT_OK
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    overrides = list(HydraConfig.get().overrides.task)
+    cwd = hydra.utils.get_original_cwd()
+    try:
+        settings = settings_from_config(cfg, cwd, overrides)
+    except Exception as exc:  # noqa: BLE001 - a config value of the wrong shape
+        print(f"error: bad configuration: {exc}", file=sys.stderr)
+        _exit_codes.append(EXIT_INVALID)
+        return
+    _exit_codes.append(run(settings))
+
+
+def cli() -> int:
+    """Hydra exits with 1 on a bad override before `main` runs; that is a config error (2)."""
+    try:
+        main()
+    except SystemExit as exc:
+        if not _exit_codes and exc.code not in (0, None):
+            return EXIT_INVALID
+        if exc.code not in (0, None):
+            return int(exc.code) if isinstance(exc.code, int) else EXIT_FAILED
+    return max(_exit_codes, default=EXIT_OK)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

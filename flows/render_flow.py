@@ -1,0 +1,149 @@
+"""The Prefect flow that renders a storyboard: a task per segment, per shot, and the assembly.
+
+Chained segments receive their upstream's future, so Prefect runs them in order; independent
+shots run concurrently on the thread pool. Every result lives in the content-addressed cache, so
+a failed shot keeps the segments that finished, and a rerun renders only what is missing.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.prepare import Prepared, engine_name, prepare
+from flows.settings import RenderSettings
+from stages.assemble import EpisodeResult, assemble_episode
+from stages.manifest import build_manifest, write_manifest
+from stages.plan import SegmentJob, ShotPlan
+from stages.render_steps import SegmentResult, ShotResult, finish_shot, render_segment
+
+
+def report(line: str) -> None:
+    print(line, file=sys.stdout, flush=True)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth a retry: I/O hiccups and out-of-memory. Everything else fails fast."""
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+        return False
+    if isinstance(exc, (OSError, MemoryError, TimeoutError, ConnectionError)):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _retry_condition(task_obj, task_run, state) -> bool:
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - no result to look at: do not retry blindly
+        return False
+    return isinstance(exc, BaseException) and is_transient(exc)
+
+
+@task(name="segment", cache_policy=NO_CACHE, persist_result=False,
+      retry_condition_fn=_retry_condition, task_run_name="segment-{job.shot_id}-{job.index}")
+def segment_task(job: SegmentJob, upstream: SegmentResult | None, prepared: Prepared) -> SegmentResult:
+    return render_segment(job, upstream, prepared.engine, prepared.store, report)
+
+
+@task(name="shot", cache_policy=NO_CACHE, persist_result=False,
+      retry_condition_fn=_retry_condition, task_run_name="shot-{shot.id}")
+def shot_task(shot: ShotPlan, segments: list[SegmentResult], prepared: Prepared) -> ShotResult:
+    plan = prepared.plan
+    return finish_shot(shot, segments, plan.post, plan.fps, prepared.store, report)
+
+
+@task(name="assemble", cache_policy=NO_CACHE, persist_result=False, task_run_name="assemble")
+def assemble_task(shots: list[ShotResult], prepared: Prepared) -> EpisodeResult:
+    return assemble_episode(prepared.plan, shots, prepared.store, prepared.out_dir)
+
+
+class RenderFailed(RuntimeError):
+    """One or more shots failed; finished segments stay cached."""
+
+
+@dataclass
+class RenderSummary:
+    manifest: dict[str, Any]
+    seconds: float
+    failures: list[str] = field(default_factory=list)
+
+
+def _delays(settings: RenderSettings) -> list[float]:
+    return [settings.retry_delay * 2**i for i in range(settings.retries)]
+
+
+def _failure(future, what: str) -> str | None:
+    state = future.state
+    if state.is_completed():
+        return None
+    try:
+        exc = future.result(raise_on_failure=False)
+    except Exception as err:  # noqa: BLE001 - report whatever stopped it
+        exc = err
+    if isinstance(exc, BaseException):
+        return f"{what}: {type(exc).__name__}: {exc}"
+    return f"{what}: {state.name} (an earlier segment it depends on failed)"
+
+
+@flow(name="render", validate_parameters=False, log_prints=False)
+def render_flow(settings: dict[str, Any]) -> dict[str, Any]:
+    """Render a storyboard. `settings` is RenderSettings.to_dict(): JSON-friendly, so a
+    deployment can pass it as a parameter. Returns the manifest."""
+    started = time.perf_counter()
+    prepared = prepare(RenderSettings.from_dict(settings))
+    plan, options = prepared.plan, prepared.settings
+    segment = segment_task.with_options(retries=options.retries,
+                                        retry_delay_seconds=_delays(options) or 0)
+    report(f"Rendering {plan.name}: {len(plan.shots)} shots, "
+           f"{sum(len(s.segments) for s in plan.shots)} segments, engine {engine_name(options)}")
+    for warning in plan.warnings:
+        report(f"warning: {warning}")
+
+    seg_futures: dict[tuple[str, int], Any] = {}
+    shot_futures = {}
+    for shot in plan.shots:
+        futures = []
+        for job in shot.segments:
+            upstream = seg_futures.get((job.start.upstream.shot_id, job.start.upstream.index)) \
+                if job.start.upstream else None
+            future = segment.submit(job, upstream, prepared)
+            seg_futures[(job.shot_id, job.index)] = future
+            futures.append(future)
+        if shot.include:
+            shot_futures[shot.id] = shot_task.submit(shot, futures, prepared)
+
+    failures = []
+    for shot in plan.shots:
+        for job in shot.segments:
+            future = seg_futures[(job.shot_id, job.index)]
+            future.wait()
+            problem = _failure(future, f"shot {job.shot_id} segment {job.index}")
+            if problem:
+                failures.append(problem)
+    for shot_id, future in shot_futures.items():
+        future.wait()
+        problem = _failure(future, f"shot {shot_id} post chain")
+        if problem and not any(f.startswith(f"shot {shot_id} ") for f in failures):
+            failures.append(problem)
+    if failures:
+        raise RenderFailed("; ".join(failures))
+
+    shot_results = [shot_futures[s.id].result() for s in plan.included()]
+    episode = assemble_task.submit(shot_results, prepared).result()
+    seconds = time.perf_counter() - started
+    manifest = build_manifest(plan, shot_results, episode, prepared.out_dir,
+                              {"total_s": seconds}, engine_name(options))
+    write_manifest(prepared.out_dir, manifest)
+    return manifest
+
+
+def run_flow(settings: RenderSettings) -> dict[str, Any]:
+    """Run the flow with the task runner sized by `settings.workers`."""
+    runner = ThreadPoolTaskRunner(max_workers=settings.workers)
+    return render_flow.with_options(task_runner=runner)(settings.to_dict())

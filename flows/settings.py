@@ -1,0 +1,108 @@
+"""Render settings: the composed Hydra config as a plain, JSON-friendly dataclass.
+
+The CLI builds it from Hydra's config; a deployment run can build it from a dict. Nothing below
+flows/ sees Hydra or OmegaConf.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = PROJECT_ROOT / "conf"
+PROJECT_STORYBOARDS = PROJECT_ROOT / "storyboards"
+
+
+class ConfigInvalid(ValueError):
+    """A bad setting or command-line value; reported like a storyboard problem (exit 2)."""
+
+
+@dataclass
+class RenderSettings:
+    storyboard: str
+    cwd: str = "."  # relative paths (storyboard, output_dir, cache_dir) resolve from here
+    storyboards_dir: str | None = None
+    output_dir: str = "renders"
+    cache_dir: str | None = None
+    shots: list[str] | None = None
+    dry_run: bool = False
+    fps: int | None = None
+    engine: dict[str, Any] = field(default_factory=lambda: {"name": "preview"})
+    post: list[Any] = field(default_factory=list)
+    post_override: bool = False
+    output: dict[str, Any] = field(default_factory=dict)
+    workers: int = 2
+    retries: int = 2
+    retry_delay: float = 2.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RenderSettings":
+        return cls(**data)
+
+    def path(self, value: str) -> Path:
+        return (Path(self.cwd) / value).resolve()
+
+    def check(self) -> None:
+        problems = []
+        if not self.storyboard:
+            problems.append("storyboard= is required, e.g. `python -m flows.render "
+                            "storyboard=ep01`")
+        if not isinstance(self.workers, int) or self.workers < 1:
+            problems.append(f"workers={self.workers!r}: must be a whole number >= 1")
+        if not isinstance(self.retries, int) or self.retries < 0:
+            problems.append(f"retries={self.retries!r}: must be a whole number >= 0")
+        if self.fps is not None and (not isinstance(self.fps, int) or not 1 <= self.fps <= 120):
+            problems.append(f"fps={self.fps!r}: must be a whole number in 1..120")
+        if self.shots is not None and not (
+            isinstance(self.shots, list) and all(isinstance(s, str) for s in self.shots)
+        ):
+            problems.append(f"shots={self.shots!r}: give a list of shot ids, e.g. shots=[s01,s03]")
+        if problems:
+            raise ConfigInvalid("\n".join(problems))
+
+
+def post_presets() -> dict[str, list[dict[str, Any]]]:
+    """conf/post/*.yaml by name: the presets a storyboard's `post:` list may name."""
+    presets = {}
+    for path in sorted((CONF_DIR / "post").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        presets[path.stem] = list(data.get("chain") or [])
+    return presets
+
+
+def storyboard_names(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def find_storyboard(settings: RenderSettings) -> Path:
+    """NAME -> storyboards/NAME.yaml, looked up in storyboards_dir, ./storyboards, then the
+    project's own storyboards/; a value ending in .yaml/.yml or containing '/' is a path."""
+    name = settings.storyboard
+    if name.endswith((".yaml", ".yml")) or "/" in name or "\\" in name:
+        path = settings.path(name)
+        if path.is_file():
+            return path
+        raise ConfigInvalid(f"storyboard={name}: no such file ({path})")
+    folders = []
+    if settings.storyboards_dir:
+        folders.append(settings.path(settings.storyboards_dir))
+    folders += [settings.path("storyboards"), PROJECT_STORYBOARDS]
+    for folder in folders:
+        for suffix in (".yaml", ".yml"):
+            candidate = folder / f"{name}{suffix}"
+            if candidate.is_file():
+                return candidate
+    known = sorted({n for folder in folders for n in storyboard_names(folder)})
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    looked = ", ".join(str(f) for f in dict.fromkeys(folders))
+    raise ConfigInvalid(f"storyboard={name}: no {name}.yaml in {looked}.{hint} "
+                        f"Known storyboards: {', '.join(known) or 'none'}")

@@ -1,0 +1,175 @@
+"""Episode assembly: shot clips -> transitions -> final encode, plus the render folder.
+
+Everything here streams frames: a crossfade holds only the frames it blends, so memory does not
+grow with the episode's length. Deliverables are encoded once per content key into the cache and
+copied into the render folder, so an unchanged episode costs a file copy.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from stages.atomic import atomic_path
+from stages.cache import CacheStore
+from stages.contact_sheet import contact_sheet
+from stages.keys import content_key
+from stages.plan import RenderPlan, ShotPlan
+from stages.render_steps import ShotResult
+from stages.transitions import crossfade, crossfade_frames
+from stages.video_io import VideoWriter, load_png, read_frames, save_png
+
+EPISODE = "episode.mp4"
+SHOT = "shot.mp4"
+
+
+def resampled_count(frames: int, src_fps: float, dst_fps: float) -> int:
+    if frames <= 0 or math.isclose(src_fps, dst_fps):
+        return frames
+    return math.floor((frames - 1) * dst_fps / src_fps + 1e-9) + 1
+
+
+def resample(frames: Iterable[np.ndarray], src_fps: float, dst_fps: float) -> Iterator[np.ndarray]:
+    """Change the frame rate by picking the nearest source frame for every output time."""
+    if math.isclose(src_fps, dst_fps):
+        yield from frames
+        return
+    ratio = src_fps / dst_fps
+    wanted = 0  # output index
+    for index, frame in enumerate(frames):
+        while round(wanted * ratio) <= index:
+            yield frame
+            wanted += 1
+
+
+def transition_frames(plan: RenderPlan, shots: Sequence[ShotPlan], counts: Sequence[int]) -> list[int]:
+    """Frames blended between shot i and i+1 (0 for a cut), limited by both shots' lengths."""
+    out = []
+    for i in range(len(shots) - 1):
+        spec = shots[i].transition
+        if spec.type == "crossfade":
+            k = crossfade_frames(spec.duration, plan.output_fps)
+            out.append(max(0, min(k, counts[i] - 1, counts[i + 1] - 1)))
+        else:
+            out.append(0)
+    return out
+
+
+def join(streams: Sequence[Iterable[np.ndarray]], blend: Sequence[int]) -> Iterator[np.ndarray]:
+    """Concatenate clips; the last blend[i] frames of clip i crossfade into the first of i+1."""
+    carry: list[np.ndarray] = []  # tail of the previous clip, waiting to blend
+    for i, stream in enumerate(streams):
+        hold = blend[i] if i < len(blend) else 0
+        tail: deque[np.ndarray] = deque()
+        head: list[np.ndarray] = []
+        for frame in stream:
+            if len(head) < len(carry):
+                head.append(frame)
+                if len(head) == len(carry):
+                    yield from crossfade(carry, head)
+                continue
+            tail.append(frame)
+            if len(tail) > hold:
+                yield tail.popleft()
+        if len(head) < len(carry):  # planned blend longer than the clip: should not happen
+            raise RuntimeError(f"clip {i} is shorter than its transition ({len(carry)} frames)")
+        carry = list(tail)
+    yield from carry
+
+
+@dataclass
+class EpisodeResult:
+    video: Path
+    frames: int
+    fps: float
+    cached: bool
+    shot_videos: dict[str, Path]
+    contact_sheet: Path
+
+
+def _publish(src: Path, dst: Path) -> Path:
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    return dst
+
+
+def _encode(path: Path, frames: Iterable[np.ndarray], plan: RenderPlan, title: str) -> int:
+    out = plan.output
+    with VideoWriter(path, plan.width, plan.height, plan.output_fps, codec=out.codec, crf=out.crf,
+                     preset=out.preset, metadata={"title": title}) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return writer.frames_written
+
+
+def _deliverable_key(plan: RenderPlan, what: str, inner_key: str) -> str:
+    return content_key("deliverable", {"what": what, "inner": inner_key,
+                                       "output": plan.output.model_dump(), "fps": plan.output_fps})
+
+
+def encode_shot(plan: RenderPlan, shot: ShotResult, store: CacheStore) -> Path:
+    """The shot's H.264/H.265 deliverable, encoded once per content key."""
+    key = _deliverable_key(plan, "shot", shot.key)
+    entry = store.get("deliverable", key)
+    if entry is None:
+        with store.put("deliverable", key, {"shot": shot.id}) as tmp:
+            _encode(tmp / SHOT, resample(read_frames(shot.clip), shot.fps, plan.output_fps),
+                    plan, f"{plan.name} {shot.id}")
+        entry = store.get("deliverable", key, verify=False)
+    return entry.file(SHOT)
+
+
+def episode_frames(plan: RenderPlan, results: Sequence[ShotResult]) -> tuple[int, list[int]]:
+    shots = plan.included()
+    counts = [resampled_count(r.frames, r.fps, plan.output_fps) for r in results]
+    blend = transition_frames(plan, shots, counts)
+    return sum(counts) - sum(blend), blend
+
+
+def assemble_episode(
+    plan: RenderPlan, results: Sequence[ShotResult], store: CacheStore, out_dir: Path
+) -> EpisodeResult:
+    """Write the episode, shot videos, last frames and contact sheet into `out_dir`."""
+    by_id = {r.id: r for r in results}
+    ordered = [by_id[s.id] for s in plan.included()]
+    total, blend = episode_frames(plan, ordered)
+    entry = store.get("episode", plan.key)
+    cached = entry is not None
+    if entry is None:
+        streams = [resample(read_frames(r.clip), r.fps, plan.output_fps) for r in ordered]
+        with store.put("episode", plan.key, {"storyboard": plan.name}) as tmp:
+            written = _encode(tmp / EPISODE, join(streams, blend), plan, plan.name)
+            if written != total:
+                raise RuntimeError(f"episode has {written} frames, planned {total}")
+        entry = store.get("episode", plan.key, verify=False)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    video = _publish(entry.file(EPISODE), out_dir / f"{plan.name}.mp4")
+    shot_videos = {
+        r.id: _publish(encode_shot(plan, r, store), out_dir / "shots" / f"{r.id}.mp4")
+        for r in ordered
+    }
+    for result in ordered:
+        for seg in result.segments:
+            _publish(seg.last_frame, out_dir / "frames" / f"{seg.shot_id}_{seg.index}_last.png")
+    _remove_stale(out_dir, plan)
+    sheet = contact_sheet([(r.id, [load_png(p) for p in r.thumbs]) for r in ordered])
+    sheet_path = save_png(out_dir / "contact_sheet.png", sheet)
+    return EpisodeResult(video, total, plan.output_fps, cached, shot_videos, sheet_path)
+
+
+def _remove_stale(out_dir: Path, plan: RenderPlan) -> None:
+    """Drop shot videos and last frames of an earlier render that this plan no longer has."""
+    keep_shots = {f"{s.id}.mp4" for s in plan.included()}
+    keep_frames = {f"{j.shot_id}_{j.index}_last.png" for s in plan.included() for j in s.segments}
+    for folder, keep, pattern in (("shots", keep_shots, "*.mp4"),
+                                  ("frames", keep_frames, "*_last.png")):
+        for path in (out_dir / folder).glob(pattern):
+            if path.name not in keep:
+                path.unlink(missing_ok=True)

@@ -1,0 +1,105 @@
+"""The content-addressed cache: finished segments, post-processed shots and episodes by key.
+
+An entry is a directory `<root>/<kind>/<key[:2]>/<key>/` holding its files and `meta.json`,
+which lists every file's size and SHA-256. Entries are published with an atomic directory rename,
+so a crash never leaves a half-written entry under the final name, and every read verifies the
+checksums: a damaged entry is dropped with a warning and rendered again, never used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from stages.atomic import atomic_dir, atomic_write_json
+
+log = logging.getLogger(__name__)
+META = "meta.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    kind: str
+    key: str
+    path: Path
+    meta: dict[str, Any]
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+
+class CacheStore:
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    def entry_dir(self, kind: str, key: str) -> Path:
+        if not key or any(c not in "0123456789abcdef" for c in key):
+            raise ValueError(f"not a content key: {key!r}")
+        return self.root / kind / key[:2] / key
+
+    def get(self, kind: str, key: str, verify: bool = True) -> CacheEntry | None:
+        """The entry if it exists and is intact; a damaged one is removed and None returned."""
+        path = self.entry_dir(kind, key)
+        meta_path = path / META
+        if not meta_path.is_file():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            for name, info in meta["files"].items():
+                file = path / name
+                if file.stat().st_size != info["size"]:
+                    raise ValueError(f"{name} has {file.stat().st_size} bytes, expected {info['size']}")
+                if verify and _sha256(file) != info["sha256"]:
+                    raise ValueError(f"{name} does not match its checksum")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("cache entry %s/%s is damaged (%s); rendering it again", kind, key[:12], exc)
+            self.remove(kind, key)
+            return None
+        return CacheEntry(kind, key, path, meta)
+
+    def has(self, kind: str, key: str) -> bool:
+        """Cheap existence check (no checksum pass), for plans and dry runs."""
+        return (self.entry_dir(kind, key) / META).is_file()
+
+    @contextlib.contextmanager
+    def put(self, kind: str, key: str, info: dict[str, Any] | None = None) -> Iterator[Path]:
+        """Yield a temp directory to write the entry's files into; publish it on success.
+
+        If another process published the same key first, theirs is kept (same key, same pixels).
+        """
+        final = self.entry_dir(kind, key)
+        with atomic_dir(final) as tmp:
+            yield tmp
+            files = {
+                p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
+                for p in sorted(tmp.iterdir())
+                if p.is_file() and p.name != META
+            }
+            atomic_write_json(tmp / META, {"kind": kind, "key": key, "files": files,
+                                           "info": info or {}})
+
+    def remove(self, kind: str, key: str) -> None:
+        path = self.entry_dir(kind, key)
+        if path.exists():
+            # Move aside first so a reader never sees a half-deleted entry with its meta.json.
+            doomed = path.with_name(f".{path.name}.deleting-{os.getpid()}")
+            try:
+                os.rename(path, doomed)
+            except OSError:
+                doomed = path
+            shutil.rmtree(doomed, ignore_errors=True)

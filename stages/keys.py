@@ -1,0 +1,44 @@
+"""Content keys: a hash of everything that determines an output's pixels, and nothing else.
+
+Keys never contain timestamps or absolute paths, so the same storyboard on another machine or in
+another folder finds the same cache entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+# Bump when the meaning of a key's inputs changes (new fields, different rounding).
+KEY_SCHEMA = 1
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, float):
+        # Rounding makes keys stable against float noise from arithmetic on camera paths.
+        return round(value, 9)
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def content_key(kind: str, payload: dict[str, Any]) -> str:
+    blob = json.dumps(
+        {"kind": kind, "schema": KEY_SCHEMA, "payload": _canonical(payload)},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,76 @@
+"""manifest.json: what a render produced, how, and from which cache entries (DESIGN.md)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any, Sequence
+
+from stages.assemble import EpisodeResult
+from stages.atomic import atomic_write_json
+from stages.plan import RenderPlan
+from stages.render_steps import ShotResult
+
+
+def build_manifest(
+    plan: RenderPlan,
+    shots: Sequence[ShotResult],
+    episode: EpisodeResult,
+    out_dir: Path,
+    timings: dict[str, float],
+    engine_name: str,
+) -> dict[str, Any]:
+    by_id = {s.id: s for s in shots}
+    rel = lambda p: str(Path(p).relative_to(out_dir)) if Path(p).is_relative_to(out_dir) else str(p)
+    shot_entries = []
+    for shot_plan in plan.included():
+        result = by_id[shot_plan.id]
+        shot_entries.append({
+            "id": shot_plan.id,
+            "frames": result.frames,
+            "fps": result.fps,
+            "duration_s": round(result.frames / result.fps, 6),
+            "key": result.key,
+            "cached": result.cached,
+            "transition": shot_plan.transition.model_dump(),
+            "video": rel(episode.shot_videos[shot_plan.id]),
+            "segments": [
+                {
+                    "index": seg.index,
+                    "frames": seg.frames,
+                    "seed": seg.seed,
+                    "key": seg.key,
+                    "cached": seg.cached,
+                    "seconds": round(seg.seconds, 3),
+                    "last_frame": f"frames/{seg.shot_id}_{seg.index}_last.png",
+                }
+                for seg in result.segments
+            ],
+        })
+    segments = [seg for shot in shots for seg in shot.segments]
+    return {
+        "storyboard": plan.name,
+        "storyboard_file": plan.storyboard_path.name,
+        "engine": engine_name,
+        "engine_identity": plan.engine,
+        "fps": episode.fps,
+        "generation_fps": plan.fps,
+        "resolution": f"{plan.width}x{plan.height}",
+        "frames": episode.frames,
+        "duration_s": round(episode.frames / episode.fps, 6),
+        "video": rel(episode.video),
+        "contact_sheet": rel(episode.contact_sheet),
+        "key": plan.key,
+        "post": [step.as_dict() for step in plan.post],
+        "output": plan.output.model_dump(),
+        "shots": shot_entries,
+        "segments_rendered": sum(not s.cached for s in segments),
+        "segments_cached": sum(s.cached for s in segments),
+        "warnings": list(plan.warnings),
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> Path:
+    return atomic_write_json(out_dir / "manifest.json", manifest)

@@ -1,0 +1,166 @@
+"""The work of a render, as plain functions the Prefect flow wraps in tasks.
+
+render_segment: one generation call (or a cache hit) -> lossless clip + last frame.
+finish_shot:    a shot's segments -> post chain -> lossless shot clip + thumbnails (cached).
+Each step reads and writes the content-addressed cache only; copying deliverables into the
+render folder is `stages.assemble`'s job.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from engine.base import Engine, GenerationRequest
+from engine.images import load_rgb
+from stages.cache import CacheStore
+from stages.contact_sheet import sample_indices
+from stages.plan import SegmentJob, ShotPlan
+from stages.post import PostStep, run_post_chain
+from stages.video_io import VideoWriter, load_png, read_frames, save_png
+
+CLIP = "clip.mkv"
+LAST = "last.png"
+THUMBS = 6
+THUMB_WIDTH = 192
+
+# Called with one line of progress for the console.
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    shot_id: str
+    index: int
+    key: str
+    frames: int
+    seed: int
+    cached: bool
+    seconds: float
+    clip: Path
+    last_frame: Path
+
+
+@dataclass(frozen=True)
+class ShotResult:
+    id: str
+    key: str
+    frames: int
+    fps: float
+    cached: bool
+    seconds: float
+    clip: Path
+    thumbs: list[Path] = field(default_factory=list)
+    segments: list[SegmentResult] = field(default_factory=list)
+
+
+def build_request(job: SegmentJob, upstream: SegmentResult | None) -> GenerationRequest:
+    if job.start.kind == "chain":
+        if upstream is None:
+            raise ValueError(f"segment {job.label} chains from {job.start.upstream}, "
+                             "but no upstream result was given")
+        start = load_png(upstream.last_frame)
+    elif job.start.kind == "image":
+        start = load_rgb(job.start.image, job.width, job.height)
+    else:
+        start = None
+    end = load_rgb(job.end_image, job.width, job.height) if job.end_image else None
+    return GenerationRequest(
+        prompt=job.prompt, negative=job.negative, width=job.width, height=job.height,
+        num_frames=job.frames, fps=job.fps, seed=job.seed, start_image=start, end_image=end,
+        camera=job.camera, shot_id=job.shot_id, segment_index=job.index, params=job.params,
+    )
+
+
+def render_segment(
+    job: SegmentJob,
+    upstream: SegmentResult | None,
+    engine: Engine,
+    store: CacheStore,
+    report: Report = lambda line: None,
+) -> SegmentResult:
+    """Render one segment unless the cache has it; the entry holds the clip and last frame."""
+    started = time.perf_counter()
+    entry = store.get("segment", job.key)
+    cached = entry is not None
+    if entry is None:
+        request = build_request(job, upstream)
+        frames = engine.generate(request)
+        expected = (job.frames, job.height, job.width, 3)
+        if frames.shape != expected or frames.dtype != np.uint8:
+            raise RuntimeError(f"engine returned {frames.dtype} {frames.shape} for segment "
+                               f"{job.label}, expected uint8 {expected}")
+        with store.put("segment", job.key, {"shot": job.shot_id, "index": job.index,
+                                            "frames": job.frames, "fps": job.fps}) as tmp:
+            with VideoWriter(tmp / CLIP, job.width, job.height, job.fps, codec="ffv1") as out:
+                for frame in frames:
+                    out.write(frame)
+            save_png(tmp / LAST, frames[-1])
+        entry = store.get("segment", job.key, verify=False)
+        if entry is None:
+            raise OSError(f"cache entry for segment {job.label} vanished after writing")
+    seconds = time.perf_counter() - started
+    report(f"  {job.label:<14} {job.frames:>4} frames  "
+           f"{'cached' if cached else f'rendered in {seconds:.1f}s'}")
+    return SegmentResult(job.shot_id, job.index, job.key, job.frames, job.seed, cached,
+                         seconds, entry.file(CLIP), entry.file(LAST))
+
+
+def shot_frames(shot: ShotPlan, segments: Sequence[SegmentResult]) -> Iterator[np.ndarray]:
+    """The shot's frames in order, streamed, without the repeated first frame of chained parts."""
+    for job, result in zip(shot.segments, segments):
+        frames = read_frames(result.clip)
+        if job.drop_first:
+            next(frames, None)
+        yield from frames
+
+
+def _thumb(frame: np.ndarray) -> np.ndarray:
+    import cv2
+
+    height = max(1, round(frame.shape[0] * THUMB_WIDTH / frame.shape[1]))
+    return cv2.resize(frame, (THUMB_WIDTH, height), interpolation=cv2.INTER_AREA)
+
+
+def finish_shot(
+    shot: ShotPlan,
+    segments: Sequence[SegmentResult],
+    post: Sequence[PostStep],
+    fps: float,
+    store: CacheStore,
+    report: Report = lambda line: None,
+) -> ShotResult:
+    """Run the post chain over the shot's segments into a lossless shot clip (cached by key)."""
+    started = time.perf_counter()
+    entry = store.get("shot", shot.key)
+    cached = entry is not None
+    if entry is None:
+        wanted = set(sample_indices(shot.post_frames, THUMBS))
+        frames, out_fps = run_post_chain(shot_frames(shot, segments), fps, post)
+        width, height = shot.segments[0].width, shot.segments[0].height
+        with store.put("shot", shot.key, {"shot": shot.id}) as tmp:
+            count = 0
+            with VideoWriter(tmp / CLIP, width, height, out_fps, codec="ffv1") as out:
+                for frame in frames:
+                    out.write(frame)
+                    if count in wanted:
+                        save_png(tmp / f"thumb_{count:06d}.png", _thumb(frame))
+                    count += 1
+            if count != shot.post_frames:
+                raise RuntimeError(f"shot {shot.id}: post chain gave {count} frames, planned "
+                                   f"{shot.post_frames}")
+            (tmp / "frames.txt").write_text(f"{count} {out_fps!r}\n")
+        entry = store.get("shot", shot.key, verify=False)
+        if entry is None:
+            raise OSError(f"cache entry for shot {shot.id} vanished after writing")
+    count_text, fps_text = entry.file("frames.txt").read_text().split()
+    thumbs = sorted(entry.path.glob("thumb_*.png"))
+    seconds = time.perf_counter() - started
+    report(f"  {shot.id:<14} {int(count_text):>4} frames  "
+           f"{'post cached' if cached else f'post chain in {seconds:.1f}s'}")
+    return ShotResult(shot.id, shot.key, int(count_text), float(fps_text), cached, seconds,
+                      entry.file(CLIP), thumbs, list(segments))

@@ -1,0 +1,215 @@
+"""The storyboard schema: typed models of the YAML format in DESIGN.md.
+
+These models check one value at a time (types, ranges, unknown keys). Checks that need the
+whole storyboard, the engine or the file system (duplicate ids, chaining, images on disk, frame
+rules) live in `stages.validate`, which also turns every problem into one readable line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from stages.units import parse_duration, parse_resolution
+
+# Documented limits (README "Storyboard limits"): beyond them a storyboard is almost surely a typo.
+MAX_SHOT_SECONDS = 600.0
+MAX_FRAMES = 10_000
+MAX_FPS = 120
+MIN_SIDE, MAX_SIDE = 64, 4096
+MAX_SEED = 2**63 - 1
+SHOT_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
+
+# Camera value ranges: far enough for any real move, near enough to catch a unit mistake
+# (rotate is degrees, pans are fractions of the frame).
+CAMERA_RANGES: dict[str, tuple[float, float]] = {
+    "pan_x": (-4.0, 4.0),
+    "pan_y": (-4.0, 4.0),
+    "zoom": (-0.9, 9.0),
+    "rotate": (-720.0, 720.0),
+    "tilt": (-60.0, 60.0),
+}
+CAMERA_KEYS = tuple(CAMERA_RANGES)
+
+
+def _duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"{value!r} must be longer than zero")
+    if seconds > MAX_SHOT_SECONDS:
+        raise ValueError(
+            f"{value!r} is longer than the limit of {MAX_SHOT_SECONDS:g}s per shot; "
+            "split it into several shots"
+        )
+    return seconds
+
+
+def _time(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds < 0:
+        raise ValueError(f"{value!r} is negative; keyframe times start at 0s")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+TimePoint = Annotated[float, BeforeValidator(_time)]
+Frames = Annotated[int, Field(ge=1, le=MAX_FRAMES, strict=True)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)]
+Text = Annotated[str, Field(max_length=4000, strict=True)]
+ImagePath = Annotated[str, Field(min_length=1, max_length=1024, strict=True)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_camera_value(name: str, value: float) -> float:
+    low, high = CAMERA_RANGES[name]
+    if not (low <= value <= high):
+        unit = "degrees" if name in ("rotate", "tilt") else "fraction of the frame"
+        raise ValueError(f"{name}={value!r} is out of range [{low:g}, {high:g}] ({unit})")
+    return value
+
+
+Ease = Literal["linear", "in", "out", "in_out"]
+
+
+class CameraMove(_Model):
+    """A constant move: the camera reaches these values at the end of the shot, from zero."""
+
+    pan_x: float = 0.0
+    pan_y: float = 0.0
+    zoom: float = 0.0
+    rotate: float = 0.0
+    tilt: float = 0.0
+    ease: Ease = "linear"
+
+    @field_validator(*CAMERA_KEYS)
+    @classmethod
+    def _in_range(cls, value: float, info) -> float:
+        return _check_camera_value(info.field_name, value)
+
+
+class CameraKey(_Model):
+    """A keyframe: the camera state at time `at`; omitted values carry over from the last key."""
+
+    at: TimePoint
+    pan_x: float | None = None
+    pan_y: float | None = None
+    zoom: float | None = None
+    rotate: float | None = None
+    tilt: float | None = None
+    ease: Ease = "linear"  # easing of the move from the previous key into this one
+
+    @field_validator(*CAMERA_KEYS)
+    @classmethod
+    def _in_range(cls, value: float | None, info) -> float | None:
+        return None if value is None else _check_camera_value(info.field_name, value)
+
+
+Camera = Union[CameraMove, list[CameraKey]]
+
+
+class Transition(_Model):
+    type: Literal["cut", "crossfade"] = "cut"
+    duration: Duration = 0.5
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"type": value} if isinstance(value, str) else value
+
+
+class Segment(_Model):
+    """One generation call inside a long shot; chained to the previous segment's last frame."""
+
+    prompt: Text | None = None
+    negative: Text | None = None
+    duration: Duration | None = None
+    frames: Frames | None = None
+    seed: Seed | None = None
+    end_image: ImagePath | None = None
+
+
+class ShotDefaults(_Model):
+    """Keys a storyboard's `defaults:` may set for every shot."""
+
+    prompt: Text | None = None
+    negative: Text | None = None
+    duration: Duration | None = None
+    frames: Frames | None = None
+    camera: Camera | None = None
+    transition: Transition | None = None
+    image: ImagePath | None = None
+    end_image: ImagePath | None = None
+
+
+class Shot(ShotDefaults):
+    id: str
+    start: Literal["chain", "none"] | None = None
+    segments: list[Segment] | None = Field(default=None, min_length=1)
+    seed: Seed | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _valid_id(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not SHOT_ID.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid shot id; use 1-64 of a-z, 0-9, '_' and '-'"
+            )
+        return value
+
+
+class Output(_Model):
+    fps: Annotated[float, Field(gt=0, le=240)] | None = None
+    codec: Literal["h264", "h265"] = "h264"
+    crf: Annotated[int, Field(ge=0, le=51, strict=True)] = 18
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
+    ] = "medium"
+
+
+# A post chain item: a preset name from conf/post/ or an inline stage config ({stage: ...}).
+PostItem = Union[Annotated[str, Field(min_length=1, strict=True)], dict[str, Any]]
+
+
+class Storyboard(_Model):
+    title: Text | None = None
+    fps: Annotated[int, Field(ge=1, le=MAX_FPS, strict=True)] | None = None
+    resolution: tuple[int, int] | None = None
+    seed: Seed = 0
+    defaults: ShotDefaults | None = None
+    shots: list[Shot] = Field(min_length=1)
+    post: list[PostItem] | None = None
+    output: Output = Output()
+
+    @field_validator("resolution", mode="before")
+    @classmethod
+    def _resolution(cls, value: Any) -> Any:
+        return None if value is None else parse_resolution(value)
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution_rules(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is None:
+            return value
+        width, height = value
+        for side in (width, height):
+            if not MIN_SIDE <= side <= MAX_SIDE:
+                raise ValueError(
+                    f"{width}x{height} is out of range; each side must be {MIN_SIDE}..{MAX_SIDE}"
+                )
+        return value
+
+
+def field_names(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)

@@ -1,0 +1,374 @@
+"""Validate a storyboard file completely before anything loads or renders.
+
+Every problem is collected and reported at once (`StoryboardInvalid`), each with the file, the
+line, the key path (`shots[2].segments[0].duration`), the bad value and what would be valid.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ValidationError
+
+from engine.base import EngineSpec
+from stages.post import PostStep, resolve_post_chain
+from stages.problems import Problem, StoryboardInvalid
+from stages.storyboard import (
+    CameraKey,
+    CameraMove,
+    Output,
+    Segment,
+    Shot,
+    ShotDefaults,
+    Storyboard,
+    Transition,
+)
+from stages.yaml_source import KeyPath, YamlSource, YamlSyntaxError, format_key_path, load_yaml
+
+# Keys that make Hydra or OmegaConf build objects or change composition; storyboards are data.
+FORBIDDEN_KEYS = {"_target_", "_recursive_", "_convert_", "_partial_", "_args_"}
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+
+@dataclass
+class ValidatedStoryboard:
+    """A storyboard that passed every check, with what the planner needs beside it."""
+
+    name: str
+    path: Path
+    model: Storyboard
+    post: list[PostStep]
+    fps: int
+    width: int
+    height: int
+    engine: EngineSpec
+    selected: list[str]  # shot ids to put in the output, in storyboard order
+    output: Output = field(default_factory=Output)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def shot(self, shot_id: str) -> Shot:
+        return next(s for s in self.model.shots if s.id == shot_id)
+
+
+@dataclass
+class ValidateOptions:
+    """Settings from the config and command line that validation must respect."""
+
+    fps: int | None = None  # overrides the storyboard's fps
+    shots: Sequence[str] | None = None  # render a subset
+    post_presets: Mapping[str, list[Mapping[str, Any]]] = field(default_factory=dict)
+    default_post: Sequence[Any] = ()  # the config's chain, used when the storyboard has none
+    post_override: bool = False  # the command line chose the chain: it beats the storyboard's
+    default_output: Mapping[str, Any] = field(default_factory=dict)  # storyboard keys win
+
+
+# Which model describes the mapping found at a (cleaned) key path; for "did you mean".
+def _model_at(path: KeyPath, data: Any) -> type[BaseModel] | None:
+    names = [p for p in path if isinstance(p, str)]
+    if not path:
+        return Storyboard
+    if path[-1] == "defaults":
+        return ShotDefaults
+    if path[-1] == "output":
+        return Output
+    if path[-1] == "transition":
+        return Transition
+    if names and names[-1] == "segments" and isinstance(path[-1], int):
+        return Segment
+    if names and names[-1] == "shots" and isinstance(path[-1], int) and len(path) == 2:
+        return Shot
+    if path[-1] == "camera":
+        return CameraMove
+    if names and names[-1] == "camera" and isinstance(path[-1], int):
+        return CameraKey
+    return None
+
+
+def _clean_loc(loc: Sequence[Any], data: Any, missing: bool) -> KeyPath:
+    """Drop pydantic's union tags and type names: keep only steps that exist in the data."""
+    out: list[Any] = []
+    node = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, Mapping) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif last and missing and isinstance(part, str):
+            out.append(part)
+    return tuple(out)
+
+
+def _message(error: Mapping[str, Any], path: KeyPath, data: Any) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        key = path[-1] if path else "?"
+        model = _model_at(path[:-1], data)
+        allowed = list(model.model_fields) if model else []
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        known = f" (allowed: {', '.join(allowed)})" if allowed else ""
+        return f"unknown key {key!r}{hint}{known}"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    if kind == "too_short" and isinstance(value, list) and not value:
+        return "must not be empty"
+    return f"{error['msg']} (got {value!r})"
+
+
+def _pydantic_problems(exc: ValidationError, source: YamlSource, file: str) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for error in exc.errors():
+        path = _clean_loc(error["loc"], source.data, error["type"] == "missing")
+        message = _message(error, path, source.data)
+        key = (format_key_path(path), message)
+        # A value failing every branch of a union yields one error per branch; keep the first.
+        if key in seen or any(k[0] == key[0] for k in seen):
+            continue
+        seen.add(key)
+        problems.append(Problem(file, key[0], message, source.line_of(path)))
+    return problems
+
+
+def _forbidden_keys(data: Any, path: KeyPath = ()) -> Iterable[KeyPath]:
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            if key in FORBIDDEN_KEYS:
+                yield path + (key,)
+            yield from _forbidden_keys(value, path + (key,))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _forbidden_keys(value, path + (i,))
+
+
+def shot_seconds(shot: Shot, defaults: ShotDefaults | None, fps: int) -> float | None:
+    """The shot's length in seconds as written (before snapping to the engine's frame rule)."""
+    if shot.segments:
+        total = 0.0
+        for seg in shot.segments:
+            seconds = segment_seconds(seg, shot, defaults, fps)
+            if seconds is None:
+                return None
+            total += seconds
+        return total
+    return segment_seconds(None, shot, defaults, fps)
+
+
+def segment_seconds(
+    seg: Segment | None, shot: Shot, defaults: ShotDefaults | None, fps: int
+) -> float | None:
+    for holder in (seg, shot, defaults):
+        if holder is None:
+            continue
+        if holder is shot and seg is not None and shot.segments:
+            continue  # a shot with segments has no length of its own
+        if holder.frames is not None:
+            return holder.frames / fps
+        if holder.duration is not None:
+            return holder.duration
+    return None
+
+
+def inherited(name: str, *holders: Any) -> Any:
+    """The first non-None `name` among segment, shot and defaults."""
+    for holder in holders:
+        if holder is not None and getattr(holder, name, None) is not None:
+            return getattr(holder, name)
+    return None
+
+
+class _Checker:
+    """Cross-field checks on a storyboard whose values are individually valid."""
+
+    def __init__(self, source: YamlSource, file: str, engine: EngineSpec):
+        self.source, self.file, self.engine = source, file, engine
+        self.problems: list[Problem] = []
+
+    def add(self, path: KeyPath, message: str) -> None:
+        self.problems.append(
+            Problem(self.file, format_key_path(path), message, self.source.line_of(path))
+        )
+
+    def image(self, path: KeyPath, relative: str) -> None:
+        full = (self.source.path.parent / relative).resolve()
+        if not full.exists():
+            self.add(path, f"image {relative!r} not found (looked at {full}); paths are "
+                           "relative to the storyboard file")
+            return
+        if not full.is_file():
+            self.add(path, f"image {relative!r} is not a file")
+            return
+        try:
+            with Image.open(full) as img:
+                width, height = img.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    self.add(path, f"image {relative!r} is {width}x{height}, larger than the "
+                                   f"limit of {MAX_IMAGE_PIXELS} pixels; scale it down")
+                    return
+                img.verify()
+            with Image.open(full) as img:
+                img.load()  # verify() misses truncated pixel data
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            self.add(path, f"{relative!r} is not a readable image ({exc}); use PNG or JPEG")
+
+    def shot(self, index: int, shot: Shot, defaults: ShotDefaults | None, fps: int) -> None:
+        base: KeyPath = ("shots", index)
+        if shot.start == "chain" and index == 0:
+            self.add(base + ("start",), "'chain' on the first shot: there is no previous shot "
+                                        "to chain from; remove it or give an image")
+        image = inherited("image", shot, defaults)
+        if shot.start == "chain" and shot.image is not None:
+            self.add(base + ("image",), "a shot cannot both chain from the previous shot "
+                                        "and start from an image; remove one")
+        if shot.segments:
+            for key in ("duration", "frames"):
+                if getattr(shot, key) is not None:
+                    self.add(base + (key,), f"a shot with segments takes its length from "
+                                            f"them; move {key!r} onto each segment")
+        holders = [(base + ("segments", i), seg) for i, seg in enumerate(shot.segments or [])]
+        for path, holder in holders or [(base, shot)]:
+            seg = holder if holder is not shot else None
+            if holder.duration is not None and holder.frames is not None:
+                self.add(path + ("frames",), "set either duration or frames, not both")
+            if segment_seconds(seg, shot, defaults, fps) is None:
+                self.add(path + ("duration",), "required: give a duration (like '5s') or "
+                                               "frames (here, on the shot, or in defaults)")
+            if not inherited("prompt", seg, shot, defaults):
+                self.add(path + ("prompt",), "required: every segment needs a prompt "
+                                             "(here, on the shot, or in defaults)")
+            if seg is not None and seg.end_image is not None:
+                self.image(path + ("end_image",), seg.end_image)
+        for key in ("image", "end_image"):
+            value = getattr(shot, key)
+            if value is not None:
+                self.image(base + (key,), value)
+        self._modes(base, shot, defaults, image)
+        self._camera(base, shot, defaults, fps)
+
+    def _modes(self, base: KeyPath, shot: Shot, defaults: ShotDefaults | None, image) -> None:
+        modes = self.engine.modes
+        ends = [inherited("end_image", shot, defaults)] + [s.end_image for s in shot.segments or []]
+        if any(ends) and "flf2v" not in modes and "i2v" not in modes:
+            self.add(base + ("end_image",), f"engine {self.engine.name!r} cannot end on an "
+                                            f"image (modes: {', '.join(sorted(modes))})")
+        if (image or shot.start == "chain") and "i2v" not in modes:
+            self.add(base + ("image",), f"engine {self.engine.name!r} cannot start from an "
+                                        f"image (modes: {', '.join(sorted(modes))})")
+
+    def _camera(self, base: KeyPath, shot: Shot, defaults: ShotDefaults | None, fps: int) -> None:
+        camera = shot.camera if shot.camera is not None else (defaults.camera if defaults else None)
+        if not isinstance(camera, list):
+            return
+        where = base + ("camera",) if shot.camera is not None else ("defaults", "camera")
+        length = shot_seconds(shot, defaults, fps)
+        previous = -1.0
+        for i, key in enumerate(camera):
+            if key.at <= previous:
+                self.add(where + (i, "at"), f"keyframe at {key.at:g}s is not after the previous "
+                                            f"one ({previous:g}s); keyframes must be in order")
+            if length is not None and key.at > length + 1e-9:
+                self.add(where + (i, "at"), f"keyframe at {key.at:g}s is past the end of the "
+                                            f"shot ({length:g}s)")
+            previous = key.at
+
+
+def validate_storyboard(
+    path: Path, engine: EngineSpec, options: ValidateOptions | None = None, name: str | None = None
+) -> ValidatedStoryboard:
+    """Load and check `path`; raise StoryboardInvalid listing every problem."""
+    options = options or ValidateOptions()
+    path = Path(path)
+    file = str(path)
+    try:
+        source = load_yaml(path)
+    except YamlSyntaxError as exc:
+        raise StoryboardInvalid([Problem(file, "<yaml>", exc.problem, exc.line)]) from None
+    except OSError as exc:
+        raise StoryboardInvalid([Problem(file, "<file>", f"cannot read: {exc.strerror}")]) from None
+    data = source.data
+    if not isinstance(data, Mapping):
+        kind = "empty" if data is None else type(data).__name__
+        raise StoryboardInvalid([Problem(file, "<top level>", f"the file is {kind}; a storyboard "
+                                         "is a mapping with at least a 'shots:' list", 1)])
+
+    problems = [
+        Problem(file, format_key_path(p), f"{p[-1]!r} is not allowed: storyboards are data and "
+                "cannot instantiate objects", source.line_of(p))
+        for p in _forbidden_keys(data)
+    ]
+    try:
+        model = Storyboard.model_validate(data)
+    except ValidationError as exc:
+        problems += _pydantic_problems(exc, source, file)
+        raise StoryboardInvalid(problems) from None
+    if problems:
+        raise StoryboardInvalid(problems)
+
+    checker = _Checker(source, file, engine)
+    fps = options.fps or model.fps or engine.default_fps
+    width, height = model.resolution or engine.default_resolution
+    multiple = engine.resolution_multiple
+    if width % multiple or height % multiple:
+        checker.add(("resolution",), f"{width}x{height} is not a multiple of {multiple} for "
+                                     f"engine {engine.name!r}; try "
+                                     f"{round(width / multiple) * multiple}x"
+                                     f"{round(height / multiple) * multiple}")
+    seen: dict[str, int] = {}
+    for i, shot in enumerate(model.shots):
+        if shot.id in seen:
+            checker.add(("shots", i, "id"), f"duplicate shot id {shot.id!r} (first used by "
+                                            f"shots[{seen[shot.id]}])")
+        seen.setdefault(shot.id, i)
+        checker.shot(i, shot, model.defaults, fps)
+    for key in ("image", "end_image"):
+        value = getattr(model.defaults, key, None) if model.defaults else None
+        if value is not None:
+            checker.image(("defaults", key), value)
+
+    use_storyboard_post = model.post is not None and not options.post_override
+    post_items = model.post if use_storyboard_post else list(options.default_post)
+    try:
+        post = resolve_post_chain(post_items, options.post_presets)
+    except ValueError as exc:
+        checker.add(("post",), str(exc))
+        post = []
+    try:
+        output = Output.model_validate(
+            {**options.default_output, **model.output.model_dump(exclude_unset=True)}
+        )
+    except ValidationError as exc:
+        output = Output()
+        for error in exc.errors():
+            checker.problems.append(Problem("config", "output." + ".".join(map(str, error["loc"])),
+                                            f"{error['msg']} (got {error.get('input')!r})"))
+
+    selected = [s.id for s in model.shots]
+    if options.shots:
+        unknown = [s for s in options.shots if s not in seen]
+        for shot_id in unknown:
+            close = difflib.get_close_matches(shot_id, list(seen), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            checker.problems.append(Problem("command line", "shots", f"no shot {shot_id!r} in "
+                                            f"{path.name}{hint} (shots: {', '.join(seen)})"))
+        wanted = set(options.shots)
+        selected = [s for s in selected if s in wanted]
+    if checker.problems:
+        raise StoryboardInvalid(checker.problems)
+    return ValidatedStoryboard(
+        name=name or path.stem, path=path.resolve(), model=model, post=post, fps=fps,
+        width=width, height=height, engine=engine, selected=selected, output=output,
+    )

@@ -1,0 +1,114 @@
+"""Load a storyboard YAML file as plain data, remembering where every key came from.
+
+Storyboards are data: this uses PyYAML's safe loader (no tags that build objects) and no
+OmegaConf, so `${...}` in a prompt stays text. Each value's line is kept so that validation
+errors can say `ep01.yaml:14` next to the key path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# A key path as a tuple: ("shots", 2, "segments", 0, "duration").
+KeyPath = tuple[Any, ...]
+
+
+def format_key_path(path: KeyPath) -> str:
+    """("shots", 2, "duration") -> "shots[2].duration"."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "<top level>"
+
+
+@dataclass
+class YamlSource:
+    """Parsed YAML data plus the 1-based line of every key path in it."""
+
+    path: Path
+    data: Any
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+
+    def line_of(self, key_path: KeyPath) -> int | None:
+        """The line of `key_path`, or of its nearest ancestor that has one."""
+        path = tuple(key_path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), None)
+
+
+class YamlSyntaxError(ValueError):
+    """The file is not valid YAML; carries the line and column of the problem."""
+
+    def __init__(self, path: Path, line: int | None, column: int | None, problem: str):
+        self.path, self.line, self.column, self.problem = path, line, column, problem
+        where = f"{path}"
+        if line is not None:
+            where += f":{line}"
+            if column is not None:
+                where += f":{column}"
+        super().__init__(f"{where}: YAML syntax error: {problem}")
+
+
+class _SafeLineLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (a silent overwrite hides a user's mistake)."""
+
+
+def _construct(node: yaml.Node, loader: yaml.SafeLoader, path: KeyPath, lines: dict) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, (list, dict)):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a plain value", key_node.start_mark
+                )
+            if key in out:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            out[key] = _construct(value_node, loader, path + (key,), lines)
+            lines[path + (key,)] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(child, loader, path + (i,), lines) for i, child in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def parse_yaml(text: str, path: Path) -> YamlSource:
+    """Parse YAML text (one document) into plain Python data with line numbers."""
+    loader = _SafeLineLoader(text)
+    lines: dict[KeyPath, int] = {}
+    try:
+        node = loader.get_single_node()
+        data = None if node is None else _construct(node, loader, (), lines)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
+        raise YamlSyntaxError(
+            path, mark.line + 1 if mark else None, mark.column + 1 if mark else None, problem
+        ) from None
+    except yaml.YAMLError as exc:  # errors without a position
+        raise YamlSyntaxError(path, None, None, str(exc)) from None
+    finally:
+        loader.dispose()
+    return YamlSource(path=path, data=data, lines=lines)
+
+
+def load_yaml(path: Path) -> YamlSource:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise YamlSyntaxError(Path(path), None, None, f"not UTF-8 text ({exc.reason})") from None
+    return parse_yaml(text, Path(path))
