@@ -6,6 +6,7 @@ written; 1 a render failed (finished segments stay cached; the message names sho
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -61,6 +62,9 @@ def run(settings: RenderSettings) -> int:
         return EXIT_OK
 
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # Prefect's HTTP client logs every API call at INFO; the console is for render progress.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.render_flow import RenderFailed, run_flow  # Prefect loads only to render
 

@@ -25,7 +25,9 @@ from stages.render_steps import SegmentResult, ShotResult, finish_shot, render_s
 
 
 def report(line: str) -> None:
-    print(line, file=sys.stdout, flush=True)
+    # One write per line, so lines from concurrent tasks never interleave.
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def is_transient(exc: BaseException) -> bool:
