@@ -27,13 +27,15 @@ class FrameRule:
 
     def snap(self, frames: int) -> int:
         """The nearest valid count (ties go up, so a shot never gets shorter than asked)."""
-        if frames <= self.minimum:
-            return self.minimum
+        # The smallest valid count: `minimum` itself need not be of the form step * n + offset.
+        lowest = self.minimum + (self.offset - self.minimum) % self.step
+        if frames <= lowest:
+            return lowest
         n = (frames - self.offset) / self.step
         lower = self.offset + self.step * int(np.floor(n))
         upper = lower + self.step
         snapped = lower if (frames - lower) < (upper - frames) else upper
-        return max(snapped, self.minimum)
+        return max(snapped, lowest)
 
     def describe(self) -> str:
         return f"{self.step}n+{self.offset}" if self.offset else f"{self.step}n"

@@ -4,27 +4,30 @@ Method, per pair of consecutive frames f0, f1:
 
 1. Dense optical flow with OpenCV's DIS (Dense Inverse Search) on grayscale, in both directions:
    F01 maps a pixel of f0 to its position in f1, F10 the other way round.
-2. Per-pixel confidence for each direction from a forward-backward consistency check
-   (F01(x) + F10(x + F01(x)) should be ~0) and a photometric check (the matched pixel should look
-   alike). A pixel of f0 that is occluded in f1 has no consistent match and gets low confidence,
-   so it is not used when sampling from f0's side; likewise for f1.
-3. For each time t, intermediate backward flows F_t0 and F_t1 (where the pixel x of the frame at t
-   comes from in f0 and in f1), first with the Super-SloMo linear-motion approximation
+2. Per-pixel confidence c0 of f0's pixels from a forward-backward consistency check
+   (F01(x) + F10(x + F01(x)) should be ~0) and a windowed photometric check (the matched pixel
+   should look alike); c1 likewise for f1. A pixel of f0 with no match in f1 (occluded there, or
+   simply mis-tracked) gets low confidence and so low weight when sampled from f0's side.
+3. For each time t, backward flows F_t0 and F_t1 (where pixel x of the frame at t comes from in
+   f0 and in f1), first with the Super-SloMo linear-motion approximation
        F_t0 = -(1-t)·t·F01 + t²·F10,    F_t1 = (1-t)²·F01 - t·(1-t)·F10,
    then refined by a few fixed-point steps of F_t0(x) = -t·F01(x + F_t0(x)) (and
-   F_t1(x) = -(1-t)·F10(x + F_t1(x))): the approximation reads F01 at x instead of at the source
-   pixel, which smears moving-object boundaries; the fixed-point steps read it where the pixel
-   actually comes from. Where no fixed point exists (a region uncovered at time t that was hidden
-   in that frame), the iteration does not settle; its residual marks that side as occluded.
-4. Both frames are backward-warped with cv2.remap and blended with occlusion-aware weights
+   F_t1(x) = -(1-t)·F10(x + F_t1(x))). The approximation reads F01 at x instead of at the
+   source pixel, which smears moving-object boundaries; the fixed-point steps read it where the
+   pixel actually comes from (synthetic scenes: +1.3 dB on average, up to +4). Where no fixed point
+   exists (x shows something hidden in that frame) the iteration does not settle, and its
+   residual lowers that side's weight: a per-time visibility test the pairwise check cannot give.
+4. Both frames are backward-warped with cv2.remap (W0, W1) and blended
        ((1-t)·c0·W0 + t·c1·W1 + δ·B) / ((1-t)·c0 + t·c1 + δ)
-   where c0, c1 are the confidences carried to time t and B the plain linear blend, so pixels
-   that neither side explains degrade smoothly to the plain blend instead of to black.
+   with c0, c1 the confidences carried to time t (floored, times the residual term, zero where
+   the source lies outside the frame) and B the plain linear blend, so pixels that neither side
+   explains degrade to the cross-fade instead of to black.
 5. If the flow is unreliable almost everywhere (a scene cut, a flash), the whole pair falls back
    to the plain linear blend: warping by garbage flow looks far worse than a cross-fade.
 
-Everything is float32; the base pixel grid is cached per frame size; the DIS object (not
-thread-safe) is kept per thread and per preset.
+Speed: float32 throughout; base pixel grids cached per size; flow-domain work runs at DIS's own
+finest resolution (half size for "medium"); the final blend runs on uint8 with cv2.blendLinear;
+one DIS object (not thread-safe) per thread and preset, reused across calls.
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ _PRESET_FINEST_SCALE = {
     q: cv2.DISOpticalFlow_create(p).getFinestScale() for q, p in QUALITIES.items()
 }
 _FINEST_MIN_SIDE = 96
+
+# Flow-domain work (checks, intermediate flows) runs at most this many octaves below full size.
+_WORK_SCALE_CAP = 1
 
 # Below this size DIS's 8x8 patches and pyramid have nothing to work with.
 _MIN_SIDE = 16
@@ -113,7 +119,7 @@ def _finest_scale(preset_scale: int, h: int, w: int) -> int:
     return max(0, min(preset_scale, fit))
 
 
-def _dis(quality: str, h: int, w: int) -> cv2.DISOpticalFlow:
+def _dis(quality: str, h: int, w: int) -> tuple[cv2.DISOpticalFlow, int]:
     # One DIS object per thread, preset and finest scale: creating one is cheap but not free, and
     # sharing one across threads corrupts its internal buffers.
     cache = getattr(_tls, "dis", None)
@@ -127,7 +133,7 @@ def _dis(quality: str, h: int, w: int) -> cv2.DISOpticalFlow:
         dis = cv2.DISOpticalFlow_create(preset)
         dis.setFinestScale(scale)
         cache[(quality, scale)] = dis
-    return dis
+    return dis, scale
 
 
 @lru_cache(maxsize=8)
@@ -182,25 +188,63 @@ def blend_pair(f0: np.ndarray, f1: np.ndarray, t: float) -> np.ndarray:
 
 
 class _PairFlow:
-    """Flows and confidences of one frame pair, shared by all times t of that pair."""
+    """Flows and confidences of one frame pair, shared by all times t of that pair.
+
+    Everything here lives at the "work" resolution: DIS stops its pyramid at 1/2^k resolution
+    and only bilinearly upsamples from there, so processing the flow at (up to) half resolution
+    loses no detail the flow has and costs a quarter of the work.
+    """
 
     def __init__(self, g0: np.ndarray, g1: np.ndarray, quality: str):
         h, w = g0.shape
+        dis, finest = _dis(quality, h, w)
+        f01 = dis.calc(g0, g1, None)
+        f10 = dis.calc(g1, g0, None)
+        s = 1 << min(finest, _WORK_SCALE_CAP)
+        self.full_size = (w, h)
+        self.scaled = s > 1
+        if self.scaled:
+            ws, hs = max(1, round(w / s)), max(1, round(h / s))
+            down = np.array([ws / w, hs / h], np.float32)
+            self.up = np.array([w / ws, h / hs], np.float32)
+            f01 = cv2.resize(f01, (ws, hs), interpolation=cv2.INTER_AREA) * down
+            f10 = cv2.resize(f10, (ws, hs), interpolation=cv2.INTER_AREA) * down
+            g0 = cv2.resize(g0, (ws, hs), interpolation=cv2.INTER_AREA)
+            g1 = cv2.resize(g1, (ws, hs), interpolation=cv2.INTER_AREA)
+            h, w = hs, ws
+        self.f01, self.f10 = f01, f10
         self.grid = grid = _grid(h, w)
-        dis = _dis(quality, h, w)
-        self.f01 = dis.calc(g0, g1, None)
-        self.f10 = dis.calc(g1, g0, None)
-        self.c0 = self._confidence(self.f01, self.f10, g0, g1, grid)
-        self.c1 = self._confidence(self.f10, self.f01, g1, g0, grid)
+        self.c0 = self._confidence(f01, f10, g0, g1, grid)
+        self.c1 = self._confidence(f10, f01, g1, g0, grid)
         reliable = cv2.max(self.c0, self.c1) > _RELIABLE_LEVEL
         self.reliable_fraction = float(np.count_nonzero(reliable)) / reliable.size
         # A pixel failing the check either has a wrong flow (distrust it) or is really occluded
         # in the other frame (then its own frame is the only source); the check cannot tell
         # which, so confidence tilts the blend instead of vetoing a side. Visibility proper is
-        # judged at time t by the fixed-point residual. (Measured: vetoing outright costs
-        # 1-2 dB at moving-object boundaries.)
+        # judged at time t by the fixed-point residual. (Measured on synthetic scenes: a hard
+        # veto scores 0.8 dB lower on average, up to 2.5 dB around moving objects.)
         self.w0 = self.c0 * (1.0 - _CONF_FLOOR) + _CONF_FLOOR
         self.w1 = self.c1 * (1.0 - _CONF_FLOOR) + _CONF_FLOOR
+
+    def at(self, t: float, steps: int):
+        """Full-resolution backward flows from time t to frames 0 and 1, and blend weights."""
+        ft0, ft1, r0, r1 = self.backward_flow(t, steps)
+        # Zero outside the frame: a pixel whose source left the picture comes from the other side.
+        c0 = _remap(self.w0, cv2.add(self.grid, ft0), cv2.BORDER_CONSTANT)
+        c1 = _remap(self.w1, cv2.add(self.grid, ft1), cv2.BORDER_CONSTANT)
+        if r0 is not None:
+            k = np.float32(-1.0 / _RESIDUAL_SIGMA**2)
+            c0 *= cv2.exp(r0 * k)
+            c1 *= cv2.exp(r1 * k)
+        c0 *= np.float32(1.0 - t)
+        c1 *= np.float32(t)
+        if self.scaled:
+            size = self.full_size
+            ft0 = cv2.resize(ft0, size, interpolation=cv2.INTER_LINEAR) * self.up
+            ft1 = cv2.resize(ft1, size, interpolation=cv2.INTER_LINEAR) * self.up
+            c0 = cv2.resize(c0, size, interpolation=cv2.INTER_LINEAR)
+            c1 = cv2.resize(c1, size, interpolation=cv2.INTER_LINEAR)
+        return ft0, ft1, c0, c1
 
     @staticmethod
     def _confidence(fab, fba, ga, gb, grid) -> np.ndarray:
@@ -236,21 +280,12 @@ class _PairFlow:
 
 def _synthesize(f0, f1, pf: _PairFlow, t: float, steps: int) -> np.ndarray:
     h, w = f0.shape[:2]
-    ft0, ft1, r0, r1 = pf.backward_flow(t, steps)
-    # Fixed-point maps: converted once, shared by the frame and the confidence remaps.
-    m0 = cv2.convertMaps(cv2.add(pf.grid, ft0), None, cv2.CV_16SC2)
-    m1 = cv2.convertMaps(cv2.add(pf.grid, ft1), None, cv2.CV_16SC2)
-    w0 = _remap(f0, m0)
-    w1 = _remap(f1, m1)
-    # Zero outside the frame: a pixel whose source left the picture is taken from the other side.
-    c0 = _remap(pf.w0, m0, cv2.BORDER_CONSTANT)
-    c1 = _remap(pf.w1, m1, cv2.BORDER_CONSTANT)
-    if r0 is not None:
-        k = np.float32(-1.0 / _RESIDUAL_SIGMA**2)
-        c0 *= cv2.exp(r0 * k)
-        c1 *= cv2.exp(r1 * k)
-    c0 *= np.float32(1.0 - t)
-    c1 *= np.float32(t)
+    ft0, ft1, c0, c1 = pf.at(t, steps)
+    grid = _grid(h, w)
+    # Fixed-point maps: remap converts float maps on every call anyway; doing it once here is
+    # cheaper and exact to 1/32 px.
+    w0 = _remap(f0, cv2.convertMaps(cv2.add(grid, ft0), None, cv2.CV_16SC2))
+    w1 = _remap(f1, cv2.convertMaps(cv2.add(grid, ft1), None, cv2.CV_16SC2))
     # blendLinear computes (a·A + b·B) / (a + b + 1e-5) per pixel on uint8 directly, so no
     # float copies of the 3-channel images are ever made. The second pass mixes in the plain
     # blend with weight δ: it only shows where neither side has any weight left.

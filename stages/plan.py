@@ -123,6 +123,19 @@ def derive_seed(base: int, shot_id: str, index: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
+def _explicit_frames(seg: Segment | None, shot: Shot, defaults) -> int | None:
+    """`frames:` where the length is given as frames, by the same holder that segment_seconds
+    takes the length from (a shot's duration beats a frames default, and so on)."""
+    for holder in (seg, shot, defaults):
+        if holder is None or (holder is shot and seg is not None and shot.segments):
+            continue
+        if holder.frames is not None:
+            return holder.frames
+        if holder.duration is not None:
+            return None
+    return None
+
+
 def _segment_lengths(
     vs: ValidatedStoryboard, shot: Shot, chained: bool
 ) -> tuple[list[tuple[Segment | None, int]], list[str]]:
@@ -134,7 +147,7 @@ def _segment_lengths(
     pieces: list[tuple[Segment | None, int]] = []
     for i, seg in enumerate(shot.segments or [None]):
         where = f"shot {shot.id}" + (f" segment {i}" if shot.segments else "")
-        explicit = inherited("frames", seg) if seg is not None else inherited("frames", shot, defaults)
+        explicit = _explicit_frames(seg, shot, defaults)
         if explicit is not None:
             wanted = explicit
         else:
@@ -142,7 +155,13 @@ def _segment_lengths(
             repeats = 1 if (chained or i > 0) else 0
             wanted = max(1, round(segment_seconds(seg, shot, defaults, fps) * fps)) + repeats
         count = 1 if wanted <= longest else math.ceil((wanted - 1) / (longest - 1))
-        per = min(rule.snap(math.ceil((wanted - 1) / count) + 1), longest)
+        # Equal pieces whose total is nearest to `wanted` (ties go up): snap the exact length
+        # per piece, not a rounded-up one (that could pick a whole frame-rule step too many).
+        exact = (wanted - 1) / count + 1
+        per = min(
+            {min(rule.snap(n), longest) for n in (math.floor(exact), math.ceil(exact))},
+            key=lambda n: (abs(n - exact), -n),
+        )
         pieces += [(seg, per)] * count
         got = count * (per - 1) + 1
         if count > 1:
@@ -200,10 +219,10 @@ def build_plan(
     for shot in vs.model.shots:
         chained = shot.start == "chain"
         pieces, shot_warnings = _segment_lengths(vs, shot, chained)
-        warnings += shot_warnings
         if shot.id not in needed:
             previous_last = None
             continue
+        warnings += shot_warnings  # only about shots this plan renders
         # Time runs from the shot's first frame to its last; chained segments share a frame.
         total_frames = sum(n for _, n in pieces) - (len(pieces) - 1) - (1 if chained else 0)
         shot_seconds = max(total_frames - 1, 0) / vs.fps

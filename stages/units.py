@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import re
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s)?\s*$")
+# A sign is accepted so that '-2s' is reported as negative, not as unparsable.
+_DURATION = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d+)?|\.\d+))\s*(ms|s)?\s*$")
 _RESOLUTION = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 

@@ -18,6 +18,7 @@ from engine.base import EngineSpec
 from stages.post import PostStep, resolve_post_chain
 from stages.problems import Problem, StoryboardInvalid
 from stages.storyboard import (
+    MAX_FPS,
     CameraKey,
     CameraMove,
     Output,
@@ -129,11 +130,25 @@ def _message(error: Mapping[str, Any], path: KeyPath, data: Any) -> str:
     return f"{error['msg']} (got {value!r})"
 
 
+# "Wrong shape" errors: for a union (camera: a mapping or a list of keys) pydantic reports one per
+# branch; when the value failed deeper inside the branch that fits, this one is noise.
+_SHAPE_ERRORS = {"model_type", "model_attributes_type", "list_type", "dict_type"}
+
+
 def _pydantic_problems(exc: ValidationError, source: YamlSource, file: str) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
-    for error in exc.errors():
-        path = _clean_loc(error["loc"], source.data, error["type"] == "missing")
+    errors = [
+        (error, _clean_loc(error["loc"], source.data, error["type"] == "missing"))
+        for error in exc.errors()
+    ]
+    for error, path in errors:
+        if error["type"] == "extra_forbidden" and path and path[-1] in FORBIDDEN_KEYS:
+            continue  # reported once, by _forbidden_keys
+        if error["type"] in _SHAPE_ERRORS and any(
+            len(other) > len(path) and other[: len(path)] == path for _, other in errors
+        ):
+            continue
         message = _message(error, path, source.data)
         key = (format_key_path(path), message)
         # A value failing every branch of a union yields one error per branch; keep the first.
@@ -286,6 +301,35 @@ class _Checker:
             previous = key.at
 
 
+def _checks_of_valid_shots(
+    source: YamlSource, file: str, engine: EngineSpec, options: ValidateOptions
+) -> list[Problem]:
+    """When the schema fails somewhere, still run the cross-field checks (images, chaining,
+    lengths, keyframes) on the shots that are valid on their own, so that every problem is
+    reported at once rather than one round at a time."""
+    data = source.data
+    shots = data.get("shots")
+    if not isinstance(shots, list):
+        return []
+    try:
+        raw_defaults = data.get("defaults")
+        defaults = None if raw_defaults is None else ShotDefaults.model_validate(raw_defaults)
+    except ValidationError:
+        return []  # what the shots inherit is unknown; their checks would guess
+    fps = data.get("fps")
+    if not isinstance(fps, int) or isinstance(fps, bool) or not 1 <= fps <= MAX_FPS:
+        fps = None
+    fps = options.fps or fps or engine.default_fps
+    checker = _Checker(source, file, engine)
+    for i, raw in enumerate(shots):
+        try:
+            shot = Shot.model_validate(raw)
+        except ValidationError:
+            continue  # its own problems are already reported
+        checker.shot(i, shot, defaults, fps)
+    return checker.problems
+
+
 def validate_storyboard(
     path: Path, engine: EngineSpec, options: ValidateOptions | None = None, name: str | None = None
 ) -> ValidatedStoryboard:
@@ -296,12 +340,13 @@ def validate_storyboard(
     try:
         source = load_yaml(path)
     except YamlSyntaxError as exc:
-        raise StoryboardInvalid([Problem(file, "<yaml>", exc.problem, exc.line)]) from None
+        column = f"column {exc.column}: " if exc.column is not None else ""
+        raise StoryboardInvalid([Problem(file, "<yaml>", column + exc.problem, exc.line)]) from None
     except OSError as exc:
         raise StoryboardInvalid([Problem(file, "<file>", f"cannot read: {exc.strerror}")]) from None
     data = source.data
     if not isinstance(data, Mapping):
-        kind = "empty" if data is None else type(data).__name__
+        kind = "empty" if data is None else f"a {type(data).__name__}, not a mapping"
         raise StoryboardInvalid([Problem(file, "<top level>", f"the file is {kind}; a storyboard "
                                          "is a mapping with at least a 'shots:' list", 1)])
 
@@ -314,6 +359,7 @@ def validate_storyboard(
         model = Storyboard.model_validate(data)
     except ValidationError as exc:
         problems += _pydantic_problems(exc, source, file)
+        problems += _checks_of_valid_shots(source, file, engine, options)
         raise StoryboardInvalid(problems) from None
     if problems:
         raise StoryboardInvalid(problems)

@@ -96,6 +96,10 @@ def parse_yaml(text: str, path: Path) -> YamlSource:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
+        start = exc.context_mark
+        if mark is not None and start is not None and start.line != mark.line:
+            # An unclosed quote or bracket is found only at the end of the file: say where it began.
+            problem += f" (it began at line {start.line + 1}, column {start.column + 1})"
         raise YamlSyntaxError(
             path, mark.line + 1 if mark else None, mark.column + 1 if mark else None, problem
         ) from None
