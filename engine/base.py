@@ -54,6 +54,9 @@ class EngineSpec:
     max_frames: int = 81
     # "t2v" (text only), "i2v" (start image), "flf2v" (start and end image).
     modes: frozenset[str] = frozenset({"t2v", "i2v", "flf2v"})
+    # True when the request's shot_id / segment_index change the pixels (the preview draws them
+    # on its scene card), so content keys must include them.
+    draws_labels: bool = False
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ PREVIEW_SPEC = EngineSpec(
     default_resolution=(832, 480),
     max_frames=81,
     modes=frozenset({"t2v", "i2v", "flf2v"}),
+    draws_labels=True,
 )
 
 # Frames over which the moving discs fade in (frame 0: invisible; frame FADE_FRAMES: opaque).

@@ -58,8 +58,10 @@ def prepare(settings: RenderSettings) -> Prepared:
     plan = build_plan(storyboard, engine.identity(), dict(settings.engine.get("params") or {}))
     out_root = settings.path(settings.output_dir)
     cache = settings.path(settings.cache_dir) if settings.cache_dir else out_root / ".cache"
-    return Prepared(settings, storyboard, plan, engine, CacheStore(cache),
-                    out_root / storyboard.name)
+    out_dir = out_root / storyboard.name
+    if settings.variant:
+        out_dir = out_dir / settings.variant
+    return Prepared(settings, storyboard, plan, engine, CacheStore(cache), out_dir)
 
 
 def print_plan(prepared: Prepared, file: TextIO = sys.stdout) -> None:

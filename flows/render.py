@@ -14,6 +14,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from flows.prepare import prepare, print_plan
@@ -46,6 +47,12 @@ def settings_from_config(cfg: DictConfig, cwd: str, cli_overrides: list[str]) ->
         retries=data.get("retries", 2),
         retry_delay=float(data.get("retry_delay", 2.0)),
     )
+
+
+def _variant_name(override_dirname: str, job_num: int) -> str:
+    """A folder name for one multirun job, from the overrides that vary (`engine=svd,fps=12`)."""
+    name = "".join(c if c.isalnum() or c in "=,._-" else "_" for c in override_dirname)
+    return name[:120] or f"job{job_num}"
 
 
 def run(settings: RenderSettings) -> int:
@@ -86,10 +93,13 @@ def run(settings: RenderSettings) -> int:
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    overrides = list(HydraConfig.get().overrides.task)
+    hydra_cfg = HydraConfig.get()
+    overrides = list(hydra_cfg.overrides.task)
     cwd = hydra.utils.get_original_cwd()
     try:
         settings = settings_from_config(cfg, cwd, overrides)
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            settings.variant = _variant_name(hydra_cfg.job.override_dirname, hydra_cfg.job.num)
     except Exception as exc:  # noqa: BLE001 - a config value of the wrong shape
         print(f"error: bad configuration: {exc}", file=sys.stderr)
         _exit_codes.append(EXIT_INVALID)

@@ -39,6 +39,9 @@ class RenderSettings:
     workers: int = 2
     retries: int = 2
     retry_delay: float = 2.0
+    # Under -m multirun, each job renders into renders/NAME/<variant>/ (its overrides), so jobs
+    # that differ in engine or fps never overwrite each other.
+    variant: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

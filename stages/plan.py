@@ -264,6 +264,7 @@ def build_plan(
                           "upstream": upstream_key},
                 "end_image": image_sha(end_image),
                 "params": params,
+                "labels": (shot.id, index) if vs.engine.draws_labels else None,
             })
             jobs.append(SegmentJob(
                 shot_id=shot.id, index=index, frames=frames, fps=vs.fps, width=vs.width,

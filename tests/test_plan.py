@@ -794,3 +794,18 @@ def test_params_are_copied_into_jobs(tmp_path):
     params["motion"] = 2.0
     assert next(plan.segments()).params == {"motion": 0.5}
     assert plan.engine == ENGINE
+
+
+def test_labels_are_in_keys_only_for_engines_that_draw_them(tmp_path):
+    import dataclasses
+
+    twins = [{"id": "x", "prompt": "same", "duration": "1s", "seed": 3},
+             {"id": "y", "prompt": "same", "duration": "1s", "seed": 3}]
+    path = write_board(tmp_path / "twins", twins)
+    # The preview draws the shot id on its scene card: identical inputs, different pixels.
+    preview = keys(plan_from(path))
+    assert preview[("x", 0)] != preview[("y", 0)]
+    plain_spec = dataclasses.replace(PREVIEW_SPEC, draws_labels=False)
+    vs = validate_storyboard(path, plain_spec, ValidateOptions())
+    plain = keys(build_plan(vs, dict(ENGINE), dict(PARAMS)))
+    assert plain[("x", 0)] == plain[("y", 0)]

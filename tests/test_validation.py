@@ -8,7 +8,9 @@ must be reported at.
 from __future__ import annotations
 
 import io
+import struct
 import textwrap
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,12 +37,29 @@ def _png_bytes(width: int = 64, height: int = 48, seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
+def _png_with_cut_pixel_data(width: int = 64, height: int = 48) -> bytes:
+    """A PNG whose chunks are all well formed (valid CRCs, IEND) but whose compressed pixel data
+    stops halfway: Image.verify() accepts it, only decoding the pixels finds the truncation."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    rows = np.random.default_rng(1).integers(0, 256, size=(height, width * 3), dtype=np.uint8)
+    compressed = zlib.compress(b"".join(b"\x00" + row.tobytes() for row in rows))
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", compressed[: len(compressed) // 2])
+            + chunk(b"IEND", b""))
+
+
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    """tmp_path with ok.png (valid), truncated.png (cut short) and text.png (not an image)."""
+    """tmp_path with ok.png (valid), truncated.png (file cut short), cut_pixels.png (intact
+    chunks, cut pixel data) and text.png (not an image)."""
     data = _png_bytes()
     (tmp_path / "ok.png").write_bytes(data)
     (tmp_path / "truncated.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "cut_pixels.png").write_bytes(_png_with_cut_pixel_data())
     (tmp_path / "text.png").write_text("this is not a picture\n", encoding="utf-8")
     return tmp_path
 
@@ -444,6 +463,10 @@ CASES = [
         shots:
           - {id: a, prompt: x, duration: 1s, image: truncated.png}
         """, "shots[0].image", "'truncated.png' is not a readable image", 2),
+    Case("image_pixel_data_cut", """
+        shots:
+          - {id: a, prompt: x, duration: 1s, image: cut_pixels.png}
+        """, "shots[0].image", "'cut_pixels.png' is not a readable image", 2),
     Case("image_is_a_folder", """
         shots:
           - {id: a, prompt: x, duration: 1s, image: .}
@@ -774,6 +797,9 @@ def test_generated_images_are_what_the_cases_assume(folder: Path):
     with Image.open(folder / "ok.png") as img:
         img.load()
         assert img.size == (64, 48)
-    with pytest.raises(OSError):
-        with Image.open(folder / "truncated.png") as img:
-            img.load()
+    for name in ("truncated.png", "cut_pixels.png"):
+        with pytest.raises(OSError):
+            with Image.open(folder / name) as img:
+                img.load()
+    with Image.open(folder / "cut_pixels.png") as img:
+        img.verify()  # passes: only decoding finds this truncation
