@@ -113,6 +113,8 @@ def cli() -> int:
         main()
     except SystemExit as exc:
         if not _exit_codes and exc.code not in (0, None):
+            print("Nothing was rendered: fix the command line or config above "
+                  "(`python -m flows.render --help` lists the config groups).", file=sys.stderr)
             return EXIT_INVALID
         if exc.code not in (0, None):
             return int(exc.code) if isinstance(exc.code, int) else EXIT_FAILED

@@ -127,6 +127,29 @@ def _message(error: Mapping[str, Any], path: KeyPath, data: Any) -> str:
         return str(error["ctx"]["error"])
     if kind == "too_short" and isinstance(value, list) and not value:
         return "must not be empty"
+    field = path[-1] if path else None
+    if field == "camera" and kind in _SHAPE_ERRORS:
+        return (f"expected a constant move like {{zoom: 0.1}} or a list of keyframes like "
+                f"[{{at: 0s, pan_x: 0}}, {{at: 4s, pan_x: 0.2}}], got {value!r}")
+    if field == "post" and kind == "list_type":
+        return f"expected a list of presets or stages, like [interpolate2x], got {value!r}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected a mapping of keys (key: value), got {value!r}"
+    if kind == "list_type":
+        return f"expected a list, got {value!r}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected a whole number, got {value!r}"
+    if kind in ("float_type", "float_parsing"):
+        return f"expected a number, got {value!r}"
+    if kind in ("string_type", "str_type"):
+        return f"expected text, got {value!r}"
+    if kind == "literal_error":
+        return f"{value!r} is not one of {error['ctx']['expected']}"
+    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
+              "less_than": "<"}
+    if kind in bounds:
+        limit = next(iter(error["ctx"].values()))
+        return f"{value!r} is out of range: must be {bounds[kind]} {limit}"
     return f"{error['msg']} (got {value!r})"
 
 

@@ -137,7 +137,7 @@ CASES = [
     Case("shots_not_a_list", """
         shots:
           a: {prompt: x, duration: 1s}
-        """, "shots", "valid list", 1),
+        """, "shots", "expected a list", 1),
     # --- unknown keys ----------------------------------------------------------------------------
     Case("unknown_shot_key", """
         shots:
@@ -173,7 +173,7 @@ CASES = [
         fps: 0
         shots:
           - {SHOT}
-        """, "fps", "greater than or equal to 1", 1),
+        """, "fps", "must be >= 1", 1),
     Case("fps_absurd", f"""
         title: t
         fps: 1000
@@ -291,7 +291,7 @@ CASES = [
     Case("frames_zero", """
         shots:
           - {id: a, prompt: x, frames: 0}
-        """, "shots[0].frames", "greater than or equal to 1", 2),
+        """, "shots[0].frames", "must be >= 1", 2),
     Case("frames_fractional", """
         shots:
           - {id: a, prompt: x, frames: 16.5}
@@ -507,7 +507,7 @@ CASES = [
         shots:
           - {SHOT}
         post: interpolate2x
-        """, "post", "valid list", 3),
+        """, "post", "like [interpolate2x]", 3),
     Case("output_crf_out_of_range", f"""
         shots:
           - {SHOT}
@@ -641,7 +641,8 @@ def test_union_branches_do_not_add_noise(folder: Path):
         """)
     problems = problems_of(path)
     assert [p.key_path for p in problems] == ["shots[0].camera.zoom", "shots[1].camera[1].ease"]
-    assert not any("valid list" in p.message or "valid dictionary" in p.message for p in problems)
+    assert not any("expected a list" in p.message or "expected a mapping" in p.message
+                   or "valid list" in p.message for p in problems)
 
 
 def test_unknown_shot_in_options(folder: Path):
@@ -803,3 +804,16 @@ def test_generated_images_are_what_the_cases_assume(folder: Path):
                 img.load()
     with Image.open(folder / "cut_pixels.png") as img:
         img.verify()  # passes: only decoding finds this truncation
+
+
+def test_wrong_shapes_get_plain_messages(folder: Path):
+    path = write(folder, """
+        shots:
+          - {id: a, prompt: x, duration: 1s, camera: 5}
+          - {id: b, prompt: x, duration: 1s, transition: [crossfade]}
+        post: interpolate2x
+        """)
+    messages = {p.key_path: p.message for p in problems_of(path)}
+    assert "list of keyframes" in messages["shots[0].camera"] and "5" in messages["shots[0].camera"]
+    assert "expected a mapping" in messages["shots[1].transition"]
+    assert "[interpolate2x]" in messages["post"]
