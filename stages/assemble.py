@@ -121,7 +121,7 @@ def encode_shot(plan: RenderPlan, shot: ShotResult, store: CacheStore) -> Path:
         with store.put("deliverable", key, {"shot": shot.id}) as tmp:
             _encode(tmp / SHOT, resample(read_frames(shot.clip), shot.fps, plan.output_fps),
                     plan, f"{plan.name} {shot.id}")
-        entry = store.get("deliverable", key, verify=False)
+        entry = store.published("deliverable", key)
     return entry.file(SHOT)
 
 
@@ -147,7 +147,7 @@ def assemble_episode(
             written = _encode(tmp / EPISODE, join(streams, blend), plan, plan.name)
             if written != total:
                 raise RuntimeError(f"episode has {written} frames, planned {total}")
-        entry = store.get("episode", plan.key, verify=False)
+        entry = store.published("episode", plan.key)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     video = _publish(entry.file(EPISODE), out_dir / f"{plan.name}.mp4")

@@ -9,7 +9,6 @@ checksums: a damaged entry is dropped with a warning and rendered again, never u
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -19,17 +18,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from stages.atomic import atomic_dir, atomic_write_json
+from stages.keys import file_sha256
 
 log = logging.getLogger(__name__)
 META = "meta.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -64,13 +56,20 @@ class CacheStore:
                 file = path / name
                 if file.stat().st_size != info["size"]:
                     raise ValueError(f"{name} has {file.stat().st_size} bytes, expected {info['size']}")
-                if verify and _sha256(file) != info["sha256"]:
+                if verify and file_sha256(file) != info["sha256"]:
                     raise ValueError(f"{name} does not match its checksum")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("cache entry %s/%s is damaged (%s); rendering it again", kind, key[:12], exc)
             self.remove(kind, key)
             return None
         return CacheEntry(kind, key, path, meta)
+
+    def published(self, kind: str, key: str) -> CacheEntry:
+        """The entry just written with `put` (no checksum pass); OSError if it is gone."""
+        entry = self.get(kind, key, verify=False)
+        if entry is None:
+            raise OSError(f"cache entry {kind}/{key[:12]} vanished right after it was written")
+        return entry
 
     def has(self, kind: str, key: str) -> bool:
         """Cheap existence check (no checksum pass), for plans and dry runs."""
@@ -86,7 +85,7 @@ class CacheStore:
         with atomic_dir(final) as tmp:
             yield tmp
             files = {
-                p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
+                p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)}
                 for p in sorted(tmp.iterdir())
                 if p.is_file() and p.name != META
             }

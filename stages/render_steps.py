@@ -100,9 +100,7 @@ def render_segment(
                 for frame in frames:
                     out.write(frame)
             save_png(tmp / LAST, frames[-1])
-        entry = store.get("segment", job.key, verify=False)
-        if entry is None:
-            raise OSError(f"cache entry for segment {job.label} vanished after writing")
+        entry = store.published("segment", job.key)
     seconds = time.perf_counter() - started
     report(f"  {job.label:<14} {job.frames:>4} frames  "
            f"{'cached' if cached else f'rendered in {seconds:.1f}s'}")
@@ -154,9 +152,7 @@ def finish_shot(
                 raise RuntimeError(f"shot {shot.id}: post chain gave {count} frames, planned "
                                    f"{shot.post_frames}")
             (tmp / "frames.txt").write_text(f"{count} {out_fps!r}\n")
-        entry = store.get("shot", shot.key, verify=False)
-        if entry is None:
-            raise OSError(f"cache entry for shot {shot.id} vanished after writing")
+        entry = store.published("shot", shot.key)
     count_text, fps_text = entry.file("frames.txt").read_text().split()
     thumbs = sorted(entry.path.glob("thumb_*.png"))
     seconds = time.perf_counter() - started

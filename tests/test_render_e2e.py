@@ -242,3 +242,19 @@ def test_output_fps_and_post_override(tmp_path):
     assert m["post"] == [] and m["fps"] == 8
     info = video_info(out / "ep" / "ep.mp4")
     assert info.fps == pytest.approx(8) and info.frames == m["frames"]
+
+
+def test_a_corrupted_cache_entry_is_rendered_again(tmp_path):
+    path = make_project(tmp_path / "project")
+    out = tmp_path / "renders"
+    assert run(settings_for(path, out)) == EXIT_OK
+    key = next(g["key"] for s in manifest(out)["shots"] for g in s["segments"]
+               if (s["id"], g["index"]) == ("d", 0))
+    clip = out / ".cache" / "segment" / key[:2] / key / "clip.mkv"
+    data = bytearray(clip.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    clip.write_bytes(bytes(data))
+    CountingEngine.calls = []
+    assert run(settings_for(path, out)) == EXIT_OK
+    assert CountingEngine.calls == ["d_0"]
+    assert cached_flags(manifest(out))["d_0"] is False
