@@ -76,6 +76,9 @@ def run(settings: RenderSettings) -> int:
     from flows.render_flow import RenderFailed, run_flow  # Prefect loads only to render
 
     try:
+        # The flow validates and plans again from `settings` (a JSON-friendly parameter, as a
+        # deployment run passes it); that costs milliseconds and keeps Prefect out of the
+        # validation and dry-run paths above.
         manifest = run_flow(settings)
     except RenderFailed as exc:
         print(f"error: render of {prepared.plan.name} failed: {exc}", file=sys.stderr)

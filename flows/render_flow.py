@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow, task
@@ -67,13 +66,6 @@ def assemble_task(shots: list[ShotResult], prepared: Prepared) -> EpisodeResult:
 
 class RenderFailed(RuntimeError):
     """One or more shots failed; finished segments stay cached."""
-
-
-@dataclass
-class RenderSummary:
-    manifest: dict[str, Any]
-    seconds: float
-    failures: list[str] = field(default_factory=list)
 
 
 def _delays(settings: RenderSettings) -> list[float]:

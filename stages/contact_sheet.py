@@ -66,7 +66,8 @@ def _to_rgb(frame: np.ndarray) -> np.ndarray:
     raise ValueError(f"contact_sheet frames must be HxW, HxWx3 or HxWx4, got {frame.shape}")
 
 
-def _thumb(frame: np.ndarray, thumb_width: int) -> np.ndarray:
+def thumbnail(frame: np.ndarray, thumb_width: int) -> np.ndarray:
+    """`frame` scaled to `thumb_width` pixels wide, aspect preserved."""
     h, w = frame.shape[:2]
     th = max(1, int(round(thumb_width * h / w)))
     interp = cv2.INTER_AREA if w > thumb_width else cv2.INTER_LINEAR
@@ -102,7 +103,7 @@ def contact_sheet(
         frames = list(frames)
         if len(frames) > columns:
             frames = [frames[i] for i in sample_indices(len(frames), columns)]
-        thumbs = [_thumb(_to_rgb(f), thumb_width) for f in frames]
+        thumbs = [thumbnail(_to_rgb(f), thumb_width) for f in frames]
         height = max((t.shape[0] for t in thumbs), default=int(round(thumb_width * 9 / 16)))
         prepared.append((str(label), thumbs, max(height, line_height + 2 * GAP)))
 

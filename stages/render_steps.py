@@ -18,7 +18,7 @@ import numpy as np
 from engine.base import Engine, GenerationRequest
 from engine.images import load_rgb
 from stages.cache import CacheStore
-from stages.contact_sheet import sample_indices
+from stages.contact_sheet import sample_indices, thumbnail
 from stages.plan import SegmentJob, ShotPlan
 from stages.post import PostStep, run_post_chain
 from stages.video_io import VideoWriter, load_png, read_frames, save_png
@@ -117,13 +117,6 @@ def shot_frames(shot: ShotPlan, segments: Sequence[SegmentResult]) -> Iterator[n
         yield from frames
 
 
-def _thumb(frame: np.ndarray) -> np.ndarray:
-    import cv2
-
-    height = max(1, round(frame.shape[0] * THUMB_WIDTH / frame.shape[1]))
-    return cv2.resize(frame, (THUMB_WIDTH, height), interpolation=cv2.INTER_AREA)
-
-
 def finish_shot(
     shot: ShotPlan,
     segments: Sequence[SegmentResult],
@@ -146,7 +139,7 @@ def finish_shot(
                 for frame in frames:
                     out.write(frame)
                     if count in wanted:
-                        save_png(tmp / f"thumb_{count:06d}.png", _thumb(frame))
+                        save_png(tmp / f"thumb_{count:06d}.png", thumbnail(frame, THUMB_WIDTH))
                     count += 1
             if count != shot.post_frames:
                 raise RuntimeError(f"shot {shot.id}: post chain gave {count} frames, planned "

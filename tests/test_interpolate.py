@@ -10,20 +10,11 @@ import numpy as np
 import pytest
 
 from stages.interpolate import blend_pair, interpolate_frames, interpolate_pair
+from tests.synthetic import texture
 
 cv2.setNumThreads(1)
 
 H, W = 96, 128
-
-
-def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    # Noise smoothed at a few scales: fine grain for precision, coarse blobs so DIS's coarse
-    # pyramid levels see the motion too.
-    acc = np.zeros((h, w, 3), np.float32)
-    for s in (1.5, 3.0, 6.0):
-        acc += cv2.GaussianBlur(rng.random((h, w, 3), dtype=np.float32), (0, 0), s) * s
-    acc = (acc - acc.mean()) / (acc.std() + 1e-6) * 50 + 128
-    return np.clip(acc, 0, 255).astype(np.uint8)
 
 
 def moving_object(times, d=(6, 4), size=32, shape="disc", seed=0, pan=(0, 0)):
@@ -32,8 +23,8 @@ def moving_object(times, d=(6, 4), size=32, shape="disc", seed=0, pan=(0, 0)):
     offset a whole number of pixels, so each frame is exact, not resampled."""
     rng = np.random.default_rng(seed)
     pad = 16
-    bg = _texture(rng, H + 2 * pad, W + 2 * pad)
-    obj = 255 - _texture(rng, size, size)
+    bg = texture(rng, H + 2 * pad, W + 2 * pad)
+    obj = 255 - texture(rng, size, size)
     yy, xx = np.mgrid[:size, :size]
     r = (size - 1) / 2
     mask = (yy - r) ** 2 + (xx - r) ** 2 <= r * r if shape == "disc" else np.ones_like(yy, bool)
@@ -241,7 +232,7 @@ def test_cut_falls_back_to_plain_blend(kind):
     if kind == "noise":
         f0, f1 = (rng.integers(0, 256, (H, W, 3), dtype=np.uint8) for _ in range(2))
     else:
-        f0, f1 = _texture(rng, H, W), _texture(rng, H, W)
+        f0, f1 = texture(rng, H, W), texture(rng, H, W)
     times = [0.25, 0.5, 0.75]
     out = interpolate_pair(f0, f1, times)
     for t, got in zip(times, out):

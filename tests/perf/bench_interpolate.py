@@ -27,19 +27,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from stages.interpolate import blend_pair, interpolate_frames  # noqa: E402
+from tests.synthetic import texture  # noqa: E402
 
 RESOLUTIONS = [(480, 832), (720, 1280)]
 PAN = (-4, -4)  # background content motion per frame, px (x, y); quarter steps are whole px
 DISC = (12, 4)  # disc motion per frame, px
-
-
-def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    # Several scales so DIS's coarse pyramid levels have structure to lock on to.
-    acc = np.zeros((h, w, 3), np.float32)
-    for s in (1.5, 3.0, 6.0):
-        acc += cv2.GaussianBlur(rng.random((h, w, 3), dtype=np.float32), (0, 0), s) * s
-    acc = (acc - acc.mean()) / (acc.std() + 1e-6) * 50 + 128
-    return np.clip(acc, 0, 255).astype(np.uint8)
 
 
 class Scene:
@@ -50,9 +42,9 @@ class Scene:
         self.h, self.w = h, w
         self.margin = 4 * max(abs(PAN[0]), abs(PAN[1])) * n_frames // 4 + 8
         m = self.margin
-        self.bg = _texture(rng, h + 2 * m, w + 2 * m)
+        self.bg = texture(rng, h + 2 * m, w + 2 * m)
         self.size = size = h // 4
-        self.obj = 255 - _texture(rng, size, size)
+        self.obj = 255 - texture(rng, size, size)
         yy, xx = np.mgrid[:size, :size]
         r = (size - 1) / 2
         self.mask = (yy - r) ** 2 + (xx - r) ** 2 <= r * r
