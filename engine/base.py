@@ -57,6 +57,18 @@ class EngineSpec:
     # True when the request's shot_id / segment_index change the pixels (the preview draws them
     # on its scene card), so content keys must include them.
     draws_labels: bool = False
+    # Storyboard generation keys the engine uses (steps, cfg, loras, ...); a storyboard setting
+    # another one gets a warning naming the shot, since switching engines should not need edits.
+    honours: frozenset[str] = frozenset()
+    # Storyboard keys every shot must give for this engine (source_video for v2v, ...).
+    requires: frozenset[str] = frozenset()
+    # How the storyboard's camera path reaches the pixels: "exact" (the engine warps frames),
+    # "guide" (a guide video warped along the path conditions generation) or "prompt" (phrases
+    # like "slow zoom in" appended to the prompt). `camera: {apply: post}` adds an exact warp
+    # after generation on any engine.
+    camera: str = "prompt"
+    # Two denoising experts (Wan 2.2 A14B): cfg_2, boundary and LoRA strength_2 apply.
+    experts: int = 1
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,19 @@ ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
+class LoraRef:
+    """A LoRA file applied for one request; `strength_2` is for the second (low-noise) expert."""
+
+    path: str
+    strength: float = 1.0
+    strength_2: float | None = None  # None: same as `strength`
+
+    @property
+    def second(self) -> float:
+        return self.strength if self.strength_2 is None else self.strength_2
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """One segment to generate. Images are uint8 RGB arrays of shape (height, width, 3)."""
 
@@ -106,9 +131,18 @@ class GenerationRequest:
     shot_id: str = ""
     segment_index: int = 0
     params: Mapping[str, Any] = field(default_factory=dict)
+    loras: Sequence[LoraRef] = ()
+    # Source frames for video-to-video (restyle) and the driving (pose) video for animation,
+    # uint8 (T, H, W, 3) already sized to the request.
+    source_video: np.ndarray | None = None
+    driving_video: np.ndarray | None = None
 
     @property
     def mode(self) -> str:
+        if self.driving_video is not None:
+            return "animate"
+        if self.source_video is not None:
+            return "v2v"
         if self.start_image is not None and self.end_image is not None:
             return "flf2v"
         if self.start_image is not None or self.end_image is not None:
@@ -133,8 +167,18 @@ class Engine(abc.ABC):
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> np.ndarray:
         """Render `request.num_frames` frames, returned as uint8 RGB of shape (T, H, W, 3).
 
-        With a start image, frame 0 is that image; with an end image, the last frame is it.
+        With a start image, frame 0 is that image; with an end image, the last frame is it
+        (exactly for the preview, as closely as the model reproduces it for generative engines).
         """
+
+    def load(self) -> None:
+        """Load weights now (once, before any segment), so that a load failure is seen outside
+        the per-segment retries. Default: nothing to load."""
+
+    def degrade(self) -> str | None:
+        """Take the next step of the out-of-memory ladder (VAE tiling, offload, ...) and say
+        what it did, or return None when nothing is left to try. Default: nothing."""
+        return None
 
     def close(self) -> None:
         """Release what the engine holds (GPU memory, pipelines). Default: nothing."""
@@ -142,3 +186,17 @@ class Engine(abc.ABC):
 
 class EngineError(RuntimeError):
     """A deterministic engine failure (bad request for this engine); never retried."""
+
+
+class EngineLoadError(RuntimeError):
+    """The engine's weights could not be loaded (missing files, wrong layout, out of memory);
+    a fallback engine may take over."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA / CPU out-of-memory errors, whatever library raised them."""
+    if isinstance(exc, MemoryError):
+        return True
+    name = type(exc).__name__
+    return name == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())

@@ -114,3 +114,14 @@ def get_engine(name: str, **options: Any) -> Engine:
 
 
 register("preview", PREVIEW_SPEC, PreviewEngine)
+
+
+def _register_diffusers() -> None:
+    # Specs only: the engine classes (and torch) load when a render constructs one.
+    from .diffusers_specs import DIFFUSERS_SPECS
+
+    for name, (spec, factory) in DIFFUSERS_SPECS.items():
+        register(name, spec, factory)
+
+
+_register_diffusers()

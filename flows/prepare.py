@@ -7,13 +7,16 @@ here imports Prefect, so validation and dry runs answer quickly.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from engine.base import Engine
-from engine.registry import UnknownEngineError, engine_spec, get_engine
+from engine.registry import UnknownEngineError, engine_spec
+from flows.engines import build_engines
+from flows.safety import image_policy, render_folder
 from flows.settings import ConfigInvalid, RenderSettings, find_storyboard, post_presets
+from flows.storage import open_storage
 from stages.cache import CacheStore
 from stages.plan import RenderPlan, build_plan
 from stages.validate import ValidateOptions, ValidatedStoryboard, validate_storyboard
@@ -27,6 +30,8 @@ class Prepared:
     engine: Engine
     store: CacheStore
     out_dir: Path
+    fallback: Engine | None = None  # renders segments the engine cannot (flows.engines)
+    fallback_params: dict = field(default_factory=dict)
 
 
 def engine_name(settings: RenderSettings) -> str:
@@ -46,22 +51,19 @@ def prepare(settings: RenderSettings) -> Prepared:
         raise ConfigInvalid(f"engine={name}: {exc}") from None
     path = find_storyboard(settings)
     options = ValidateOptions(
-        fps=settings.fps, shots=settings.shots, post_presets=post_presets(),
+        fps=settings.fps, resolution=settings.resolution_size(), shots=settings.shots, post_presets=post_presets(),
         default_post=settings.post, post_override=settings.post_override,
         default_output=settings.output,
     )
+    options.images = image_policy(settings)  # images confined to known folders, URLs opt-in
     storyboard = validate_storyboard(path, spec, options)
-    try:
-        engine = get_engine(name, **dict(settings.engine.get("options") or {}))
-    except TypeError as exc:
-        raise ConfigInvalid(f"engine.options: {exc}") from None
+    engine, fallback, fallback_params = build_engines(settings.engine, storyboard.model.fallback)
     plan = build_plan(storyboard, engine.identity(), dict(settings.engine.get("params") or {}))
-    out_root = settings.path(settings.output_dir)
-    cache = settings.path(settings.cache_dir) if settings.cache_dir else out_root / ".cache"
-    out_dir = out_root / storyboard.name
-    if settings.variant:
-        out_dir = out_dir / settings.variant
-    return Prepared(settings, storyboard, plan, engine, CacheStore(cache), out_dir)
+    out_root, store = open_storage(settings)  # storage.root=: shared folder or fsspec URL
+    # Checked, never created here: safe names, no symlinked folder below the output root.
+    out_dir = render_folder(out_root, storyboard.name, settings.variant)
+    return Prepared(settings, storyboard, plan, engine, store, out_dir, fallback=fallback,
+                    fallback_params=fallback_params)
 
 
 def print_plan(prepared: Prepared, file: TextIO = sys.stdout) -> None:

@@ -18,10 +18,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from flows.prepare import prepare, print_plan
+from flows.progress import stop_on_sigint
+from flows.safety import NotEnoughDiskSpace, check_disk_space
 from flows.settings import ConfigInvalid, RenderSettings
 from stages.problems import StoryboardInvalid
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
 
 # Exit codes of the jobs this process ran (several under -m multirun).
 _exit_codes: list[int] = []
@@ -39,6 +42,7 @@ def settings_from_config(cfg: DictConfig, cwd: str, cli_overrides: list[str]) ->
         shots=data.get("shots"),
         dry_run=bool(data.get("dry_run")),
         fps=data.get("fps"),
+        resolution=data.get("resolution"),
         engine=dict(data.get("engine") or {}),
         post=list((data.get("post") or {}).get("chain") or []),
         post_override=post_override,
@@ -46,6 +50,13 @@ def settings_from_config(cfg: DictConfig, cwd: str, cli_overrides: list[str]) ->
         workers=data.get("workers", 2),
         retries=data.get("retries", 2),
         retry_delay=float(data.get("retry_delay", 2.0)),
+        images=dict(data.get("images") or {}),
+        disk_check=data.get("disk_check", True),
+        progress=data.get("progress", "auto"),
+        watch=data.get("watch", False),
+        watch_interval=data.get("watch_interval", 0.5),
+        watch_max_runs=data.get("watch_max_runs"),
+        storage=dict(data.get("storage") or {}),
     )
 
 
@@ -56,6 +67,15 @@ def _variant_name(override_dirname: str, job_num: int) -> str:
 
 
 def run(settings: RenderSettings) -> int:
+    """Render once, or with watch=true on every save of the storyboard. Returns the exit status."""
+    if settings.watch and not settings.dry_run:
+        from flows.watch import watch  # re-renders on every save; Ctrl-C stops
+
+        return watch(settings, render_once)
+    return render_once(settings)
+
+
+def render_once(settings: RenderSettings) -> int:
     """Validate, plan, render; print progress and a summary. Returns the exit status."""
     started = time.perf_counter()
     try:
@@ -67,6 +87,11 @@ def run(settings: RenderSettings) -> int:
     if settings.dry_run:
         print_plan(prepared)
         return EXIT_OK
+    try:
+        check_disk_space(prepared)
+    except NotEnoughDiskSpace as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     # Prefect's HTTP client logs every API call at INFO; the console is for render progress.
@@ -79,12 +104,20 @@ def run(settings: RenderSettings) -> int:
         # The flow validates and plans again from `settings` (a JSON-friendly parameter, as a
         # deployment run passes it); that costs milliseconds and keeps Prefect out of the
         # validation and dry-run paths above.
-        manifest = run_flow(settings)
-    except RenderFailed as exc:
+        with stop_on_sigint():
+            manifest = run_flow(settings)
+    except (RenderFailed, NotEnoughDiskSpace) as exc:
         print(f"error: render of {prepared.plan.name} failed: {exc}", file=sys.stderr)
+        if "No space left" in str(exc):
+            print("The disk is full: free some space (`python -m flows.cache prune --max-size "
+                  "10GB` trims the cache) or point cache_dir= elsewhere.", file=sys.stderr)
         print("Finished segments are cached; fix the problem and run the same command again "
               "to resume.", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"Interrupted: the render of {prepared.plan.name} stopped. Finished segments are "
+              "cached; run the same command again to resume where it stopped.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     seconds = time.perf_counter() - started
     rendered, cached = manifest["segments_rendered"], manifest["segments_cached"]
     video = prepared.out_dir / manifest["video"]

@@ -7,6 +7,7 @@ a failed shot keeps the segments that finished, and a rerun renders only what is
 
 from __future__ import annotations
 
+import errno
 import sys
 import time
 from typing import Any
@@ -15,10 +16,17 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows import progress as live
+from flows.compose import compose_settings
+from engine.base import EngineLoadError
 from flows.prepare import Prepared, engine_name, prepare
+from flows.report import publish_render, storyboard_text
+from flows.safety import check_disk_space
+from flows.segment_guard import segment_guard
 from flows.settings import RenderSettings
+from flows.storage import upload_outputs
 from stages.assemble import EpisodeResult, assemble_episode
-from stages.manifest import build_manifest, write_manifest
+from stages.manifest import build_manifest
 from stages.plan import SegmentJob, ShotPlan
 from stages.render_steps import SegmentResult, ShotResult, finish_shot, render_segment
 
@@ -33,6 +41,8 @@ def is_transient(exc: BaseException) -> bool:
     """Worth a retry: I/O hiccups and out-of-memory. Everything else fails fast."""
     if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
         return False
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return False  # a full disk stays full: fail now, with the message, instead of retrying
     if isinstance(exc, (OSError, MemoryError, TimeoutError, ConnectionError)):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
@@ -49,14 +59,22 @@ def _retry_condition(task_obj, task_run, state) -> bool:
 @task(name="segment", cache_policy=NO_CACHE, persist_result=False,
       retry_condition_fn=_retry_condition, task_run_name="segment-{job.shot_id}-{job.index}")
 def segment_task(job: SegmentJob, upstream: SegmentResult | None, prepared: Prepared) -> SegmentResult:
-    return render_segment(job, upstream, prepared.engine, prepared.store, report)
+    with segment_guard(prepared.store, job.key):  # one worker per segment, one segment per GPU
+        result = render_segment(job, upstream, prepared.engine, prepared.store, report,
+                                progress=live.current().steps(job), fallback=prepared.fallback,
+                                fallback_params=prepared.fallback_params)
+    live.current().segment_done(job, result.cached)
+    return result
 
 
 @task(name="shot", cache_policy=NO_CACHE, persist_result=False,
       retry_condition_fn=_retry_condition, task_run_name="shot-{shot.id}")
 def shot_task(shot: ShotPlan, segments: list[SegmentResult], prepared: Prepared) -> ShotResult:
     plan = prepared.plan
-    return finish_shot(shot, segments, plan.post, plan.fps, prepared.store, report)
+    result = finish_shot(shot, segments, plan.post, plan.fps, prepared.store, report,
+                         progress=live.current().post(shot))
+    live.current().shot_done(shot, result.cached)
+    return result
 
 
 @task(name="assemble", cache_policy=NO_CACHE, persist_result=False, task_run_name="assemble")
@@ -66,6 +84,28 @@ def assemble_task(shots: list[ShotResult], prepared: Prepared) -> EpisodeResult:
 
 class RenderFailed(RuntimeError):
     """One or more shots failed; finished segments stay cached."""
+
+
+def load_engine(prepared: Prepared) -> None:
+    """Load the engine's weights once, here, outside the per-segment retries (a retry must
+    never reload a model), and only when some segment is not cached. A load failure leaves the
+    segments to the fallback engine when there is one."""
+    plan, store = prepared.plan, prepared.store
+    if all(store.has("segment", job.key) for job in plan.segments()):
+        return
+    started = time.perf_counter()
+    try:
+        prepared.engine.load()
+    except EngineLoadError as exc:
+        if prepared.fallback is None:
+            raise RenderFailed(f"{exc}. Nothing was rendered; fix engine.model or set a "
+                               f"fallback engine (fallback: svd in the storyboard)") from None
+        report(f"warning: {exc}; segments render on the fallback engine "
+               f"{prepared.fallback.spec.name!r}")
+        return
+    seconds = time.perf_counter() - started
+    if seconds > 0.5:
+        report(f"Loaded engine {prepared.engine.spec.name} in {seconds:.1f}s")
 
 
 def _delays(settings: RenderSettings) -> list[float]:
@@ -86,11 +126,18 @@ def _failure(future, what: str) -> str | None:
 
 
 @flow(name="render", validate_parameters=False, log_prints=False)
-def render_flow(settings: dict[str, Any]) -> dict[str, Any]:
-    """Render a storyboard. `settings` is RenderSettings.to_dict(): JSON-friendly, so a
-    deployment can pass it as a parameter. Returns the manifest."""
+def render_flow(settings: dict[str, Any] | None = None, storyboard: str | None = None,
+                overrides: list[str] | None = None, cwd: str | None = None) -> dict[str, Any]:
+    """Render a storyboard; returns the manifest. The CLI passes `settings`
+    (RenderSettings.to_dict()); a deployment run passes `storyboard` and a list of Hydra
+    `overrides`, composed here exactly as the CLI would compose them (flows/compose.py)."""
     started = time.perf_counter()
-    prepared = prepare(RenderSettings.from_dict(settings))
+    chosen = (RenderSettings.from_dict(settings) if settings is not None
+              else compose_settings(storyboard, overrides, cwd))
+    prepared = prepare(chosen)
+    check_disk_space(prepared)  # before anything is written
+    view = live.start(prepared)  # console progress and the Prefect progress artifact
+    source = storyboard_text(prepared)  # for the provenance: the file as rendered
     plan, options = prepared.plan, prepared.settings
     segment = segment_task.with_options(retries=options.retries,
                                         retry_delay_seconds=_delays(options) or 0)
@@ -98,6 +145,7 @@ def render_flow(settings: dict[str, Any]) -> dict[str, Any]:
            f"{sum(len(s.segments) for s in plan.shots)} segments, engine {engine_name(options)}")
     for warning in plan.warnings:
         report(f"warning: {warning}")
+    load_engine(prepared)
 
     seg_futures: dict[tuple[str, int], Any] = {}
     shot_futures = {}
@@ -133,11 +181,15 @@ def render_flow(settings: dict[str, Any]) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     manifest = build_manifest(plan, shot_results, episode, prepared.out_dir,
                               {"total_s": seconds}, engine_name(options))
-    write_manifest(prepared.out_dir, manifest)
+    # manifest.json, the manifest inside the MP4, report.html and the Prefect report artifact
+    manifest = publish_render(prepared, manifest, shot_results, source)
+    view.finish()
+    upload_outputs(options, prepared.out_dir)  # storage.root= an fsspec URL: mirror the folder
     return manifest
 
 
 def run_flow(settings: RenderSettings) -> dict[str, Any]:
     """Run the flow with the task runner sized by `settings.workers`."""
     runner = ThreadPoolTaskRunner(max_workers=settings.workers)
-    return render_flow.with_options(task_runner=runner)(settings.to_dict())
+    with live.console_view(settings.progress):
+        return render_flow.with_options(task_runner=runner)(settings.to_dict())

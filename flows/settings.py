@@ -13,6 +13,9 @@ from typing import Any
 
 import yaml
 
+from stages.storyboard import MAX_SIDE, MIN_SIDE
+from stages.units import parse_resolution
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = PROJECT_ROOT / "conf"
 PROJECT_STORYBOARDS = PROJECT_ROOT / "storyboards"
@@ -32,6 +35,7 @@ class RenderSettings:
     shots: list[str] | None = None
     dry_run: bool = False
     fps: int | None = None
+    resolution: str | None = None  # "WxH": overrides the storyboard's resolution
     engine: dict[str, Any] = field(default_factory=lambda: {"name": "preview"})
     post: list[Any] = field(default_factory=list)
     post_override: bool = False
@@ -42,6 +46,16 @@ class RenderSettings:
     # Under -m multirun, each job renders into renders/NAME/<variant>/ (its overrides), so jobs
     # that differ in engine or fps never overwrite each other.
     variant: str | None = None
+    # Shared storage for cache and outputs (conf/config.yaml `storage:`); see flows/storage.py.
+    storage: dict[str, Any] = field(default_factory=dict)
+    # Where storyboard images may come from (conf/config.yaml `images:`); see flows/safety.py.
+    images: dict[str, Any] = field(default_factory=dict)
+    disk_check: bool = True  # refuse to start a render the free disk space cannot hold
+    progress: str = "auto"  # console progress: auto (live bars on a terminal) | bars | lines
+    # watch=true: render, then re-render on every save of the storyboard (flows/watch.py).
+    watch: bool = False
+    watch_interval: float = 0.5  # seconds between checks of the storyboard's modification time
+    watch_max_runs: int | None = None  # stop after this many renders (tests, benchmarks)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,6 +63,15 @@ class RenderSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RenderSettings":
         return cls(**data)
+
+    def resolution_size(self) -> tuple[int, int] | None:
+        """`resolution` as (width, height), range-checked like a storyboard's; None if unset."""
+        if self.resolution is None:
+            return None
+        width, height = parse_resolution(str(self.resolution))
+        if not all(MIN_SIDE <= side <= MAX_SIDE for side in (width, height)):
+            raise ValueError(f"each side must be {MIN_SIDE}..{MAX_SIDE}, e.g. resolution=256x144")
+        return width, height
 
     def path(self, value: str) -> Path:
         return (Path(self.cwd) / value).resolve()
@@ -64,12 +87,36 @@ class RenderSettings:
             problems.append(f"retries={self.retries!r}: must be a whole number >= 0")
         if self.fps is not None and (not isinstance(self.fps, int) or not 1 <= self.fps <= 120):
             problems.append(f"fps={self.fps!r}: must be a whole number in 1..120")
+        if self.resolution is not None:
+            try:
+                self.resolution_size()
+            except ValueError as exc:
+                problems.append(f"resolution={self.resolution!r}: {exc}")
         if self.shots is not None and not (
             isinstance(self.shots, list) and all(isinstance(s, str) for s in self.shots)
         ):
             problems.append(f"shots={self.shots!r}: give a list of shot ids, e.g. shots=[s01,s03]")
+        problems += self._check_view()
         if problems:
             raise ConfigInvalid("\n".join(problems))
+
+    def _check_view(self) -> list[str]:
+        """The user's view: progress display and watch mode."""
+        problems = []
+        if self.progress not in ("auto", "bars", "lines"):
+            problems.append(f"progress={self.progress!r}: must be auto, bars or lines")
+        if not isinstance(self.watch, bool):
+            problems.append(f"watch={self.watch!r}: must be true or false")
+        interval = self.watch_interval
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) \
+                or not 0 < interval <= 60:
+            problems.append(f"watch_interval={interval!r}: must be a number of seconds in (0, 60]")
+        runs = self.watch_max_runs
+        if runs is not None and (isinstance(runs, bool) or not isinstance(runs, int) or runs < 1):
+            problems.append(f"watch_max_runs={runs!r}: must be a whole number >= 1 (or null)")
+        if not isinstance(self.disk_check, bool):
+            problems.append(f"disk_check={self.disk_check!r}: must be true or false")
+        return problems
 
 
 def post_presets() -> dict[str, list[dict[str, Any]]]:

@@ -22,7 +22,9 @@ from stages.contact_sheet import contact_sheet
 from stages.keys import content_key
 from stages.plan import RenderPlan, ShotPlan
 from stages.render_steps import ShotResult
-from stages.transitions import crossfade, crossfade_frames
+from stages.audio import mux_audio
+from stages.post import chain_size
+from stages.transitions import TRANSITIONS, crossfade, crossfade_frames
 from stages.video_io import VideoWriter, load_png, read_frames, save_png
 
 EPISODE = "episode.mp4"
@@ -53,7 +55,7 @@ def transition_frames(plan: RenderPlan, shots: Sequence[ShotPlan], counts: Seque
     out = []
     for i in range(len(shots) - 1):
         spec = shots[i].transition
-        if spec.type == "crossfade":
+        if spec.type in TRANSITIONS:  # crossfade, interpolated: both overlap the shots
             k = crossfade_frames(spec.duration, plan.output_fps)
             out.append(max(0, min(k, counts[i] - 1, counts[i + 1] - 1)))
         else:
@@ -61,9 +63,12 @@ def transition_frames(plan: RenderPlan, shots: Sequence[ShotPlan], counts: Seque
     return out
 
 
-def join(streams: Sequence[Iterable[np.ndarray]], blend: Sequence[int]) -> Iterator[np.ndarray]:
-    """Concatenate clips; the last blend[i] frames of clip i crossfade into the first of i+1."""
+def join(streams: Sequence[Iterable[np.ndarray]], blend: Sequence[int],
+         kinds: Sequence[str] | None = None) -> Iterator[np.ndarray]:
+    """Concatenate clips; the last blend[i] frames of clip i mix into the first of i+1, by
+    kinds[i] ("crossfade" when not given, or "interpolated")."""
     carry: list[np.ndarray] = []  # tail of the previous clip, waiting to blend
+    mix = crossfade
     for i, stream in enumerate(streams):
         hold = blend[i] if i < len(blend) else 0
         tail: deque[np.ndarray] = deque()
@@ -72,7 +77,7 @@ def join(streams: Sequence[Iterable[np.ndarray]], blend: Sequence[int]) -> Itera
             if len(head) < len(carry):
                 head.append(frame)
                 if len(head) == len(carry):
-                    yield from crossfade(carry, head)
+                    yield from mix(carry, head)
                 continue
             tail.append(frame)
             if len(tail) > hold:
@@ -80,6 +85,7 @@ def join(streams: Sequence[Iterable[np.ndarray]], blend: Sequence[int]) -> Itera
         if len(head) < len(carry):  # planned blend longer than the clip: should not happen
             raise RuntimeError(f"clip {i} is shorter than its transition ({len(carry)} frames)")
         carry = list(tail)
+        mix = TRANSITIONS.get(kinds[i], crossfade) if kinds and i < len(kinds) else crossfade
     yield from carry
 
 
@@ -101,7 +107,8 @@ def _publish(src: Path, dst: Path) -> Path:
 
 def _encode(path: Path, frames: Iterable[np.ndarray], plan: RenderPlan, title: str) -> int:
     out = plan.output
-    with VideoWriter(path, plan.width, plan.height, plan.output_fps, codec=out.codec, crf=out.crf,
+    width, height = chain_size(plan.post, plan.width, plan.height)  # upscale changes the size
+    with VideoWriter(path, width, height, plan.output_fps, codec=out.codec, crf=out.crf,
                      preset=out.preset, metadata={"title": title}) as writer:
         for frame in frames:
             writer.write(frame)
@@ -111,6 +118,11 @@ def _encode(path: Path, frames: Iterable[np.ndarray], plan: RenderPlan, title: s
 def _deliverable_key(plan: RenderPlan, what: str, inner_key: str) -> str:
     return content_key("deliverable", {"what": what, "inner": inner_key,
                                        "output": plan.output.model_dump(), "fps": plan.output_fps})
+
+
+def deliverable_keys(plan: RenderPlan) -> list[str]:
+    """Cache keys of the shot deliverables the plan's episode uses (for cache maintenance)."""
+    return [_deliverable_key(plan, "shot", shot.key) for shot in plan.included()]
 
 
 def encode_shot(plan: RenderPlan, shot: ShotResult, store: CacheStore) -> Path:
@@ -143,10 +155,15 @@ def assemble_episode(
     cached = entry is not None
     if entry is None:
         streams = [resample(read_frames(r.clip), r.fps, plan.output_fps) for r in ordered]
+        kinds = [s.transition.type for s in plan.included()[:-1]]
         with store.put("episode", plan.key, {"storyboard": plan.name}) as tmp:
-            written = _encode(tmp / EPISODE, join(streams, blend), plan, plan.name)
+            target = tmp / ("video_only.mp4" if plan.audio is not None else EPISODE)
+            written = _encode(target, join(streams, blend, kinds), plan, plan.name)
             if written != total:
                 raise RuntimeError(f"episode has {written} frames, planned {total}")
+            if plan.audio is not None:
+                mux_audio(target, plan.audio, tmp / EPISODE, written / plan.output_fps)
+                target.unlink()
         entry = store.published("episode", plan.key)
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,19 @@ from typing import Any, Iterator
 
 from stages.atomic import atomic_dir, atomic_write_json
 from stages.keys import file_sha256
+from stages.lock import FileLock, LocalLockFiles
 
 log = logging.getLogger(__name__)
 META = "meta.json"
+
+
+def _touch(path: Path) -> None:
+    """Mark an entry as used now: `python -m flows.cache prune` removes the least recently used
+    first. The entry's bytes and checksums are untouched."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # a read-only cache is still a cache
 
 
 @dataclass(frozen=True)
@@ -36,8 +46,10 @@ class CacheEntry:
 
 
 class CacheStore:
-    def __init__(self, root: Path | str):
+    def __init__(self, root: Path | str, stale_lock_s: float = 120.0):
         self.root = Path(root)
+        # A render lock not renewed for this long was left by a crashed worker (stages/lock.py).
+        self.stale_lock_s = stale_lock_s
 
     def entry_dir(self, kind: str, key: str) -> Path:
         if not key or any(c not in "0123456789abcdef" for c in key):
@@ -62,6 +74,7 @@ class CacheStore:
             log.warning("cache entry %s/%s is damaged (%s); rendering it again", kind, key[:12], exc)
             self.remove(kind, key)
             return None
+        _touch(meta_path)
         return CacheEntry(kind, key, path, meta)
 
     def published(self, kind: str, key: str) -> CacheEntry:
@@ -91,6 +104,16 @@ class CacheStore:
             }
             atomic_write_json(tmp / META, {"kind": kind, "key": key, "files": files,
                                            "info": info or {}})
+
+    def lock_path(self, kind: str, key: str) -> Path:
+        self.entry_dir(kind, key)  # validates the key
+        return self.root / "locks" / kind / f"{key}.lock"
+
+    def lock(self, kind: str, key: str) -> FileLock:
+        """An exclusive lock on producing entry `kind/key`, shared by every process (on any
+        machine) that uses this cache folder: `with store.lock(...):` then check `get` again,
+        since the previous holder has usually just published the entry."""
+        return FileLock(LocalLockFiles(), str(self.lock_path(kind, key)), self.stale_lock_s)
 
     def remove(self, kind: str, key: str) -> None:
         path = self.entry_dir(kind, key)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from engine.base import CameraState
-from stages.storyboard import CAMERA_KEYS, Camera, CameraKey, CameraMove
+from stages.storyboard import CAMERA_KEYS, Camera, CameraKey, CameraMove, camera_keys
 
 
 def ease(kind: str, t: float) -> float:
@@ -49,7 +49,7 @@ def camera_at(camera: Camera | None, t: float, shot_seconds: float) -> CameraSta
         target = CameraState(**{name: getattr(camera, name) for name in CAMERA_KEYS})
         progress = t / shot_seconds if shot_seconds > 0 else 1.0
         return _lerp(CameraState(), target, ease(camera.ease, progress))
-    keys = _key_states(camera)
+    keys = _key_states(camera_keys(camera) or [])
     if not keys:
         return CameraState()
     if t <= keys[0][0]:

@@ -42,9 +42,11 @@ import numpy as np
 __all__ = [
     "QUALITIES",
     "VALID_FACTORS",
+    "backward_warp",
     "blend_pair",
     "interpolate_frames",
     "interpolate_pair",
+    "optical_flow",
 ]
 
 VALID_FACTORS = (2, 4, 8)
@@ -175,6 +177,27 @@ def _remap(img, maps, border=cv2.BORDER_REPLICATE) -> np.ndarray:
 def _sqnorm(v: np.ndarray) -> np.ndarray:
     x, y = cv2.split(v)
     return cv2.add(cv2.multiply(x, x), cv2.multiply(y, y))
+
+
+def optical_flow(g0: np.ndarray, g1: np.ndarray, quality: str = "fast") -> np.ndarray:
+    """Dense flow from gray frame ``g0`` to ``g1`` (float32 (H, W, 2), pixels): pixel x of g0
+    shows up at x + flow(x) in g1. The same DIS set-up the interpolator uses."""
+    _check_quality(quality)
+    h, w = g0.shape[:2]
+    dis, _ = _dis(quality, h, w)
+    return dis.calc(np.ascontiguousarray(g0), np.ascontiguousarray(g1), None)
+
+
+def backward_warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``img`` sampled at x + flow(x) (bilinear, edges replicated): with ``flow`` from frame A to
+    frame B and ``img`` = B, the result is B aligned onto A."""
+    h, w = flow.shape[:2]
+    return _remap(img, cv2.add(_grid(h, w), flow))
+
+
+def gray(frame: np.ndarray) -> np.ndarray:
+    """uint8 RGB -> uint8 gray (the input optical flow works on)."""
+    return _gray(frame)
 
 
 def blend_pair(f0: np.ndarray, f1: np.ndarray, t: float) -> np.ndarray:

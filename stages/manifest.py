@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import importlib.metadata
+import json
+import platform
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,6 +36,7 @@ def build_manifest(
             "duration_s": round(result.frames / result.fps, 6),
             "key": result.key,
             "cached": result.cached,
+            "seconds": round(result.seconds, 3),  # its post chain (or cache lookup)
             "transition": shot_plan.transition.model_dump(),
             "video": rel(episode.shot_videos[shot_plan.id]),
             "segments": [
@@ -43,6 +48,10 @@ def build_manifest(
                     "cached": seg.cached,
                     "seconds": round(seg.seconds, 3),
                     "last_frame": f"frames/{seg.shot_id}_{seg.index}_last.png",
+                    # Which engine made it, and any out-of-memory steps or fallback on the way.
+                    "engine": seg.generation.get("engine", engine_name),
+                    "degraded": list(seg.generation.get("degraded") or []),
+                    "fallback_reason": seg.generation.get("fallback_reason"),
                 }
                 for seg in result.segments
             ],
@@ -70,6 +79,39 @@ def build_manifest(
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+# Packages whose versions can change pixels or behaviour; recorded so a video can be re-rendered.
+PACKAGES = ("reelforge", "torch", "diffusers", "transformers", "numpy", "opencv-python-headless",
+            "pillow", "imageio-ffmpeg", "prefect", "hydra-core", "pydantic")
+# The container tag that carries the manifest inside the MP4 (stages.video_io.copy_with_metadata).
+VIDEO_TAG = "reelforge_manifest"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def provenance(storyboard_text: bytes, config: dict[str, Any]) -> dict[str, Any]:
+    """What, besides the cache keys, it takes to trace and re-render a video: the storyboard
+    exactly as rendered (and its hash), the resolved config and the software versions."""
+    return {
+        "storyboard_sha256": hashlib.sha256(storyboard_text).hexdigest(),
+        "storyboard_yaml": storyboard_text.decode("utf-8", "replace"),
+        "config": config,
+        "packages": package_versions(),
+    }
+
+
+def manifest_tag(manifest: dict[str, Any]) -> str:
+    """The manifest as one compact JSON text, for the video's metadata."""
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> Path:

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from engine.base import CameraState
+from engine.base import CameraState, LoraRef
 from stages.camera import camera_path
 from stages.keys import content_key, file_sha256
 from stages.post import PostStep, chain_fps, chain_frames_out
-from stages.storyboard import Output, Segment, Shot, Transition
+from stages.storyboard import GenerationKeys, Output, Segment, Shot, Transition, camera_apply
 from stages.validate import ValidatedStoryboard, inherited, segment_seconds
 
 
@@ -57,6 +57,13 @@ class SegmentJob:
     start_time: float  # seconds into the shot of this segment's first frame
     key: str
     params: dict[str, Any] = field(default_factory=dict)  # engine knobs, part of the key
+    loras: tuple[LoraRef, ...] = ()
+    # v2v source / animate driving video (absolute paths); the segment uses the part from
+    # `start_time` on, resampled to the plan's fps.
+    source_video: Path | None = None
+    driving_video: Path | None = None
+    camera_apply: str = "engine"  # "post": warp the generated frames along `camera` exactly
+    upstream_key: str | None = None  # the planned key of the segment this one chains from
 
     @property
     def ref(self) -> SegmentRef:
@@ -104,6 +111,7 @@ class RenderPlan:
     shots: list[ShotPlan]
     warnings: list[str] = field(default_factory=list)
     key: str = ""
+    audio: Any = None  # stages.audio.AudioTrack: the soundtrack muxed into the episode
 
     def segments(self) -> Iterator[SegmentJob]:
         """All jobs, upstreams before the jobs that chain from them."""
@@ -116,6 +124,21 @@ class RenderPlan:
 
     def included(self) -> list[ShotPlan]:
         return [s for s in self.shots if s.include]
+
+
+# Generation keys that travel as engine params (the rest are files, handled on their own).
+_PARAM_KEYS = tuple(k for k in GenerationKeys.model_fields if k != "loras")
+
+
+def generation_params(base: dict[str, Any], *holders: Any) -> dict[str, Any]:
+    """Engine config params overlaid with the storyboard's keys, innermost holder winning
+    (holders: segment, shot, defaults)."""
+    params = dict(base)
+    for key in _PARAM_KEYS:
+        value = inherited(key, *holders)
+        if value is not None:
+            params[key] = value
+    return params
 
 
 def derive_seed(base: int, shot_id: str, index: int) -> int:
@@ -178,7 +201,7 @@ def _segment_lengths(
 
 
 def _image_path(vs: ValidatedStoryboard, relative: str | None) -> Path | None:
-    return None if relative is None else (vs.base_dir / relative).resolve()
+    return None if relative is None else vs.image_path(relative)
 
 
 def _needed_shots(vs: ValidatedStoryboard) -> set[str]:
@@ -255,6 +278,13 @@ def build_plan(
             prompt = inherited("prompt", seg, shot, defaults) or ""
             negative = inherited("negative", seg, shot, defaults) or ""
             path = camera_path(camera, frame_cursor, frames, vs.fps, shot_seconds)
+            holders = (seg, shot, defaults)
+            seg_params = generation_params(params, *holders)
+            loras = tuple(
+                LoraRef(str(_image_path(vs, lora.path)), lora.strength, lora.strength_2)
+                for lora in (inherited("loras", *holders) or []))
+            source = _image_path(vs, inherited("source_video", shot, defaults))
+            driving = _image_path(vs, inherited("driving_video", shot, defaults))
             key = content_key("segment", {
                 "engine": engine_identity,
                 "prompt": prompt, "negative": negative, "seed": seed,
@@ -263,14 +293,19 @@ def build_plan(
                 "start": {"kind": start.kind, "image": image_sha(start.image),
                           "upstream": upstream_key},
                 "end_image": image_sha(end_image),
-                "params": params,
+                "params": seg_params,
                 "labels": (shot.id, index) if vs.engine.draws_labels else None,
+                "loras": [(file_sha256(Path(x.path)), x.strength, x.strength_2) for x in loras],
+                "source_video": image_sha(source), "driving_video": image_sha(driving),
+                "video_offset": round(frame_cursor / vs.fps, 6) if (source or driving) else None,
+                "camera_apply": camera_apply(camera),
             })
             jobs.append(SegmentJob(
                 shot_id=shot.id, index=index, frames=frames, fps=vs.fps, width=vs.width,
                 height=vs.height, prompt=prompt, negative=negative, seed=seed, start=start,
                 end_image=end_image, camera=path, start_time=frame_cursor / vs.fps, key=key,
-                params=params,
+                params=seg_params, loras=loras, source_video=source, driving_video=driving,
+                camera_apply=camera_apply(camera), upstream_key=upstream_key,
             ))
             frame_cursor += frames - 1
         plan_shot = ShotPlan(
@@ -278,7 +313,7 @@ def build_plan(
             transition=inherited("transition", shot, defaults) or Transition(),
             include=shot.id in selected,
         )
-        plan_shot.post_frames = chain_frames_out(vs.post, plan_shot.frames)
+        plan_shot.post_frames = chain_frames_out(vs.post, plan_shot.frames, vs.fps)
         plan_shot.key = content_key("shot", {
             "segments": [j.key for j in jobs],
             "drop_first": [j.drop_first for j in jobs],
@@ -291,9 +326,13 @@ def build_plan(
         name=vs.name, storyboard_path=vs.path, engine=engine_identity, fps=vs.fps,
         width=vs.width, height=vs.height, post=vs.post, post_fps=chain_fps(vs.post, vs.fps),
         output=vs.output, shots=shots, warnings=vs.warnings + warnings,
+        audio=getattr(vs, "audio", None),
     )
-    plan.key = content_key("episode", {
+    episode = {
         "shots": [(s.key, s.transition.model_dump()) for s in plan.included()],
         "output": plan.output.model_dump(), "fps": plan.output_fps,
-    })
+    }
+    if plan.audio is not None:  # only then: episodes without audio keep their keys
+        episode["audio"] = plan.audio.key_dict()
+    plan.key = content_key("episode", episode)
     return plan

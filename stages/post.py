@@ -2,50 +2,154 @@
 
 A chain is a list of stage configs like `{stage: interpolate, factor: 2}`. Storyboards and the
 `conf/post/` presets both produce such lists; `resolve_post_chain` expands preset names, checks
-every parameter and returns typed `PostStep`s. `run_post_chain` streams frames through them.
+every parameter (and that files the stages read exist) and returns typed `PostStep`s.
+`run_post_chain` streams frames through them: every stage is a generator holding at most the
+window of frames it needs, so memory does not grow with the clip's length.
+
+Cuts: `scene_detect` marks the first frame of every scene; the marks travel with the frames
+(stages.stream.PostFrame) through every later stage, and every temporal stage (smooth, deflicker,
+colour statistics, interpolate, slowmo) keeps its work inside scenes. A chain computes the cut
+list once, wherever scene_detect sits; stages before it see no cuts (chain_warnings says so).
+
+Every stage predicts its output frame count, fps and frame size from its input's, so a plan knows
+them before anything runs (`chain_frames_out`, `chain_fps`, `chain_size`).
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Literal, Mapping
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from stages.interpolate import interpolate_frames
+from stages.color import ColorParams, color_stream
+from stages.deflicker import DeflickerParams, deflicker_stream
+from stages.keys import file_sha256
+from stages.loop import LoopParams, crossfade_loop_stream, loop_frames_out, pingpong_stream
+from stages.retime import BlendSynth, FlowSynth, retime, retimed_count, step_for
+from stages.scene_detect import SceneDetectParams, detect_cuts
+from stages.smooth import SmoothParams, smooth_stream
+from stages.stream import PostFrame, as_post_frames, images
+from stages.upscale import UpscaleParams, upscale_stream, upscaled_size
+
+Method = Literal["flow", "blend", "minterpolate", "rife"]
+Quality = Literal["ultrafast", "fast", "medium"]
 
 
-class InterpolateParams(BaseModel):
-    """Flow-based frame interpolation; multiplies the fps by `factor`."""
-
+class _RetimeParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    factor: Literal[2, 4, 8] = 2
-    quality: Literal["ultrafast", "fast", "medium"] = "medium"
+    files: ClassVar[tuple[str, ...]] = ("model",)
+    method: Method = "flow"
+    quality: Quality = "medium"  # flow: DIS preset
+    model: str | None = Field(None, min_length=1)  # rife: a RIFE 4.x flownet.pkl
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # rife
+
+    @model_validator(mode="after")
+    def _method_keys(self):
+        if self.method == "rife" and self.model is None:
+            raise ValueError("method rife needs model: PATH to RIFE weights (a Practical-RIFE "
+                             "flownet.pkl); without weights use method: flow")
+        if self.method != "rife" and self.model is not None:
+            raise ValueError(f"model applies to method: rife, not {self.method!r}")
+        return self
+
+
+class InterpolateParams(_RetimeParams):
+    """Frame interpolation: `factor` 2/4/8 times the fps, or a target `fps` (24 -> 60 is 2.5x)."""
+
+    factor: Literal[2, 4, 8] | None = None
+    fps: float | None = Field(None, gt=0, le=240)
+
+    @model_validator(mode="after")
+    def _factor_or_fps(self):
+        if self.factor is not None and self.fps is not None:
+            raise ValueError(f"give factor ({self.factor}) or fps ({self.fps:g}), not both")
+        if self.factor is None and self.fps is None:
+            object.__setattr__(self, "factor", 2)
+        return self
+
+    def step(self, fps: float) -> Fraction:
+        return Fraction(1, self.factor) if self.factor else step_for(fps, self.fps)
+
+    def out_fps(self, fps: float) -> float:
+        return fps * self.factor if self.factor else float(self.fps)
+
+
+class SlowmoParams(_RetimeParams):
+    """Slow motion: `factor` times the frames at the same fps (the clip lasts factor x longer)."""
+
+    factor: int = Field(2, ge=2, le=16)
+
+
+def _synth(params: _RetimeParams, digests: Mapping[str, str]):
+    if params.method == "flow":
+        return FlowSynth(params.quality)
+    if params.method == "blend":
+        return BlendSynth()
+    from stages.rife import load_rife  # torch loads only for RIFE
+
+    return load_rife(params.model, digests.get("model", ""), params.device)
+
+
+def _retime(stream, fps, step, params: _RetimeParams, digests) -> Iterator[PostFrame]:
+    if params.method == "minterpolate":
+        from stages.minterpolate import minterpolate_stream
+
+        return minterpolate_stream(stream, fps, step)
+    return retime(stream, step, _synth(params, digests))
+
+
+# (stream, input fps, params, file digests) -> stream
+RunFn = Callable[[Iterator[PostFrame], float, Any, Mapping[str, str]], Iterator[PostFrame]]
 
 
 @dataclass(frozen=True)
 class StageDef:
     params: type[BaseModel]
-    # (frames, fps, params) -> (frames, new fps); frames stream through, never whole clips.
-    run: Callable[[Iterable[np.ndarray], float, Any], tuple[Iterator[np.ndarray], float]]
-    # Output frame count for an input count (so plans and manifests know it up front).
-    frames_out: Callable[[int, Any], int]
-    fps_out: Callable[[float, Any], float] = lambda fps, params: fps
-
-
-def _run_interpolate(frames, fps, params: InterpolateParams):
-    return interpolate_frames(frames, params.factor, params.quality), fps * params.factor
+    run: RunFn
+    # Output frame count for an input count and fps (plans and manifests know it up front).
+    frames_out: Callable[[int, float, Any], int] = lambda n, fps, p: n
+    fps_out: Callable[[float, Any], float] = lambda fps, p: fps
+    size_out: Callable[[int, int, Any], tuple[int, int]] = lambda w, h, p: (w, h)
+    # Reads neighbouring frames: needs the cut list, belongs after scene_detect.
+    temporal: bool = False
 
 
 STAGES: dict[str, StageDef] = {
+    "scene_detect": StageDef(
+        SceneDetectParams, lambda s, fps, p, d: detect_cuts(s, p.threshold)),
+    "smooth": StageDef(
+        SmoothParams,
+        lambda s, fps, p, d: smooth_stream(s, p.strength, p.window, p.motion, p.quality),
+        temporal=True),
+    "deflicker": StageDef(
+        DeflickerParams, lambda s, fps, p, d: deflicker_stream(s, p.window, p.strength),
+        temporal=True),
     "interpolate": StageDef(
         InterpolateParams,
-        _run_interpolate,
-        lambda n, p: n if n <= 1 else (n - 1) * p.factor + 1,
-        lambda fps, p: fps * p.factor,
-    ),
+        lambda s, fps, p, d: _retime(s, fps, p.step(fps), p, d),
+        lambda n, fps, p: retimed_count(n, p.step(fps)),
+        lambda fps, p: p.out_fps(fps),
+        temporal=True),
+    "slowmo": StageDef(
+        SlowmoParams,
+        lambda s, fps, p, d: _retime(s, fps, Fraction(1, p.factor), p, d),
+        lambda n, fps, p: retimed_count(n, Fraction(1, p.factor)),
+        temporal=True),
+    "upscale": StageDef(
+        UpscaleParams, lambda s, fps, p, d: upscale_stream(s, p, d.get("model", "")),
+        size_out=lambda w, h, p: upscaled_size(w, h, p.factor)),
+    "loop": StageDef(
+        LoopParams,
+        lambda s, fps, p, d: pingpong_stream(s, p.join, p.quality) if p.mode == "pingpong"
+        else crossfade_loop_stream(s, p.overlap),
+        lambda n, fps, p: loop_frames_out(n, p)),
+    "color": StageDef(
+        ColorParams, lambda s, fps, p, d: color_stream(s, p, d), temporal=True),
 }
 
 
@@ -53,9 +157,18 @@ STAGES: dict[str, StageDef] = {
 class PostStep:
     stage: str
     params: BaseModel
+    # sha256 of every file a parameter names (weights, reference image, LUT), by parameter.
+    digests: Mapping[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, **self.params.model_dump()}
+        """The step for content keys and manifests: files appear by name and content digest,
+        never by absolute path (moving a file keeps the cache, editing it does not)."""
+        data: dict[str, Any] = {"stage": self.stage}
+        for key, value in self.params.model_dump().items():
+            if key in self.digests and value is not None:
+                value = {"file": Path(value).name, "sha256": self.digests[key]}
+            data[key] = value
+        return data
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:
@@ -63,8 +176,29 @@ def _suggest(name: str, known: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def parse_stage(item: Mapping[str, Any]) -> PostStep:
-    """{stage: interpolate, factor: 2} -> PostStep; ValueError with a user-facing message."""
+def _resolve_files(name: str, params: BaseModel, base_dir: Path | None) -> tuple[BaseModel, dict]:
+    files: tuple[str, ...] = getattr(type(params), "files", ())
+    updates, digests = {}, {}
+    for key in files:
+        value = getattr(params, key)
+        if value is None:
+            continue
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = (base_dir or Path.cwd()) / path
+        path = path.resolve()
+        if not path.is_file():
+            where = f" (relative paths start at {base_dir})" if base_dir else ""
+            raise ValueError(f"stage {name!r}: {key} file {value!r} not found (looked at "
+                             f"{path}){where}")
+        updates[key] = str(path)
+        digests[key] = file_sha256(path)
+    return (params.model_copy(update=updates) if updates else params), digests
+
+
+def parse_stage(item: Mapping[str, Any], base_dir: Path | None = None) -> PostStep:
+    """{stage: interpolate, factor: 2} -> PostStep; ValueError with a user-facing message.
+    Files named by parameters resolve against `base_dir` (default: the working directory)."""
     if "stage" not in item:
         raise ValueError(
             f"{dict(item)!r} names no stage; write {{stage: NAME, ...}} with NAME one of "
@@ -78,17 +212,25 @@ def parse_stage(item: Mapping[str, Any]) -> PostStep:
         )
     params = {k: v for k, v in item.items() if k != "stage"}
     try:
-        return PostStep(name, STAGES[name].params.model_validate(params))
+        model = STAGES[name].params.model_validate(params)
     except ValidationError as exc:
-        reasons = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or name}: {e['msg']} (got {e.get('input')!r})"
-            for e in exc.errors()
-        )
+        reasons = "; ".join(_reason(e, name) for e in exc.errors())
         raise ValueError(f"bad parameters for stage {name!r}: {reasons}") from None
+    model, digests = _resolve_files(name, model, base_dir)
+    return PostStep(name, model, digests)
+
+
+def _reason(error: Mapping[str, Any], name: str) -> str:
+    where = ".".join(map(str, error["loc"]))
+    if error["type"] == "value_error":
+        message = str(error["ctx"]["error"])
+        return f"{where}: {message}" if where else message
+    return f"{where or name}: {error['msg']} (got {error.get('input')!r})"
 
 
 def resolve_post_chain(
-    items: Iterable[Any], presets: Mapping[str, list[Mapping[str, Any]]]
+    items: Iterable[Any], presets: Mapping[str, list[Mapping[str, Any]]],
+    base_dir: Path | None = None,
 ) -> list[PostStep]:
     """Expand preset names and parse inline stages. ValueError names the first bad item."""
     steps: list[PostStep] = []
@@ -99,17 +241,51 @@ def resolve_post_chain(
                     f"unknown post preset {item!r}{_suggest(item, presets)} "
                     f"(presets: {', '.join(sorted(presets)) or 'none'})"
                 )
-            steps.extend(parse_stage(stage) for stage in presets[item])
+            steps.extend(parse_stage(stage, base_dir) for stage in presets[item])
         elif isinstance(item, Mapping):
-            steps.append(parse_stage(item))
+            steps.append(parse_stage(item, base_dir))
         else:
             raise ValueError(f"{item!r} is neither a preset name nor a {{stage: ...}} mapping")
     return steps
 
 
-def chain_frames_out(steps: Iterable[PostStep], frames: int) -> int:
+def chain_warnings(steps: Iterable[PostStep]) -> list[str]:
+    """Orderings that work but give worse results, with the reason."""
+    steps = list(steps)
+    names = [s.stage for s in steps]
+    warnings = []
+    retimes = [i for i, n in enumerate(names) if n in ("interpolate", "slowmo")]
+    smooths = [i for i, n in enumerate(names) if n in ("smooth", "deflicker")]
+    if retimes and smooths and min(smooths) > min(retimes):
+        first, later = names[min(retimes)], names[min(smooths)]
+        warnings.append(
+            f"post chain runs {first} before {later}: interpolation then works from the "
+            f"unsmoothed frames, so their noise and flicker are baked into every synthesised "
+            f"frame (and warped by the flow), and {later} afterwards averages synthesised frames "
+            f"with their own sources, which hides less and ghosts more. Smooth first, then "
+            f"interpolate (svi_pro: smooth -> upscale -> interpolate -> a light smooth)"
+        )
+    if "scene_detect" in names:
+        cut_at = names.index("scene_detect")
+        early = [n for n in names[:cut_at] if STAGES[n].temporal]
+        if early:
+            warnings.append(
+                f"post chain runs {', '.join(dict.fromkeys(early))} before scene_detect: "
+                f"stages before it see no cuts and may blend across them; put scene_detect first"
+            )
+    return warnings
+
+
+def chain_frames_out(steps: Iterable[PostStep], frames: int, fps: float | None = None) -> int:
+    """Frames out of the chain for `frames` in. A target-fps interpolation needs the input
+    `fps`."""
     for step in steps:
-        frames = STAGES[step.stage].frames_out(frames, step.params)
+        stage = STAGES[step.stage]
+        if fps is None and step.stage == "interpolate" and step.params.fps is not None:
+            raise ValueError("chain_frames_out needs the input fps for interpolate with a "
+                             "target fps")
+        frames = stage.frames_out(frames, fps, step.params)
+        fps = stage.fps_out(fps, step.params) if fps is not None else None
     return frames
 
 
@@ -119,11 +295,27 @@ def chain_fps(steps: Iterable[PostStep], fps: float) -> float:
     return fps
 
 
+def chain_size(steps: Iterable[PostStep], width: int, height: int) -> tuple[int, int]:
+    """Frame size (width, height) out of the chain."""
+    for step in steps:
+        width, height = STAGES[step.stage].size_out(width, height, step.params)
+    return width, height
+
+
+def run_post_frames(
+    stream: Iterable[PostFrame], fps: float, steps: Iterable[PostStep]
+) -> tuple[Iterator[PostFrame], float]:
+    """The chain on a PostFrame stream (cut flags travel through); lazy like run_post_chain."""
+    out: Iterator[PostFrame] = iter(stream)
+    for step in steps:
+        out = STAGES[step.stage].run(out, fps, step.params, step.digests)
+        fps = STAGES[step.stage].fps_out(fps, step.params)
+    return out, fps
+
+
 def run_post_chain(
     frames: Iterable[np.ndarray], fps: float, steps: Iterable[PostStep]
 ) -> tuple[Iterator[np.ndarray], float]:
     """Chain the stages lazily: nothing runs until the caller iterates the frames."""
-    stream: Iterable[np.ndarray] = frames
-    for step in steps:
-        stream, fps = STAGES[step.stage].run(stream, fps, step.params)
-    return iter(stream), fps
+    out, fps = run_post_frames(as_post_frames(frames), fps, steps)
+    return images(out), fps

@@ -14,7 +14,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     field_validator,
     model_validator,
 )
@@ -83,9 +85,16 @@ def _check_camera_value(name: str, value: float) -> float:
 Ease = Literal["linear", "in", "out", "in_out"]
 
 
+# How the camera path reaches the pixels: "engine" lets the engine realise it (exactly on the
+# preview, as a guide video on VACE / v2v, as prompt words elsewhere); "post" also warps the
+# generated frames exactly along the path after generation, on any engine.
+CameraApply = Literal["engine", "post"]
+
+
 class CameraMove(_Model):
     """A constant move: the camera reaches these values at the end of the shot, from zero."""
 
+    apply: CameraApply = "engine"
     pan_x: float = 0.0
     pan_y: float = 0.0
     zoom: float = 0.0
@@ -116,11 +125,71 @@ class CameraKey(_Model):
         return None if value is None else _check_camera_value(info.field_name, value)
 
 
-Camera = Union[CameraMove, list[CameraKey]]
+class CameraKeyframes(_Model):
+    """Keyframes with options: `camera: {apply: post, keys: [{at: 0s, ...}, ...]}`."""
+
+    apply: CameraApply = "engine"
+    keys: list[CameraKey] = Field(min_length=1)
+
+
+def _camera_kind(value: Any) -> str | None:
+    # Pick the form from the value's shape, so a bad value gets that form's errors only.
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, CameraKeyframes) or (isinstance(value, dict) and "keys" in value):
+        return "keyframes"
+    if isinstance(value, (dict, CameraMove)):
+        return "move"
+    return None
+
+
+Camera = Annotated[
+    Union[Annotated[CameraMove, Tag("move")], Annotated[list[CameraKey], Tag("list")],
+          Annotated[CameraKeyframes, Tag("keyframes")]],
+    Discriminator(_camera_kind),
+]
+
+
+def camera_keys(camera: Any) -> list[CameraKey] | None:
+    """The keyframe list of a keyframed camera (either form), else None."""
+    if isinstance(camera, CameraKeyframes):
+        return camera.keys
+    return camera if isinstance(camera, list) else None
+
+
+def camera_apply(camera: Any) -> str:
+    return getattr(camera, "apply", "engine") if camera is not None else "engine"
+
+
+class Lora(_Model):
+    """A LoRA file (relative to the storyboard) with its strength per expert: `strength` for the
+    first (or only) denoiser, `strength_2` for Wan 2.2's low-noise expert (default: same)."""
+
+    path: ImagePath
+    strength: Annotated[float, Field(ge=-4.0, le=4.0)] = 1.0
+    strength_2: Annotated[float, Field(ge=-4.0, le=4.0)] | None = None
+
+
+Guidance = Annotated[float, Field(ge=0.0, le=30.0)]
+
+
+class GenerationKeys(_Model):
+    """Generation knobs a segment, a shot or `defaults` may set; the innermost wins. Engines
+    declare which they honour (README "Engines"); others are ignored with a warning."""
+
+    steps: Annotated[int, Field(ge=1, le=500, strict=True)] | None = None
+    cfg: Guidance | None = None
+    cfg_2: Guidance | None = None           # second expert's guidance (Wan 2.2 A14B)
+    flow_shift: Annotated[float, Field(gt=0.0, le=100.0)] | None = None
+    boundary: Annotated[float, Field(ge=0.0, le=1.0)] | None = None  # expert switch
+    loras: list[Lora] | None = None
+    denoise: Annotated[float, Field(gt=0.0, le=1.0)] | None = None  # v2v strength
+    embedded_guidance: Guidance | None = None  # HunyuanVideo's distilled guidance
 
 
 class Transition(_Model):
-    type: Literal["cut", "crossfade"] = "cut"
+    # interpolated: an optical-flow morph over the same frames a crossfade would blend.
+    type: Literal["cut", "crossfade", "interpolated"] = "cut"
     duration: Duration = 0.5
 
     @model_validator(mode="before")
@@ -129,7 +198,7 @@ class Transition(_Model):
         return {"type": value} if isinstance(value, str) else value
 
 
-class Segment(_Model):
+class Segment(GenerationKeys):
     """One generation call inside a long shot; chained to the previous segment's last frame."""
 
     prompt: Text | None = None
@@ -140,7 +209,7 @@ class Segment(_Model):
     end_image: ImagePath | None = None
 
 
-class ShotDefaults(_Model):
+class ShotDefaults(GenerationKeys):
     """Keys a storyboard's `defaults:` may set for every shot."""
 
     prompt: Text | None = None
@@ -151,6 +220,8 @@ class ShotDefaults(_Model):
     transition: Transition | None = None
     image: ImagePath | None = None
     end_image: ImagePath | None = None
+    source_video: ImagePath | None = None   # v2v: the video to restyle (relative path)
+    driving_video: ImagePath | None = None  # animate: the pose video to perform
 
 
 class Shot(ShotDefaults):
@@ -178,6 +249,30 @@ class Output(_Model):
     ] = "medium"
 
 
+def _signed_seconds(value: Any) -> float:
+    seconds = parse_duration(value)
+    if abs(seconds) > 24 * 3600:
+        raise ValueError(f"{value!r} is more than a day; give seconds like '1.5s' or '-2s'")
+    return seconds
+
+
+def _fade(value: Any) -> float:
+    seconds = parse_duration(value)
+    if not 0 <= seconds <= MAX_SHOT_SECONDS:
+        raise ValueError(f"{value!r} must be between 0s and {MAX_SHOT_SECONDS:g}s")
+    return seconds
+
+
+class Audio(_Model):
+    """The episode's soundtrack (stages.audio): `offset` > 0 delays it, < 0 skips its start."""
+
+    path: ImagePath  # relative to the storyboard file
+    offset: Annotated[float, BeforeValidator(_signed_seconds)] = 0.0
+    fade_in: Annotated[float, BeforeValidator(_fade)] = 0.0
+    fade_out: Annotated[float, BeforeValidator(_fade)] = 0.0
+    volume: Annotated[float, Field(ge=0.0, le=4.0)] = 1.0
+
+
 # A post chain item: a preset name from conf/post/ or an inline stage config ({stage: ...}).
 PostItem = Union[Annotated[str, Field(min_length=1, strict=True)], dict[str, Any]]
 
@@ -191,6 +286,10 @@ class Storyboard(_Model):
     shots: list[Shot] = Field(min_length=1)
     post: list[PostItem] | None = None
     output: Output = Output()
+    audio: Audio | None = None
+    # Engine that renders a segment when the configured one fails for a reason other than a bad
+    # storyboard (out of memory after the degrade ladder, weights that fail to load).
+    fallback: Annotated[str, Field(min_length=1, max_length=64, strict=True)] | None = None
 
     @field_validator("resolution", mode="before")
     @classmethod

@@ -15,10 +15,15 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ValidationError
 
 from engine.base import EngineSpec
-from stages.post import PostStep, resolve_post_chain
+from engine.registry import available_engines
+from stages.image_refs import ImagePolicy, ImageRefError, ImageResolver
+from stages.audio import AudioTrack, probe
+from stages.keys import file_sha256
+from stages.post import PostStep, chain_warnings, resolve_post_chain
 from stages.problems import Problem, StoryboardInvalid
 from stages.storyboard import (
     MAX_FPS,
+    Audio,
     CameraKey,
     CameraMove,
     Output,
@@ -26,13 +31,16 @@ from stages.storyboard import (
     Shot,
     ShotDefaults,
     Storyboard,
+    GenerationKeys,
     Transition,
+    camera_keys,
 )
 from stages.yaml_source import KeyPath, YamlSource, YamlSyntaxError, format_key_path, load_yaml
 
 # Keys that make Hydra or OmegaConf build objects or change composition; storyboards are data.
 FORBIDDEN_KEYS = {"_target_", "_recursive_", "_convert_", "_partial_", "_args_"}
 MAX_IMAGE_PIXELS = 8192 * 8192
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
 
 
 @dataclass
@@ -51,9 +59,17 @@ class ValidatedStoryboard:
     output: Output = field(default_factory=Output)
     warnings: list[str] = field(default_factory=list)
 
+    # Each image reference (as written) -> the local file validation checked (a fetched URL's
+    # download, a confined local path); the planner hashes and the engine reads these files.
+    images: dict[str, Path] = field(default_factory=dict)
+    audio: AudioTrack | None = None  # the episode's soundtrack (file checked, hashed)
+
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    def image_path(self, ref: str) -> Path:
+        return self.images.get(ref) or (self.base_dir / ref).resolve()
 
     def shot(self, shot_id: str) -> Shot:
         return next(s for s in self.model.shots if s.id == shot_id)
@@ -64,11 +80,13 @@ class ValidateOptions:
     """Settings from the config and command line that validation must respect."""
 
     fps: int | None = None  # overrides the storyboard's fps
+    resolution: tuple[int, int] | None = None  # (width, height): overrides the storyboard's
     shots: Sequence[str] | None = None  # render a subset
     post_presets: Mapping[str, list[Mapping[str, Any]]] = field(default_factory=dict)
     default_post: Sequence[Any] = ()  # the config's chain, used when the storyboard has none
     post_override: bool = False  # the command line chose the chain: it beats the storyboard's
     default_output: Mapping[str, Any] = field(default_factory=dict)  # storyboard keys win
+    images: ImagePolicy = field(default_factory=ImagePolicy)  # where images may come from
 
 
 # Which model describes the mapping found at a (cleaned) key path; for "did you mean".
@@ -82,6 +100,8 @@ def _model_at(path: KeyPath, data: Any) -> type[BaseModel] | None:
         return Output
     if path[-1] == "transition":
         return Transition
+    if path == ("audio",):
+        return Audio
     if names and names[-1] == "segments" and isinstance(path[-1], int):
         return Segment
     if names and names[-1] == "shots" and isinstance(path[-1], int) and len(path) == 2:
@@ -128,7 +148,7 @@ def _message(error: Mapping[str, Any], path: KeyPath, data: Any) -> str:
     if kind == "too_short" and isinstance(value, list) and not value:
         return "must not be empty"
     field = path[-1] if path else None
-    if field == "camera" and kind in _SHAPE_ERRORS:
+    if field == "camera" and (kind in _SHAPE_ERRORS or kind.startswith("union_tag")):
         return (f"expected a constant move like {{zoom: 0.1}} or a list of keyframes like "
                 f"[{{at: 0s, pan_x: 0}}, {{at: 4s, pan_x: 0.2}}], got {value!r}")
     if field == "post" and kind == "list_type":
@@ -232,9 +252,12 @@ def inherited(name: str, *holders: Any) -> Any:
 class _Checker:
     """Cross-field checks on a storyboard whose values are individually valid."""
 
-    def __init__(self, source: YamlSource, file: str, engine: EngineSpec):
+    def __init__(self, source: YamlSource, file: str, engine: EngineSpec,
+                 resolver: ImageResolver | None = None):
         self.source, self.file, self.engine = source, file, engine
+        self.resolver = resolver or ImageResolver(source.path.parent)
         self.problems: list[Problem] = []
+        self.warnings: list[str] = []
 
     def add(self, path: KeyPath, message: str) -> None:
         self.problems.append(
@@ -242,7 +265,11 @@ class _Checker:
         )
 
     def image(self, path: KeyPath, relative: str) -> None:
-        full = (self.source.path.parent / relative).resolve()
+        try:
+            full = self.resolver.resolve(relative)
+        except ImageRefError as exc:
+            self.add(path, str(exc))
+            return
         if not full.exists():
             self.add(path, f"image {relative!r} not found (looked at {full}); paths are "
                            "relative to the storyboard file")
@@ -260,7 +287,8 @@ class _Checker:
                 img.verify()
             with Image.open(full) as img:
                 img.load()  # verify() misses truncated pixel data
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
+                ValueError) as exc:
             self.add(path, f"{relative!r} is not a readable image ({exc}); use PNG or JPEG")
 
     def shot(self, index: int, shot: Shot, defaults: ShotDefaults | None, fps: int) -> None:
@@ -296,6 +324,66 @@ class _Checker:
                 self.image(base + (key,), value)
         self._modes(base, shot, defaults, image)
         self._camera(base, shot, defaults, fps)
+        self._generation(base, shot, defaults, fps)
+
+    def file(self, path: KeyPath, relative: str, what: str, suffixes: tuple[str, ...]) -> None:
+        """A non-image input (a LoRA, a source video): confined like images, must exist."""
+        try:
+            full = self.resolver.resolve(relative)
+        except ImageRefError as exc:
+            self.add(path, str(exc))
+            return
+        if not full.is_file():
+            self.add(path, f"{what} {relative!r} not found (looked at {full}); paths are "
+                           "relative to the storyboard file")
+        elif not full.name.lower().endswith(suffixes):
+            self.add(path, f"{what} {relative!r} is not a {' or '.join(suffixes)} file")
+
+    def _generation(self, base: KeyPath, shot: Shot, defaults: ShotDefaults | None,
+                    fps: int) -> None:
+        """Generation keys against what the engine honours and requires."""
+        engine = self.engine
+        holders = [(base, shot)] + [(base + ("segments", i), seg)
+                                    for i, seg in enumerate(shot.segments or [])]
+        for path, holder in holders:
+            for key in GenerationKeys.model_fields:
+                if getattr(holder, key) is not None and key not in engine.honours:
+                    self.warnings.append(
+                        f"shot {shot.id}: {format_key_path(path + (key,))} is ignored by engine "
+                        f"{engine.name!r} (it honours: {', '.join(sorted(engine.honours)) or 'none'})")
+            if holder.loras and engine.experts < 2 and any(
+                    lora.strength_2 is not None for lora in holder.loras):
+                self.warnings.append(f"shot {shot.id}: loras strength_2 is ignored by engine "
+                                     f"{engine.name!r} (one expert)")
+            for i, lora in enumerate(holder.loras or []):
+                self.file(path + ("loras", i, "path"), lora.path, "LoRA",
+                          (".safetensors", ".bin", ".pt", ".pth"))
+        for key in ("source_video", "driving_video"):
+            value = inherited(key, shot, defaults)
+            if value is None and key in engine.requires:
+                self.add(base + (key,), f"required by engine {engine.name!r}: give the "
+                                        f"{key.replace('_', ' ')} (a video file next to the "
+                                        "storyboard)")
+            elif value is not None:
+                if key not in engine.honours:
+                    self.warnings.append(f"shot {shot.id}: {key} is ignored by engine "
+                                         f"{engine.name!r}")
+                elif getattr(shot, key) is not None:
+                    self.file(base + (key,), value, key.replace("_", " "), VIDEO_SUFFIXES)
+        if "image" in engine.requires and not inherited("image", shot, defaults) \
+                and shot.start != "chain":
+            self.add(base + ("image",), f"required by engine {engine.name!r}: give the start "
+                                        "image (the character to animate)")
+        # Chained segments start from the previous segment's last frame: an image-to-video job.
+        length = shot_seconds(shot, defaults, fps)
+        splits = length is not None and length * fps + 1 > engine.max_frames
+        if engine.modes <= {"t2v"} and (len(shot.segments or []) > 1 or splits):
+            self.add(base + ("segments" if shot.segments else "duration",),
+                     f"this shot needs several chained segments (each starts from the last "
+                     f"frame of the one before), but engine {engine.name!r} is text-to-video "
+                     f"only (longest segment {engine.max_frames} frames); use an image-to-video "
+                     f"engine (wan21_i2v, wan22_i2v_a14b, wan22_ti2v_5b, wan_vace) or shorter "
+                     f"shots")
 
     def _modes(self, base: KeyPath, shot: Shot, defaults: ShotDefaults | None, image) -> None:
         modes = self.engine.modes
@@ -303,18 +391,21 @@ class _Checker:
         if any(ends) and "flf2v" not in modes and "i2v" not in modes:
             self.add(base + ("end_image",), f"engine {self.engine.name!r} cannot end on an "
                                             f"image (modes: {', '.join(sorted(modes))})")
-        if (image or shot.start == "chain") and "i2v" not in modes:
+        if (image or shot.start == "chain") and not modes & {"i2v", "animate"}:
             self.add(base + ("image",), f"engine {self.engine.name!r} cannot start from an "
                                         f"image (modes: {', '.join(sorted(modes))})")
 
     def _camera(self, base: KeyPath, shot: Shot, defaults: ShotDefaults | None, fps: int) -> None:
         camera = shot.camera if shot.camera is not None else (defaults.camera if defaults else None)
-        if not isinstance(camera, list):
+        keys = camera_keys(camera)
+        if keys is None:
             return
         where = base + ("camera",) if shot.camera is not None else ("defaults", "camera")
+        if not isinstance(camera, list):
+            where = where + ("keys",)
         length = shot_seconds(shot, defaults, fps)
         previous = -1.0
-        for i, key in enumerate(camera):
+        for i, key in enumerate(keys):
             if key.at <= previous:
                 self.add(where + (i, "at"), f"keyframe at {key.at:g}s is not after the previous "
                                             f"one ({previous:g}s); keyframes must be in order")
@@ -343,7 +434,7 @@ def _checks_of_valid_shots(
     if not isinstance(fps, int) or isinstance(fps, bool) or not 1 <= fps <= MAX_FPS:
         fps = None
     fps = options.fps or fps or engine.default_fps
-    checker = _Checker(source, file, engine)
+    checker = _Checker(source, file, engine, ImageResolver(source.path.parent, options.images))
     for i, raw in enumerate(shots):
         try:
             shot = Shot.model_validate(raw)
@@ -387,15 +478,20 @@ def validate_storyboard(
     if problems:
         raise StoryboardInvalid(problems)
 
-    checker = _Checker(source, file, engine)
+    checker = _Checker(source, file, engine, ImageResolver(path.parent, options.images))
     fps = options.fps or model.fps or engine.default_fps
-    width, height = model.resolution or engine.default_resolution
+    width, height = options.resolution or model.resolution or engine.default_resolution
     multiple = engine.resolution_multiple
     if width % multiple or height % multiple:
         checker.add(("resolution",), f"{width}x{height} is not a multiple of {multiple} for "
                                      f"engine {engine.name!r}; try "
                                      f"{round(width / multiple) * multiple}x"
                                      f"{round(height / multiple) * multiple}")
+    if model.fallback is not None and model.fallback not in available_engines():
+        close = difflib.get_close_matches(model.fallback, available_engines(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        checker.add(("fallback",), f"unknown engine {model.fallback!r}{hint} (engines: "
+                                   f"{', '.join(available_engines())})")
     seen: dict[str, int] = {}
     for i, shot in enumerate(model.shots):
         if shot.id in seen:
@@ -411,10 +507,15 @@ def validate_storyboard(
     use_storyboard_post = model.post is not None and not options.post_override
     post_items = model.post if use_storyboard_post else list(options.default_post)
     try:
-        post = resolve_post_chain(post_items, options.post_presets)
+        # Files a storyboard's stages name (weights, LUTs) are relative to the storyboard;
+        # those of a command-line chain to the working directory.
+        post = resolve_post_chain(post_items, options.post_presets,
+                                  path.parent if use_storyboard_post else None)
+        checker.warnings += chain_warnings(post)
     except ValueError as exc:
         checker.add(("post",), str(exc))
         post = []
+    audio = _audio_track(checker, model.audio, path.parent) if model.audio else None
     try:
         output = Output.model_validate(
             {**options.default_output, **model.output.model_dump(exclude_unset=True)}
@@ -440,4 +541,26 @@ def validate_storyboard(
     return ValidatedStoryboard(
         name=name or path.stem, path=path.resolve(), model=model, post=post, fps=fps,
         width=width, height=height, engine=engine, selected=selected, output=output,
+        images=dict(checker.resolver.resolved), warnings=checker.warnings, audio=audio,
     )
+
+
+def _audio_track(checker: _Checker, audio: Audio, base: Path) -> AudioTrack | None:
+    """The soundtrack, if its file exists and holds an audio stream ffmpeg can read."""
+    full = (base / audio.path).resolve()
+    where = ("audio", "path")
+    if not full.is_file():
+        checker.add(where, f"audio file {audio.path!r} not found (looked at {full}); paths are "
+                           "relative to the storyboard file")
+        return None
+    try:
+        streams = probe(full)
+    except (ValueError, OSError) as exc:
+        checker.add(where, f"{audio.path!r}: {exc}")
+        return None
+    if not streams.audio:
+        checker.add(where, f"{audio.path!r} has no audio stream; use a WAV, MP3, AAC/M4A, "
+                           "FLAC or OGG file")
+        return None
+    return AudioTrack(full, audio.offset, audio.fade_in, audio.fade_out, audio.volume,
+                      file_sha256(full))

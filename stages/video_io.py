@@ -34,6 +34,7 @@ __all__ = [
     "read_frames",
     "video_info",
     "read_metadata",
+    "copy_with_metadata",
     "save_png",
     "load_png",
     "last_frame",
@@ -496,6 +497,40 @@ def read_metadata(path: Path | str) -> dict[str, str]:
     )
     raw = _parse_ffmetadata(proc.stdout.decode("utf-8", "replace"))
     return {k.lower(): v for k, v in raw.items()}
+
+
+def _ffmetadata_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "=;#\\\n" else ch for ch in text)
+
+
+def copy_with_metadata(src: Path | str, dst: Path | str, metadata: Mapping[str, str]) -> Path:
+    """Copy the video `src` to `dst` (atomically) with `metadata` as its container tags, without
+    re-encoding: the streams are copied bit for bit, so the decoded frames are unchanged.
+
+    The tags travel in an FFMETADATA file rather than `-metadata key=value` arguments, so a value
+    may be larger than the operating system's limit on one argument (128 KiB on Linux). MP4 gets
+    `use_metadata_tags` so that keys other than the few iTunes ones survive.
+    """
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise FileNotFoundError(f"video not found: {src}")
+    lines = [";FFMETADATA1"]
+    for key, value in metadata.items():
+        _metadata_params({key: value})  # same key rules as the writer
+        lines.append(f"{_ffmetadata_escape(str(key))}={_ffmetadata_escape(str(value))}")
+    with atomic_path(dst) as tmp:
+        meta_file = tmp.with_name(tmp.name + ".ffmeta")
+        meta_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        try:
+            args = ["-hide_banner", "-nostdin", "-v", "error", "-i", str(src),
+                    "-f", "ffmetadata", "-i", str(meta_file),
+                    "-map", "0", "-map_metadata", "1", "-c", "copy"]
+            if dst.suffix.lower() in _MP4_LIKE:
+                args += ["-movflags", "+faststart+use_metadata_tags"]
+            _run_ffmpeg(args + [str(tmp)], src)
+        finally:
+            meta_file.unlink(missing_ok=True)
+    return dst
 
 
 def last_frame(path: Path | str) -> np.ndarray:

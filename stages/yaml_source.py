@@ -63,27 +63,61 @@ class _SafeLineLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate keys (a silent overwrite hides a user's mistake)."""
 
 
-def _construct(node: yaml.Node, loader: yaml.SafeLoader, path: KeyPath, lines: dict) -> Any:
+# A storyboard is a few hundred values; aliases that repeat large parts of the file (a "billion
+# laughs" file) could expand it without bound, so the expanded size is capped.
+MAX_VALUES = 100_000
+
+
+class _Walk:
+    """What one parse has seen: the collections being built (to catch an alias that refers to
+    itself) and how many values the expansion has produced so far."""
+
+    def __init__(self) -> None:
+        self.active: set[int] = set()
+        self.values = 0
+
+
+def _construct(node: yaml.Node, loader: yaml.SafeLoader, path: KeyPath, lines: dict,
+               walk: _Walk) -> Any:
     lines[path] = node.start_mark.line + 1
+    walk.values += 1
+    if walk.values > MAX_VALUES:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"the file expands to more than {MAX_VALUES} values (YAML aliases that "
+            "repeat large parts of it?)", node.start_mark)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        if id(node) in walk.active:
+            raise yaml.constructor.ConstructorError(
+                None, None, "cyclic reference: a YAML alias (*name) refers to the collection "
+                "that contains it", node.start_mark)
+        walk.active.add(id(node))
+        try:
+            return _construct_collection(node, loader, path, lines, walk)
+        finally:
+            walk.active.discard(id(node))
+    return loader.construct_object(node, deep=True)
+
+
+def _construct_collection(node: yaml.Node, loader: yaml.SafeLoader, path: KeyPath, lines: dict,
+                          walk: _Walk) -> Any:
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if isinstance(key, (list, dict)):
+            if not isinstance(key_node, yaml.ScalarNode):
                 raise yaml.constructor.ConstructorError(
                     None, None, "a mapping key must be a plain value", key_node.start_mark
                 )
+            key = loader.construct_object(key_node, deep=True)
             if key in out:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark
                 )
-            out[key] = _construct(value_node, loader, path + (key,), lines)
+            out[key] = _construct(value_node, loader, path + (key,), lines, walk)
             lines[path + (key,)] = key_node.start_mark.line + 1
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(child, loader, path + (i,), lines) for i, child in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    return [_construct(child, loader, path + (i,), lines, walk)
+            for i, child in enumerate(node.value)]
 
 
 def parse_yaml(text: str, path: Path) -> YamlSource:
@@ -92,7 +126,7 @@ def parse_yaml(text: str, path: Path) -> YamlSource:
     lines: dict[KeyPath, int] = {}
     try:
         node = loader.get_single_node()
-        data = None if node is None else _construct(node, loader, (), lines)
+        data = None if node is None else _construct(node, loader, (), lines, _Walk())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
@@ -105,6 +139,9 @@ def parse_yaml(text: str, path: Path) -> YamlSource:
         ) from None
     except yaml.YAMLError as exc:  # errors without a position
         raise YamlSyntaxError(path, None, None, str(exc)) from None
+    except RecursionError:  # a merge key (<<: *name) that merges the mapping into itself
+        raise YamlSyntaxError(path, None, None, "cyclic reference: a YAML alias or merge key "
+                              "refers to the mapping that contains it") from None
     finally:
         loader.dispose()
     return YamlSource(path=path, data=data, lines=lines)

@@ -1,0 +1,48 @@
+"""CogVideoX (2B / 5B, 1.5): text-to-video, or image-to-video with an I2V checkpoint.
+
+Which one a folder holds is read from its model_index.json; asking a t2v checkpoint for a start
+image is an EngineError naming the segment. Text embeddings (T5) are memoised per prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from .base import EngineError
+from .diffusers_engine import DiffusersEngine, pil
+from .diffusers_specs import DIFFUSERS_SPECS
+
+
+class CogVideoX(DiffusersEngine):
+    spec = DIFFUSERS_SPECS["cogvideox"][0]
+    layouts = ("CogVideoXPipeline", "CogVideoXImageToVideoPipeline")
+    defaults: ClassVar[dict[str, Any]] = {"steps": 50, "cfg": 6.0}
+
+    def check_request(self, request):
+        super().check_request(request)
+        is_i2v = self.source.pipeline_class == "CogVideoXImageToVideoPipeline"
+        if is_i2v != (request.start_image is not None):
+            need = "a start image (image: or start: chain)" if is_i2v else "no start image"
+            raise EngineError(
+                f"segment {request.shot_id}_{request.segment_index}: engine.model "
+                f"{self.source.name!r} is a {self.source.pipeline_class} checkpoint and needs "
+                f"{need}; use a CogVideoX {'T2V' if is_i2v else 'I2V'} checkpoint for this shot")
+
+    def call_kwargs(self, pipe, entry, request):
+        prompt = self.prompt_text(request)
+        length = self.options.max_sequence_length or 226
+
+        def encode():
+            return pipe.encode_prompt(prompt=prompt, negative_prompt=request.negative or "",
+                                      do_classifier_free_guidance=True,
+                                      max_sequence_length=length,
+                                      device=pipe._execution_device)
+
+        embeds, negative = entry.embedding(("t5", prompt, request.negative, length), encode)
+        kwargs = {"prompt_embeds": embeds, "negative_prompt_embeds": negative,
+                  "guidance_scale": float(self.param(request, "cfg")),
+                  "height": request.height, "width": request.width,
+                  "num_frames": request.num_frames, "max_sequence_length": length}
+        if request.start_image is not None:
+            kwargs["image"] = pil(request.start_image)
+        return kwargs

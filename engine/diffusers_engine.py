@@ -1,0 +1,363 @@
+"""The diffusers engine family: one loading path, the model pool, one generation loop.
+
+Every diffusers engine (Wan, HunyuanVideo, LTX, CogVideoX, SVD) is a small subclass that says
+which pipeline layouts it accepts and how a `GenerationRequest` becomes pipeline arguments. What
+they share lives here:
+
+1. Loading: `from_pretrained` offline from `engine.model` (engine.model_source), with the dtype
+   and device from the options, then the speed and memory options (engine.accel) applied once.
+2. Residency: pipelines live in the process-wide model pool (engine.model_pool), so a render,
+   a series or watch mode loads each model once; a load happens in `load()`, outside the
+   per-segment retries, and at most once per process even when it fails.
+3. Per request: LoRAs attached once per file and weighted per expert, scheduler shift and expert
+   boundary overridden for the call only, text embeddings memoised per distinct prompt, a seeded
+   CPU generator (same seed, same noise on any device), step progress reported.
+4. Output: uint8 (T, H, W, 3) of exactly the requested size.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import threading
+from typing import Any, ClassVar, Iterator, Mapping
+
+import numpy as np
+
+from .accel import apply_load_options, degrade_steps, resolve_device, resolve_dtype
+from .base import (
+    Engine,
+    EngineError,
+    EngineLoadError,
+    EngineSpec,
+    GenerationRequest,
+    LoraRef,
+    ProgressFn,
+)
+from .camera_prompt import with_camera
+from .diffusers_options import DiffusersOptions, EngineConfigError
+from .model_pool import POOL, ModelPool, PoolEntry
+from .model_source import ModelNotFound, ModelSource, resolve_model
+
+# Defaults for generation keys a storyboard (or the engine config's params) may set.
+BASE_DEFAULTS: dict[str, Any] = {"steps": 30, "cfg": 5.0}
+
+
+def to_uint8(frames: Any) -> np.ndarray:
+    """Pipeline output (float in [0, 1], (T, H, W, C) or a list of PIL images) to uint8."""
+    if isinstance(frames, list) and frames and hasattr(frames[0], "size"):
+        return np.stack([np.asarray(img.convert("RGB")) for img in frames])
+    array = np.asarray(frames)
+    if array.dtype == np.uint8:
+        return array
+    return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def fit_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize frames to (height, width) when a pipeline rounded the size (never for valid
+    requests, since validation snaps sizes to the engine's multiple)."""
+    if frames.shape[1:3] == (height, width):
+        return frames
+    import cv2
+
+    return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
+                     for f in frames])
+
+
+def pil(image: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray(np.ascontiguousarray(image))
+
+
+def dtype_keyword() -> str:
+    """diffusers 0.42 renamed from_pretrained's torch_dtype to dtype."""
+    import diffusers
+
+    major, minor = (int(x) for x in diffusers.__version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (0, 42) else "torch_dtype"
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """No per-component progress bars in the render log while a pipeline loads."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        dlog.enable_progress_bar()
+        tlog.enable_progress_bar()
+
+
+class DiffusersEngine(Engine):
+    """Base of every diffusers engine; subclasses set the class attributes and `call_kwargs`."""
+
+    spec: ClassVar[EngineSpec]
+    # model_index.json `_class_name`s this engine loads (the first is what docs recommend).
+    layouts: ClassVar[tuple[str, ...]]
+    # mode -> pipeline class used for it, built from the loaded one with `from_pipe` (shares
+    # the weights) when it differs; modes not listed use the loaded pipeline.
+    mode_pipelines: ClassVar[dict[str, str]] = {}
+    # Components that must be present (e.g. transformer_2 for two-expert engines).
+    required_components: ClassVar[tuple[str, ...]] = ()
+    # Generation defaults; the engine config's params and the storyboard override them.
+    defaults: ClassVar[dict[str, Any]] = BASE_DEFAULTS
+    # Components kept in fp32 whatever the dtype (Wan's VAE and image encoder).
+    fp32_components: ClassVar[tuple[str, ...]] = ()
+    # Family-specific engine.options keys.
+    extra_options: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, pool: ModelPool | None = None, **options: Any) -> None:
+        self.options = DiffusersOptions.from_mapping(self.spec.name, options, self.extra_options)
+        try:
+            self.source: ModelSource = resolve_model(self.options.model, self.spec.name)
+        except ModelNotFound as exc:
+            raise EngineConfigError(str(exc)) from None
+        self._check_layout()
+        self.pool = pool or POOL
+        self.device = resolve_device(self.options.device)
+        self.dtype_name = resolve_dtype(self.options.dtype, self.device)
+        self._ladder = degrade_steps(self.options, self.device)
+        self.degraded: list[str] = []
+        self._load_error: BaseException | None = None
+        self._load_lock = threading.Lock()
+
+    # -- what the engine is ----------------------------------------------------------------
+
+    def _check_layout(self) -> None:
+        found = self.source.pipeline_class
+        if found not in self.layouts:
+            raise EngineConfigError(
+                f"engine.model={self.options.model!r} holds a {found or 'unknown'} pipeline, "
+                f"but engine {self.spec.name!r} loads {' or '.join(self.layouts)}; pick the "
+                f"engine config that matches these weights")
+        missing = [c for c in self.required_components if c not in self.source.components]
+        if missing:
+            raise EngineConfigError(
+                f"engine.model={self.options.model!r} has no {', '.join(missing)} component; "
+                f"engine {self.spec.name!r} needs it (a two-expert Wan 2.2 A14B checkpoint)")
+
+    def identity(self) -> dict[str, Any]:
+        opts = self.options
+        return {
+            "engine": self.spec.name,
+            "model": self.source.name,
+            "revision": opts.revision or self.source.revision,
+            "dtype": self.dtype_name,
+            "device": self.device.split(":")[0],
+            # Options that change pixels; speed-only ones (offload, compile, attention) do not.
+            "step_cache": None if opts.step_cache == "none" else
+                          [opts.step_cache, opts.step_cache_threshold],
+            "vae_tiling": opts.vae_tiling,
+            "camera_prompt": opts.camera_prompt,
+        }
+
+    @property
+    def pool_key(self) -> tuple:
+        opts = self.options
+        return (type(self).__name__, str(self.source.path), self.dtype_name, self.device,
+                opts.offload, opts.vae_tiling, opts.attention_backend, opts.step_cache,
+                opts.step_cache_threshold, opts.compile)
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def _load_pipeline(self):
+        import torch
+        import diffusers
+
+        cls = getattr(diffusers, self.source.pipeline_class)
+        dtype = getattr(torch, {"bf16": "bfloat16", "fp16": "float16",
+                                "fp32": "float32"}[self.dtype_name])
+        torch_dtype: Any = dtype
+        if self.fp32_components and dtype != torch.float32:
+            torch_dtype = {"default": dtype, **{c: torch.float32 for c in self.fp32_components
+                                                if c in self.source.components}}
+        with quiet_loading():
+            pipe = cls.from_pretrained(str(self.source.path), local_files_only=True,
+                                       **{dtype_keyword(): torch_dtype})
+        apply_load_options(pipe, self.options, self.device)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def _acquire(self) -> PoolEntry:
+        if self._load_error is not None:
+            raise EngineLoadError(f"engine {self.spec.name!r} failed to load earlier in this "
+                                  f"process: {self._load_error}")
+        budget = None
+        if self.options.pool_budget_gb is not None:
+            budget = int(self.options.pool_budget_gb * 2**30)
+        try:
+            return self.pool.acquire(self.pool_key, self._load_pipeline,
+                                     estimate=self.source.weight_bytes, budget=budget)
+        except EngineLoadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any load failure is reported the same way
+            with self._load_lock:
+                self._load_error = exc
+            raise EngineLoadError(
+                f"engine {self.spec.name!r} could not load {self.source.name!r}: "
+                f"{type(exc).__name__}: {exc}") from exc
+
+    def load(self) -> None:
+        self.pool.release(self._acquire())
+
+    def close(self) -> None:
+        self.pool.unload(self.pool_key)
+
+    def degrade(self) -> str | None:
+        """Apply the next memory-saving step to the resident pipeline (see accel.degrade_steps)."""
+        if not self._ladder:
+            return None
+        step = self._ladder.pop(0)
+        entry = self._acquire()
+        try:
+            with entry.lock:
+                step.apply(entry.value, self.device)
+                entry.variants.clear()  # rebuilt from the degraded pipeline
+                entry.degraded.append(step.name)
+        finally:
+            self.pool.release(entry)
+        self.degraded.append(step.name)
+        return step.describe
+
+    # -- one request -------------------------------------------------------------------------
+
+    def check_request(self, request: GenerationRequest) -> None:
+        if request.mode not in self.spec.modes:
+            raise EngineError(
+                f"engine {self.spec.name!r} cannot do {request.mode} (segment "
+                f"{request.shot_id}_{request.segment_index}); it supports "
+                f"{', '.join(sorted(self.spec.modes))}")
+
+    def param(self, request: GenerationRequest, name: str) -> Any:
+        value = request.params.get(name)
+        return self.defaults.get(name) if value is None else value
+
+    def prompt_text(self, request: GenerationRequest) -> str:
+        if self.options.camera_prompt and self.spec.camera in ("prompt", "guide"):
+            return with_camera(request.prompt, request.camera)
+        return request.prompt
+
+    def pipeline_for(self, entry: PoolEntry, mode: str):
+        wanted = self.mode_pipelines.get(mode)
+        pipe = entry.value
+        if wanted is None or type(pipe).__name__ == wanted:
+            return pipe
+        if wanted not in entry.variants:
+            import diffusers
+
+            entry.variants[wanted] = getattr(diffusers, wanted).from_pipe(pipe)
+            entry.variants[wanted].set_progress_bar_config(disable=True)
+        return entry.variants[wanted]
+
+    @abc.abstractmethod
+    def call_kwargs(self, pipe, entry: PoolEntry, request: GenerationRequest) -> dict[str, Any]:
+        """Pipeline arguments for `request` besides generator, steps, output and callbacks."""
+
+    def frames_of(self, output: Any) -> Any:
+        return output.frames[0]
+
+    def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> np.ndarray:
+        self.check_request(request)
+        import torch
+
+        entry = self._acquire()
+        try:
+            with entry.lock:  # a pipeline serves one call at a time
+                pipe = self.pipeline_for(entry, request.mode)
+                steps = int(self.param(request, "steps"))
+                with self._per_call_state(pipe, entry, request):
+                    kwargs = self.call_kwargs(pipe, entry, request)
+
+                    def on_step(_pipe, i, _t, _kwargs):
+                        if progress is not None:
+                            progress(i + 1, steps)
+                        return {}
+
+                    generator = torch.Generator("cpu").manual_seed(int(request.seed))
+                    with torch.inference_mode():
+                        output = pipe(**kwargs, num_inference_steps=steps, generator=generator,
+                                      output_type="np", callback_on_step_end=on_step)
+                frames = to_uint8(self.frames_of(output))
+        finally:
+            self.pool.release(entry)
+        frames = fit_frames(frames, request.width, request.height)
+        if frames.shape[0] != request.num_frames:
+            raise EngineError(f"{type(pipe).__name__} returned {frames.shape[0]} frames for "
+                              f"segment {request.shot_id}_{request.segment_index}, asked for "
+                              f"{request.num_frames}")
+        return frames
+
+    # -- per-call state: LoRAs, scheduler shift, expert boundary ------------------------------
+
+    @contextlib.contextmanager
+    def _per_call_state(self, pipe, entry: PoolEntry, request: GenerationRequest) -> Iterator[None]:
+        self._apply_loras(pipe, entry, request.loras)
+        saved_scheduler = pipe.scheduler
+        saved_boundary = getattr(pipe.config, "boundary_ratio", None)
+        try:
+            shift = request.params.get("flow_shift")
+            if shift is not None:
+                pipe.scheduler = shifted_scheduler(pipe.scheduler, float(shift), self.spec.name)
+            boundary = request.params.get("boundary")
+            if boundary is not None and "boundary_ratio" in pipe.config:
+                pipe.register_to_config(boundary_ratio=float(boundary))
+            yield
+        finally:
+            pipe.scheduler = saved_scheduler
+            if "boundary_ratio" in pipe.config:
+                pipe.register_to_config(boundary_ratio=saved_boundary)
+
+    def denoisers(self, pipe) -> list[tuple[str, Any]]:
+        """(name, module) of each denoising network LoRAs attach to, first expert first."""
+        found = []
+        for name in ("transformer", "transformer_2", "unet"):
+            module = getattr(pipe, name, None)
+            if module is not None:
+                found.append((name, module))
+        return found
+
+    def _apply_loras(self, pipe, entry: PoolEntry, loras: tuple[LoraRef, ...] | list) -> None:
+        denoisers = self.denoisers(pipe)
+        if not loras:
+            for _name, module in denoisers:
+                if getattr(module, "_hf_peft_config_loaded", False):
+                    module.disable_adapters()
+            return
+        if not hasattr(pipe, "load_lora_weights"):
+            raise EngineError(f"engine {self.spec.name!r} ({type(pipe).__name__}) cannot load "
+                              f"LoRAs; remove `loras` from the storyboard for this engine")
+        names = []
+        for lora in loras:
+            if lora.path not in entry.adapters:
+                name = f"lora{len(entry.adapters)}"
+                try:
+                    pipe.load_lora_weights(lora.path, adapter_name=name)
+                    if any(n == "transformer_2" for n, _ in denoisers):
+                        pipe.load_lora_weights(lora.path, adapter_name=name,
+                                               load_into_transformer_2=True)
+                except (ValueError, KeyError, OSError, RuntimeError) as exc:
+                    raise EngineError(f"LoRA {lora.path}: cannot load it into "
+                                      f"{type(pipe).__name__}: {exc}") from None
+                entry.adapters[lora.path] = name
+            names.append(entry.adapters[lora.path])
+        for index, (_name, module) in enumerate(denoisers):
+            weights = [lora.strength if index == 0 else lora.second for lora in loras]
+            module.enable_adapters()
+            module.set_adapters(names, weights=weights)
+
+
+def shifted_scheduler(scheduler, shift: float, engine: str):
+    """A copy of `scheduler` with its flow shift set (UniPC: flow_shift; Euler: shift)."""
+    config = dict(scheduler.config)
+    if "flow_shift" in config:
+        return type(scheduler).from_config(config, flow_shift=shift)
+    if "shift" in config:
+        return type(scheduler).from_config(config, shift=shift)
+    raise EngineError(f"flow_shift: the {type(scheduler).__name__} of engine {engine!r} has no "
+                      f"shift to set; remove flow_shift for this engine")
+

@@ -1,0 +1,208 @@
+"""Wan 2.1 / 2.2 engines: T2V, I2V (with first-last-frame), two-expert A14B, TI2V 5B, VACE,
+video-to-video and Animate, all through diffusers' Wan pipelines.
+
+Two-expert checkpoints (Wan 2.2 A14B) hold `transformer` (high noise) and `transformer_2` (low
+noise) and switch at `boundary_ratio` of the schedule; `cfg_2` is the low-noise expert's guidance
+and LoRA `strength_2` its LoRA weight. Text embeddings (UMT5) are computed once per distinct
+prompt and negative prompt and kept with the resident pipeline.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .base import EngineError, GenerationRequest
+from .diffusers_engine import DiffusersEngine, pil
+from .diffusers_specs import DIFFUSERS_SPECS
+from .geometry import relative_homography, warp_frame
+from .model_pool import PoolEntry
+
+WAN_DEFAULTS: dict[str, Any] = {"steps": 30, "cfg": 5.0, "cfg_2": None, "denoise": 0.7}
+
+
+class _Wan(DiffusersEngine):
+    defaults: ClassVar[dict[str, Any]] = WAN_DEFAULTS
+    fp32_components: ClassVar[tuple[str, ...]] = ("vae", "image_encoder")
+
+    def text_embeddings(self, pipe, entry: PoolEntry, request: GenerationRequest) -> dict:
+        prompt = self.prompt_text(request)
+        length = self.options.max_sequence_length or 512
+
+        def encode():
+            positive, negative = pipe.encode_prompt(
+                prompt=prompt, negative_prompt=request.negative or "",
+                do_classifier_free_guidance=True, max_sequence_length=length,
+                device=pipe._execution_device)
+            return positive, negative
+
+        positive, negative = entry.embedding(("umt5", prompt, request.negative, length), encode)
+        return {"prompt_embeds": positive, "negative_prompt_embeds": negative,
+                "max_sequence_length": length}
+
+    def guidance(self, request: GenerationRequest) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"guidance_scale": float(self.param(request, "cfg"))}
+        if self.spec.experts == 2:
+            second = self.param(request, "cfg_2")
+            kwargs["guidance_scale_2"] = float(second) if second is not None else None
+        return kwargs
+
+    def size(self, request: GenerationRequest) -> dict[str, Any]:
+        return {"height": request.height, "width": request.width,
+                "num_frames": request.num_frames}
+
+
+class Wan21T2V(_Wan):
+    """Wan 2.1 text-to-video (1.3B or 14B)."""
+
+    spec = DIFFUSERS_SPECS["wan21_t2v"][0]
+    layouts = ("WanPipeline",)
+
+    def call_kwargs(self, pipe, entry, request):
+        return {**self.text_embeddings(pipe, entry, request), **self.guidance(request),
+                **self.size(request)}
+
+
+class Wan22T2V(Wan21T2V):
+    """Wan 2.2 A14B text-to-video: two experts split at the boundary."""
+
+    spec = DIFFUSERS_SPECS["wan22_t2v_a14b"][0]
+    required_components = ("transformer_2",)
+
+
+class Wan21I2V(_Wan):
+    """Wan 2.1 image-to-video (CLIP image encoder); with an end image on FLF2V checkpoints."""
+
+    spec = DIFFUSERS_SPECS["wan21_i2v"][0]
+    layouts = ("WanImageToVideoPipeline",)
+
+    def call_kwargs(self, pipe, entry, request):
+        kwargs = {**self.text_embeddings(pipe, entry, request), **self.guidance(request),
+                  **self.size(request), "image": pil(request.start_image)}
+        if request.end_image is not None:
+            kwargs["last_image"] = pil(request.end_image)
+        return kwargs
+
+
+class Wan22I2V(Wan21I2V):
+    """Wan 2.2 A14B image-to-video, two experts, optional end frame."""
+
+    spec = DIFFUSERS_SPECS["wan22_i2v_a14b"][0]
+    required_components = ("transformer_2",)
+
+
+class Wan22TI2V(_Wan):
+    """Wan 2.2 TI2V 5B: one checkpoint (expand_timesteps) for text- and image-to-video."""
+
+    spec = DIFFUSERS_SPECS["wan22_ti2v_5b"][0]
+    layouts = ("WanPipeline", "WanImageToVideoPipeline")
+    mode_pipelines = {"t2v": "WanPipeline", "i2v": "WanImageToVideoPipeline"}
+
+    def call_kwargs(self, pipe, entry, request):
+        kwargs = {**self.text_embeddings(pipe, entry, request), **self.guidance(request),
+                  **self.size(request)}
+        if request.start_image is not None:
+            kwargs["image"] = pil(request.start_image)
+        return kwargs
+
+
+def camera_guide(start: np.ndarray, request: GenerationRequest) -> list[np.ndarray]:
+    """The start frame warped along the request's camera path: a video that shows the move."""
+    if not request.camera:
+        return [start] * request.num_frames
+    origin = request.camera[0]
+    return [warp_frame(start, relative_homography(state, origin, request.width, request.height))
+            for state in request.camera]
+
+
+class WanVace(_Wan):
+    """Wan VACE: generation conditioned on a video and a mask.
+
+    - start image: frame 0 known (mask 0), the rest generated (mask 1);
+    - end image: the last frame known too (first-last-frame);
+    - camera path: the frames to generate carry the start image warped along the path (a
+      guide video), so the model follows the move instead of guessing it from words;
+    - t2v: no known frames, grey video, mask 1.
+    """
+
+    spec = DIFFUSERS_SPECS["wan_vace"][0]
+    layouts = ("WanVACEPipeline",)
+    extra_options = ("conditioning_scale",)
+
+    def conditioning(self, request: GenerationRequest) -> tuple[list, list]:
+        t, h, w = request.num_frames, request.height, request.width
+        grey = np.full((h, w, 3), 127, np.uint8)
+        if request.start_image is not None:
+            guide = camera_guide(request.start_image, request)
+        else:
+            guide = [grey] * t
+        video = list(guide)
+        known = np.zeros((h, w, 3), np.uint8)
+        unknown = np.full((h, w, 3), 255, np.uint8)
+        mask = [unknown] * t
+        if request.start_image is not None:
+            video[0], mask[0] = request.start_image, known
+        if request.end_image is not None:
+            video[-1], mask[-1] = request.end_image, known
+        return [pil(f) for f in video], [pil(m) for m in mask]
+
+    def call_kwargs(self, pipe, entry, request):
+        video, mask = self.conditioning(request)
+        return {**self.text_embeddings(pipe, entry, request), **self.guidance(request),
+                **self.size(request), "video": video, "mask": mask,
+                "conditioning_scale": float(self.options.extra.get("conditioning_scale", 1.0))}
+
+
+class WanV2V(_Wan):
+    """Wan video-to-video: restyle the storyboard's `source_video` at `denoise` strength (0 keeps
+    the source, 1 ignores it). A camera path warps the source frames first (a guide)."""
+
+    spec = DIFFUSERS_SPECS["wan_v2v"][0]
+    layouts = ("WanVideoToVideoPipeline",)
+
+    def call_kwargs(self, pipe, entry, request):
+        source = request.source_video
+        if source is None or len(source) != request.num_frames:
+            raise EngineError(f"segment {request.shot_id}_{request.segment_index}: wan_v2v needs "
+                              f"{request.num_frames} source frames, got "
+                              f"{0 if source is None else len(source)}")
+        frames = list(source)
+        if request.camera:
+            origin = request.camera[0]
+            frames = [warp_frame(f, relative_homography(c, origin, request.width, request.height))
+                      for f, c in zip(frames, request.camera)]
+        kwargs = {**self.text_embeddings(pipe, entry, request),
+                  "guidance_scale": float(self.param(request, "cfg")),
+                  "height": request.height, "width": request.width,
+                  "video": [pil(f) for f in frames],
+                  "strength": float(self.param(request, "denoise"))}
+        return kwargs
+
+
+class WanAnimate(_Wan):
+    """Wan Animate: the start image's character performs the storyboard's `driving_video`
+    (a pose video, already extracted, as Wan-Animate's preprocessing produces); the face video
+    is the driving video's centre, resized to the face encoder's input."""
+
+    spec = DIFFUSERS_SPECS["wan_animate"][0]
+    layouts = ("WanAnimatePipeline",)
+    FACE = 512
+
+    def call_kwargs(self, pipe, entry, request):
+        import cv2
+
+        if request.start_image is None or request.driving_video is None:
+            raise EngineError(f"segment {request.shot_id}_{request.segment_index}: wan_animate "
+                              f"needs a start image and a driving_video")
+        pose = list(request.driving_video)
+        side = min(request.height, request.width)
+        top, left = (request.height - side) // 2, (request.width - side) // 2
+        faces = [cv2.resize(f[top:top + side, left:left + side], (self.FACE, self.FACE),
+                            interpolation=cv2.INTER_AREA) for f in pose]
+        return {**self.text_embeddings(pipe, entry, request),
+                "guidance_scale": float(self.param(request, "cfg")),
+                "height": request.height, "width": request.width,
+                "image": pil(request.start_image), "pose_video": [pil(f) for f in pose],
+                "face_video": [pil(f) for f in faces], "mode": "animate",
+                "segment_frame_length": request.num_frames}

@@ -1,0 +1,75 @@
+"""Build the render's engine and its fallback from the engine config.
+
+The engine config (conf/engine/<name>.yaml, overridable as engine.*) holds `name`, `model` (a
+short form of `options.model`), `options` (constructor options), `params` (generation
+defaults, part of every content key) and `fallback`: an engine config name, or an inline
+{name, model, options, params}. A storyboard's `fallback:` names an engine config too and wins.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from engine.base import Engine
+from engine.registry import UnknownEngineError, get_engine
+from flows.settings import CONF_DIR, ConfigInvalid
+
+
+def engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    options = dict(config.get("options") or {})
+    if config.get("model") is not None:
+        options["model"] = str(config["model"])
+    return options
+
+
+def construct(config: Mapping[str, Any], where: str) -> Engine:
+    """The engine a config describes; ConfigInvalid naming `where` when it cannot be built."""
+    name = config.get("name")
+    try:
+        return get_engine(name, **engine_options(config))
+    except UnknownEngineError as exc:
+        raise ConfigInvalid(f"{where}: {exc}") from None
+    except (TypeError, ValueError) as exc:  # unknown option, bad value, model not found
+        raise ConfigInvalid(f"{where}: {exc}") from None
+
+
+def engine_config_file(name: str) -> dict[str, Any]:
+    """conf/engine/<name>.yaml as plain data, or {"name": name} when there is none."""
+    path = Path(CONF_DIR) / "engine" / f"{name}.yaml"
+    if not path.is_file():
+        return {"name": name}
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    return dict(data) if isinstance(data, dict) else {"name": name}
+
+
+def fallback_config(engine_config: Mapping[str, Any], storyboard_fallback: str | None
+                    ) -> dict[str, Any] | None:
+    """The fallback's config: the storyboard's choice, else the engine config's; an inline
+    config with the same name supplies its options."""
+    configured = engine_config.get("fallback")
+    inline = dict(configured) if isinstance(configured, Mapping) else None
+    name = storyboard_fallback or (inline or {}).get("name") or configured
+    if not name:
+        return None
+    if not isinstance(name, str):
+        raise ConfigInvalid(f"engine.fallback={configured!r}: give an engine config name "
+                            f"(e.g. svd) or {{name, model, options, params}}")
+    if name == engine_config.get("name"):
+        return None  # falling back to itself would only fail again
+    if inline is not None and inline.get("name") == name:
+        return inline
+    return engine_config_file(name)
+
+
+def build_engines(engine_config: Mapping[str, Any], storyboard_fallback: str | None
+                  ) -> tuple[Engine, Engine | None, dict[str, Any]]:
+    """(engine, fallback or None, fallback params)."""
+    engine = construct(engine_config, f"engine={engine_config.get('name')}")
+    fallback_cfg = fallback_config(engine_config, storyboard_fallback)
+    if fallback_cfg is None:
+        return engine, None, {}
+    fallback = construct(fallback_cfg, f"fallback engine {fallback_cfg.get('name')!r}")
+    return engine, fallback, dict(fallback_cfg.get("params") or {})

@@ -1,0 +1,63 @@
+"""The end of every render: provenance, manifest.json, the manifest inside the MP4, report.html,
+the Prefect markdown artifact, and the record of which cache entries this storyboard uses."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from flows.prepare import Prepared
+from stages.atomic import atomic_write_text
+from stages.cache_refs import record_refs
+from stages.manifest import VIDEO_TAG, manifest_tag, provenance, write_manifest
+from stages.render_steps import ShotResult
+from stages.report_html import render_report_html, render_report_markdown
+from stages.video_io import copy_with_metadata
+
+log = logging.getLogger(__name__)
+
+REPORT = "report.html"
+
+
+def storyboard_text(prepared: Prepared) -> bytes:
+    """The storyboard file as it is now; read when the render starts, so provenance names what
+    was rendered even if the file is saved again meanwhile (watch mode)."""
+    return Path(prepared.storyboard.path).read_bytes()
+
+
+def publish_render(prepared: Prepared, manifest: dict[str, Any], shots: Sequence[ShotResult],
+                   source: bytes | None = None) -> dict[str, Any]:
+    """Complete `manifest` with provenance and write every per-render file; returns it."""
+    out_dir = prepared.out_dir
+    text = source if source is not None else storyboard_text(prepared)
+    manifest = {**manifest, **provenance(text, prepared.settings.to_dict())}
+    manifest["title"] = prepared.storyboard.model.title
+    manifest["report"] = REPORT
+    write_manifest(out_dir, manifest)
+
+    # The episode in the render folder is a copy of the cached one; re-copy it with the manifest
+    # in its metadata (streams copied, not re-encoded: the frames stay identical).
+    video = out_dir / manifest["video"]
+    copy_with_metadata(video, video, {"title": prepared.plan.name, VIDEO_TAG: manifest_tag(manifest)})
+
+    thumbs = {shot.id: list(shot.thumbs) for shot in shots}
+    atomic_write_text(out_dir / REPORT, render_report_html(manifest, thumbs))
+    record_refs(prepared.store.root, prepared.plan, prepared.settings.to_dict(),
+                prepared.settings.variant)
+    _markdown_artifact(prepared, manifest)
+    return manifest
+
+
+def _markdown_artifact(prepared: Prepared, manifest: dict[str, Any]) -> None:
+    from flows.progress import artifact_key
+
+    try:
+        from prefect.artifacts import create_markdown_artifact
+
+        create_markdown_artifact(
+            markdown=render_report_markdown(manifest, str(prepared.out_dir / REPORT)),
+            key=artifact_key(prepared.plan.name) + "-report",
+            description=f"Render report of {prepared.plan.name}")
+    except Exception as exc:  # noqa: BLE001 - a report in the UI is a nicety, not the render
+        log.warning("no Prefect report artifact (%s)", exc)

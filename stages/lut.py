@@ -1,0 +1,164 @@
+"""Adobe/Resolve .cube colour lookup tables: parsing and application.
+
+Format: optional `TITLE "..."`, `LUT_3D_SIZE N` (or `LUT_1D_SIZE N`), optional `DOMAIN_MIN r g b`
+/ `DOMAIN_MAX r g b` (default 0 and 1), `#` comments, then the table as lines of three floats.
+In a 3D table red varies fastest, then green, then blue. Other keywords (LUT_3D_INPUT_RANGE and
+vendor extensions) are ignored.
+
+3D tables are applied by trilinear interpolation between the eight surrounding grid points, 1D
+tables by linear interpolation per channel; both on uint8 RGB frames, in row chunks so memory is
+bounded for any frame size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+_ROWS_PER_CHUNK = 128
+
+
+class LutError(ValueError):
+    """A .cube file that cannot be used; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class CubeLut:
+    table: np.ndarray  # 3D: (N, N, N, 3) indexed [b, g, r]; 1D: (N, 3)
+    domain_min: np.ndarray
+    domain_max: np.ndarray
+    title: str = ""
+
+    @property
+    def is_3d(self) -> bool:
+        return self.table.ndim == 4
+
+    @property
+    def size(self) -> int:
+        return self.table.shape[0]
+
+
+def parse_cube(text: str, name: str = "<cube>") -> CubeLut:
+    size3 = size1 = None
+    dmin = np.zeros(3, np.float32)
+    dmax = np.ones(3, np.float32)
+    title = ""
+    rows: list[tuple[float, float, float]] = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        head = line.split()[0]
+        if head[0].isalpha():
+            parts = line.split()
+            try:
+                if head == "TITLE":
+                    title = line[len("TITLE"):].strip().strip('"')
+                elif head == "LUT_3D_SIZE":
+                    size3 = int(parts[1])
+                elif head == "LUT_1D_SIZE":
+                    size1 = int(parts[1])
+                elif head in ("DOMAIN_MIN", "DOMAIN_MAX"):
+                    value = np.array([float(v) for v in parts[1:4]], np.float32)
+                    if value.shape != (3,):
+                        raise ValueError("needs three numbers")
+                    if head == "DOMAIN_MIN":
+                        dmin = value
+                    else:
+                        dmax = value
+            except (IndexError, ValueError) as exc:
+                raise LutError(f"{name} line {lineno}: bad {head} line {raw.strip()!r} "
+                               f"({exc})") from None
+            continue
+        try:
+            values = tuple(float(v) for v in line.split())
+        except ValueError:
+            raise LutError(f"{name} line {lineno}: expected three numbers, got "
+                           f"{raw.strip()!r}") from None
+        if len(values) != 3:
+            raise LutError(f"{name} line {lineno}: expected three numbers, got {raw.strip()!r}")
+        rows.append(values)  # type: ignore[arg-type]
+    if (size3 is None) == (size1 is None):
+        raise LutError(f"{name}: needs exactly one of LUT_3D_SIZE or LUT_1D_SIZE")
+    n = size3 if size3 is not None else size1
+    if n is None or not 2 <= n <= (256 if size3 else 65536):
+        raise LutError(f"{name}: table size {n} is out of range (3D: 2..256, 1D: 2..65536)")
+    expected = n**3 if size3 else n
+    if len(rows) != expected:
+        raise LutError(f"{name}: LUT size {n} needs {expected} table rows, found {len(rows)}")
+    if np.any(dmax <= dmin):
+        raise LutError(f"{name}: DOMAIN_MAX {dmax.tolist()} must exceed DOMAIN_MIN "
+                       f"{dmin.tolist()} in every channel")
+    table = np.asarray(rows, np.float32)
+    if size3:
+        table = table.reshape(n, n, n, 3)  # red fastest: [b, g, r]
+    return CubeLut(table, dmin, dmax, title)
+
+
+def load_cube(path: Path | str) -> CubeLut:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise LutError(f"cannot read LUT {path}: {exc.strerror}") from None
+    return parse_cube(text, str(path))
+
+
+def format_cube(table: np.ndarray, title: str = "") -> str:
+    """A 3D (N, N, N, 3) [b, g, r] or 1D (N, 3) table as .cube text."""
+    lines = [f'TITLE "{title}"'] if title else []
+    n = table.shape[0]
+    lines.append(f"LUT_3D_SIZE {n}" if table.ndim == 4 else f"LUT_1D_SIZE {n}")
+    for r, g, b in table.reshape(-1, 3):
+        lines.append(f"{r:.6f} {g:.6f} {b:.6f}")
+    return "\n".join(lines) + "\n"
+
+
+def identity_table(n: int) -> np.ndarray:
+    axis = np.linspace(0.0, 1.0, n, dtype=np.float32)
+    b, g, r = np.meshgrid(axis, axis, axis, indexing="ij")
+    return np.stack([r, g, b], -1)
+
+
+def _coords(lut: CubeLut) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel and uint8 value: lower grid index and fraction, shape (256, 3)."""
+    v = np.arange(256, dtype=np.float32)[:, None] / 255.0
+    x = (v - lut.domain_min) / (lut.domain_max - lut.domain_min) * (lut.size - 1)
+    x = np.clip(x, 0, lut.size - 1)
+    i0 = np.minimum(np.floor(x), lut.size - 2).astype(np.intp)
+    return i0, (x - i0).astype(np.float32)
+
+
+def apply_lut(frame: np.ndarray, lut: CubeLut, strength: float = 1.0) -> np.ndarray:
+    """`frame` (uint8 RGB) through the table; `strength` mixes with the original."""
+    i0, frac = _coords(lut)
+    if not lut.is_3d:
+        n = lut.size
+        x = i0 + frac
+        out_lut = np.empty((256, 3), np.float32)
+        for c in range(3):
+            out_lut[:, c] = np.interp(x[:, c], np.arange(n), lut.table[:, c])
+        mapped = np.clip(out_lut * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        out = cv2.merge([cv2.LUT(frame[..., c], mapped[:, c]) for c in range(3)])
+    else:
+        out = np.empty_like(frame)
+        t = lut.table
+        for y0 in range(0, frame.shape[0], _ROWS_PER_CHUNK):
+            chunk = frame[y0:y0 + _ROWS_PER_CHUNK]
+            r, g, b = chunk[..., 0], chunk[..., 1], chunk[..., 2]
+            ir, ig, ib = i0[r, 0], i0[g, 1], i0[b, 2]
+            fr, fg, fb = frac[r, 0][..., None], frac[g, 1][..., None], frac[b, 2][..., None]
+            c00 = t[ib, ig, ir] * (1 - fr) + t[ib, ig, ir + 1] * fr
+            c01 = t[ib, ig + 1, ir] * (1 - fr) + t[ib, ig + 1, ir + 1] * fr
+            c10 = t[ib + 1, ig, ir] * (1 - fr) + t[ib + 1, ig, ir + 1] * fr
+            c11 = t[ib + 1, ig + 1, ir] * (1 - fr) + t[ib + 1, ig + 1, ir + 1] * fr
+            c0 = c00 * (1 - fg) + c01 * fg
+            c1 = c10 * (1 - fg) + c11 * fg
+            value = c0 * (1 - fb) + c1 * fb
+            out[y0:y0 + _ROWS_PER_CHUNK] = np.clip(value * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if strength >= 1.0:
+        return out
+    return cv2.addWeighted(frame, 1.0 - strength, out, strength, 0.0)

@@ -1,0 +1,57 @@
+"""Render folders that cannot escape the output root.
+
+A render writes `<output root>/<storyboard name>[/<variant>]/...`. The storyboard name comes from
+a file name, the variant from command-line overrides: neither may be `..`, contain a separator or
+be absolute, and no folder below the output root may be a symlink (a checked-out `renders/ep01/
+shots -> /etc` would otherwise make a render write wherever it points). Files themselves are
+always replaced by an atomic rename, which replaces a symlink rather than writing through it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable
+
+# Letters, digits and . _ - = , + (multirun variants look like `engine=svd,fps=12`); starts with
+# a letter or digit, so never "." or ".." or a hidden name.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=,+-]{0,199}$")
+
+# Folders a render creates inside its render folder.
+SUBFOLDERS = ("shots", "frames")
+
+
+class UnsafeOutputPath(ValueError):
+    """A render folder name or location that would write outside the output root."""
+
+
+def check_name(name: str, what: str) -> str:
+    if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
+        raise UnsafeOutputPath(
+            f"{what} {name!r} cannot name an output folder: use letters, digits, '.', '_', '-' "
+            "(starting with a letter or digit, no '..', no '/')")
+    return name
+
+
+def _symlinks_below(root: Path, path: Path) -> Iterable[Path]:
+    current = root
+    for part in path.relative_to(root).parts:
+        current = current / part
+        if current.is_symlink():
+            yield current
+
+
+def render_folder(output_root: Path, name: str, variant: str | None = None,
+                  subfolders: Iterable[str] = SUBFOLDERS) -> Path:
+    """`output_root/name[/variant]`, checked (nothing is created): safe names, inside the root,
+    and no symlinked folder on the way down or among the render's own subfolders."""
+    root = Path(output_root)
+    folder = root / check_name(name, "storyboard name")
+    if variant:
+        folder = folder / check_name(variant, "multirun variant")
+    for path in [folder] + [folder / sub for sub in subfolders]:
+        for link in _symlinks_below(root, path):
+            raise UnsafeOutputPath(
+                f"{link} is a symlink; a render writes only into real folders under {root}. "
+                "Remove the link (or point output_dir= at the real location)")
+    return folder

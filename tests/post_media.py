@@ -1,0 +1,77 @@
+"""Tiny synthetic media with known answers for the post-stage tests (64x48, a few frames)."""
+
+from __future__ import annotations
+
+import math
+import struct
+import wave
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tests.synthetic import texture
+
+H, W = 48, 64
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def panning(n: int, seed: int = 0, dx: float = 2.0, dy: float = 1.0, h: int = H,
+            w: int = W) -> list[np.ndarray]:
+    """A textured scene panned by (dx, dy) px per frame (any real time t via `panning_at`)."""
+    return [panning_at(t, seed, dx, dy, h, w) for t in range(n)]
+
+
+def panning_at(t: float, seed: int = 0, dx: float = 2.0, dy: float = 1.0, h: int = H,
+               w: int = W) -> np.ndarray:
+    """Frame at time t of the panning scene; exact (no resampling) when t·dx, t·dy are whole."""
+    rng = np.random.default_rng(seed)
+    pad = 48
+    bg = texture(rng, h + 2 * pad, w + 2 * pad)
+    ox, oy = t * dx, t * dy
+    if float(ox).is_integer() and float(oy).is_integer():
+        x, y = pad + int(ox), pad + int(oy)
+        return bg[y:y + h, x:x + w].copy()
+    m = np.float32([[1, 0, pad + ox], [0, 1, pad + oy]])
+    return cv2.warpAffine(bg, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+
+
+def moving_disc(times, d=(4, 2), seed: int = 3, size: int = 16) -> list[np.ndarray]:
+    """A textured disc moving by d px per frame over a static textured background."""
+    rng = np.random.default_rng(seed)
+    bg = texture(rng, H, W)
+    obj = 255 - texture(rng, size, size)
+    yy, xx = np.mgrid[:size, :size]
+    r = (size - 1) / 2
+    mask = (yy - r) ** 2 + (xx - r) ** 2 <= r * r
+    out = []
+    for t in times:
+        x, y = 8 + d[0] * t, 10 + d[1] * t
+        assert float(x).is_integer() and float(y).is_integer()
+        f = bg.copy()
+        sub = f[int(y):int(y) + size, int(x):int(x) + size]
+        sub[mask] = obj[mask]
+        out.append(f)
+    return out
+
+
+def noisy(frames, sigma: float, seed: int = 7) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [np.clip(f + rng.normal(0, sigma, f.shape), 0, 255).astype(np.uint8) for f in frames]
+
+
+def write_wav(path: Path, seconds: float, rate: int = 16000, freq: float = 440.0) -> Path:
+    """A mono 16-bit sine tone."""
+    n = int(seconds * rate)
+    samples = (0.4 * 32767 * np.sin(2 * np.pi * freq * np.arange(n) / rate)).astype(np.int16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(struct.pack(f"<{n}h", *samples))
+    return path
