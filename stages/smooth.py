@@ -5,7 +5,10 @@ For frame i and each neighbour j in the window (same scene only):
    itself, not with the background it left behind: no ghost trails);
 2. a per-pixel weight exp(-d² / 2σ²), d the local (5x5) RMS gray difference between i and the
    warped j: where the warp is right, d is only noise and the neighbour counts; where it is
-   wrong (occlusions, flow errors, new content) d is large and the neighbour drops out;
+   wrong (occlusions, flow errors, new content) d is large and the neighbour drops out. σ is the
+   median of d over the frame: most of a frame is aligned, so the median measures the noise
+   itself, and only differences beyond the noise level are rejected (a fixed σ either keeps
+   slightly misaligned texture, which blurs, or rejects real noise, which stays);
 3. out = (f_i + s·Σ w_j·warp(f_j)) / (1 + s·Σ w_j), s the strength: 0 leaves the frame as it is,
    1 averages it with every neighbour that agrees with it.
 Generation noise and shimmer vary from frame to frame while content moves along the flow, so the
@@ -23,9 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from stages.interpolate import backward_warp, gray, optical_flow
 from stages.stream import PostFrame, Window, check_image, windows
 
-# Gray levels (0..255) of local RMS difference at which a neighbour's weight falls to ~0.6:
-# above typical generation noise, well below the difference of misaligned texture.
-TOLERANCE = 10.0
+# Bounds of σ, the local RMS gray difference (0..255) at which a neighbour's weight is 0.6:
+# at least a rounding error, at most a difference no noise explains (a flash, a wrong flow).
+_SIGMA_MIN, _SIGMA_MAX = 2.0, 20.0
 
 
 class SmoothParams(BaseModel):
@@ -48,7 +51,6 @@ def _smooth_window(win: Window, radius: int, strength: float, motion: bool,
     neighbours = [(f, d, len(win.before) - k) for k, (f, d) in enumerate(zip(win.before,
                                                                               win.before_data))]
     neighbours += [(f, d, k + 1) for k, (f, d) in enumerate(zip(win.after, win.after_data))]
-    inv = np.float32(-1.0 / (2.0 * TOLERANCE**2))
     for item, g_nb, dist in neighbours:
         if item.image.shape != frame.shape:
             raise ValueError(f"smooth: frame {win.index} has shape {frame.shape}, a neighbour "
@@ -61,8 +63,9 @@ def _smooth_window(win: Window, radius: int, strength: float, motion: bool,
             warped, g_warped = item.image, g_nb
         diff = cv2.subtract(g_warped, g, dtype=cv2.CV_32F)
         d2 = cv2.boxFilter(cv2.multiply(diff, diff), -1, (5, 5))
+        sigma2 = float(np.clip(np.median(d2[::2, ::2]), _SIGMA_MIN**2, _SIGMA_MAX**2))
         temporal = np.float32(strength * np.exp(-(dist**2) / (2.0 * radius**2)))
-        w = cv2.exp(d2 * inv) * temporal
+        w = cv2.exp(d2 * np.float32(-1.0 / (2.0 * sigma2))) * temporal
         acc += warped.astype(np.float32) * w[..., None]
         wsum += w
     out = acc / wsum[..., None]

@@ -40,23 +40,32 @@ def panning_at(t: float, seed: int = 0, dx: float = 2.0, dy: float = 1.0, h: int
     return cv2.warpAffine(bg, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
 
 
-def moving_disc(times, d=(4, 2), seed: int = 3, size: int = 16) -> list[np.ndarray]:
+def moving_disc(times, d=(4, 2), seed: int = 3, size: int = 16, h: int = H,
+                w: int = W) -> list[np.ndarray]:
     """A textured disc moving by d px per frame over a static textured background."""
     rng = np.random.default_rng(seed)
-    bg = texture(rng, H, W)
+    bg = texture(rng, h, w)
     obj = 255 - texture(rng, size, size)
     yy, xx = np.mgrid[:size, :size]
     r = (size - 1) / 2
     mask = (yy - r) ** 2 + (xx - r) ** 2 <= r * r
     out = []
     for t in times:
-        x, y = 8 + d[0] * t, 10 + d[1] * t
+        x, y = w // 8 + d[0] * t, h // 5 + d[1] * t
         assert float(x).is_integer() and float(y).is_integer()
         f = bg.copy()
         sub = f[int(y):int(y) + size, int(x):int(x) + size]
         sub[mask] = obj[mask]
         out.append(f)
     return out
+
+
+def disc_box(t, d=(4, 2), size: int = 16, h: int = H, w: int = W) -> np.ndarray:
+    """Mask of the square around the disc at time t (for region metrics)."""
+    m = np.zeros((h, w, 3), bool)
+    x, y = int(w // 8 + d[0] * t), int(h // 5 + d[1] * t)
+    m[y:y + size, x:x + size] = True
+    return m
 
 
 def noisy(frames, sigma: float, seed: int = 7) -> list[np.ndarray]:

@@ -172,7 +172,7 @@ def test_nightly_schedule_carries_cron_timezone_parameters_and_limit(stack):
 
     with client_for(stack.url) as client:
         deployment = client.read_deployment_by_name("series/demo")
-        assert deployment.concurrency_limit == 1
+        assert deployment.global_concurrency_limit.limit == 1
         assert deployment.concurrency_options.collision_strategy == \
             ConcurrencyLimitStrategy.ENQUEUE
         (schedule,) = deployment.schedules

@@ -78,7 +78,7 @@ def save_wan_t2v(path: Path) -> Path:
     return path
 
 
-def save_wan22_i2v(path: Path, boundary_ratio: float = 0.5) -> Path:
+def save_wan22_i2v(path: Path, boundary_ratio: float = 0.875) -> Path:
     """Two experts (different seeds, so their outputs differ), no CLIP encoder, as Wan 2.2."""
     from diffusers import WanImageToVideoPipeline
 
@@ -128,7 +128,7 @@ def save_cogvideox(path: Path) -> Path:
     transformer = CogVideoXTransformer3DModel(
         num_attention_heads=4, attention_head_dim=8, in_channels=4, out_channels=4,
         time_embed_dim=2, text_embed_dim=32, num_layers=1, sample_width=8, sample_height=8,
-        sample_frames=9, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=16)
+        sample_frames=9, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=226)
     torch.manual_seed(0)
     vae = AutoencoderKLCogVideoX(
         in_channels=3, out_channels=3,
