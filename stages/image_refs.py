@@ -82,7 +82,9 @@ def fetch(url: str, max_bytes: int, timeout_s: float) -> bytes:
                 if time.monotonic() > deadline:
                     raise ImageRefError(f"{url!r} took longer than {timeout_s:g}s to download "
                                         "(images.remote_timeout_s)")
-                block = response.read(_CHUNK)
+                # read1: whatever has arrived (at least a byte), so the deadline is checked
+                # while a slow server trickles, not only after a full chunk.
+                block = response.read1(_CHUNK)
                 if not block:
                     break
                 data += block

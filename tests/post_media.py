@@ -30,7 +30,7 @@ def panning_at(t: float, seed: int = 0, dx: float = 2.0, dy: float = 1.0, h: int
                w: int = W) -> np.ndarray:
     """Frame at time t of the panning scene; exact (no resampling) when t·dx, t·dy are whole."""
     rng = np.random.default_rng(seed)
-    pad = 48
+    pad = 128  # room for 64 frames of a 2 px/frame pan
     bg = texture(rng, h + 2 * pad, w + 2 * pad)
     ox, oy = t * dx, t * dy
     if float(ox).is_integer() and float(oy).is_integer():
