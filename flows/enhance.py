@@ -30,6 +30,7 @@ from stages.post import (
     chain_frames_out,
     chain_size,
     chain_warnings,
+    load_models,
     resolve_post_chain,
     run_post_chain,
 )
@@ -103,7 +104,8 @@ def prepare(settings: EnhanceSettings) -> EnhanceJob:
         raise EnhanceInvalid(f"crf={settings.crf!r}: a whole number in 0..51")
     try:
         steps = resolve_post_chain(settings.chain, post_presets(), Path(settings.cwd))
-    except ValueError as exc:
+        load_models(steps)
+    except ValueError as exc:  # includes ModelFileError: unusable weights
         raise EnhanceInvalid(f"post chain: {exc}") from None
     try:
         info = video_info(source)

@@ -249,6 +249,24 @@ def resolve_post_chain(
     return steps
 
 
+def load_models(steps: Iterable[PostStep]) -> None:
+    """Load the weights of every model-backed step now (they stay cached for the run), so a bad
+    file is reported before any frame is processed. Raises stages.weights.ModelFileError."""
+    for step in steps:
+        model = getattr(step.params, "model", None)
+        if model is None:
+            continue
+        digest = step.digests.get("model", "")
+        if step.stage == "upscale":
+            from stages.esrgan import load_upscaler
+
+            load_upscaler(model, digest, step.params.device, step.params.tile)
+        else:
+            from stages.rife import load_rife
+
+            load_rife(model, digest, step.params.device)
+
+
 def chain_warnings(steps: Iterable[PostStep]) -> list[str]:
     """Orderings that work but give worse results, with the reason."""
     steps = list(steps)

@@ -7,6 +7,7 @@ resized to the segment's size. A source shorter than the shot holds its last fra
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ from stages.video_io import read_frames, video_info
 def video_slice(path: Path, start_s: float, frames: int, fps: float, width: int,
                 height: int) -> np.ndarray:
     info = video_info(path)
-    wanted = [min(info.frames - 1, max(0, round((start_s + i / fps) * info.fps)))
+    # Nearest source frame, halves rounding up (not to even), so timing is monotonic.
+    wanted = [min(info.frames - 1, max(0, math.floor((start_s + i / fps) * info.fps + 0.5 + 1e-9)))
               for i in range(frames)]
     needed = set(wanted)
     picked: dict[int, np.ndarray] = {}

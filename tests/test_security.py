@@ -214,6 +214,7 @@ def server(tmp_path: Path):
         "/big-no-length.png": _send(b"\0" * 300_000, length=False),
         "/slow.png": _stall(3.0),
         "/trickle.png": _trickle(b"\0" * 4000, 0.05),
+        "/to-ftp": _redirect("ftp://127.0.0.1/secret.png"),  # urllib alone would follow it
         "/to-file": _redirect("file:///etc/passwd"),
     }
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -250,7 +251,8 @@ def test_remote_image_when_enabled_is_fetched_hashed_and_used(server, tmp_path):
     ("/slow.png", "did not answer within"),         # no answer in time
     ("/trickle.png", "took longer than"),           # answers, but too slowly in total
     ("/missing.png", "answered 404"),
-    ("/to-file", "only http and https"),            # a redirect to another scheme
+    ("/to-ftp", "only http and https are followed"),  # a redirect to another scheme
+    ("/to-file", "not allowed"),
 ])
 def test_remote_fetch_limits(server, route, message):
     base, _ = server
