@@ -1,5 +1,6 @@
 """Benchmark of the interpolate stage's methods on ground truth: flow vs minterpolate vs blend
-(and rife when REELFORGE_RIFE_WEIGHTS names a RIFE 4.x flownet.pkl).
+(and rife when REELFORGE_RIFE_WEIGHTS names a RIFE 4.x flownet.pkl). flow is the default
+quality (medium), flow:fast the fast DIS preset.
 
 Run from the repository root:
 
@@ -73,7 +74,10 @@ def preview_truth(h: int, w: int, n: int) -> list[np.ndarray]:
 
 
 def run_method(method: str, kept: list[np.ndarray], model: str | None) -> list[np.ndarray]:
+    method, _, quality = method.partition(":")  # flow:fast -> method flow, quality fast
     item = {"stage": "interpolate", "factor": 2, "method": method}
+    if quality:
+        item["quality"] = quality
     if method == "rife":
         item["model"] = model
     out, _ = run_post_chain(iter(kept), 16, resolve_post_chain([item], {}))
@@ -107,7 +111,7 @@ def main(argv=None) -> int:
     if args.frames % 2 == 0:
         ap.error("--frames must be odd (the preview engine renders 4k+1 frames at 32 fps)")
     model = os.environ.get("REELFORGE_RIFE_WEIGHTS")
-    methods = ["blend", "flow", "minterpolate"] + (["rife"] if model else [])
+    methods = ["blend", "flow", "flow:fast", "minterpolate"] + (["rife"] if model else [])
     print(f"cv2 {cv2.__version__} ({cv2.getNumThreads()} threads), {os.cpu_count()} cpus; "
           f"{args.frames} input frames at 16 fps -> {2 * args.frames - 1} at 32 fps; best of "
           f"{args.repeats}; rife: {'on' if model else 'off (set REELFORGE_RIFE_WEIGHTS)'}\n")
@@ -125,10 +129,12 @@ def main(argv=None) -> int:
                 db, s, fps = rows[method]
                 print(f"{source:>9} {f'{w}x{h}':>9} {method:>12} {db:8.2f} {s:7.4f} {fps:8.1f}",
                       flush=True)
-            f, m = rows["flow"], rows["minterpolate"]
-            summary.append(f"{source} {w}x{h}: flow {f[0] - m[0]:+.2f} dB PSNR, "
-                           f"{f[1] - m[1]:+.4f} SSIM vs minterpolate, at {f[2] / m[2]:.1f}x "
-                           f"its speed")
+            m = rows["minterpolate"]
+            for name in ("flow", "flow:fast"):
+                f = rows[name]
+                summary.append(f"{source} {w}x{h}: {name} {f[0] - m[0]:+.2f} dB PSNR, "
+                               f"{f[1] - m[1]:+.4f} SSIM vs minterpolate, at {f[2] / m[2]:.1f}x "
+                               f"its speed")
     print("\n" + "\n".join(summary))
     print("\nout fps: output frames (inputs passed through included) per second of wall clock "
           "for the whole\nstage; PSNR/SSIM: mean over the reconstructed (dropped) frames.")
