@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from flows.prepare import Prepared
 from stages.atomic import atomic_write_text
 from stages.cache_refs import record_refs
+from stages.output_paths import remove_dead_temps
 from stages.manifest import VIDEO_TAG, manifest_tag, provenance, write_manifest
 from stages.render_steps import ShotResult
 from stages.report_html import render_report_html, render_report_markdown
@@ -41,6 +42,7 @@ def publish_render(prepared: Prepared, manifest: dict[str, Any], shots: Sequence
     video = out_dir / manifest["video"]
     copy_with_metadata(video, video, {"title": prepared.plan.name, VIDEO_TAG: manifest_tag(manifest)})
 
+    remove_dead_temps(out_dir)  # what a killed render left behind in this folder
     thumbs = {shot.id: list(shot.thumbs) for shot in shots}
     atomic_write_text(out_dir / REPORT, render_report_html(manifest, thumbs))
     record_refs(prepared.store.root, prepared.plan, prepared.settings.to_dict(),

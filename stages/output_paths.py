@@ -9,6 +9,7 @@ always replaced by an atomic rename, which replaces a symlink rather than writin
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Iterable
@@ -55,3 +56,33 @@ def render_folder(output_root: Path, name: str, variant: str | None = None,
                 f"{link} is a symlink; a render writes only into real folders under {root}. "
                 "Remove the link (or point output_dir= at the real location)")
     return folder
+
+
+# Temp siblings written by stages.atomic: `.<name>.tmp-<pid>-<random><suffix>`.
+_TEMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]+")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_dead_temps(folder: Path, subfolders: Iterable[str] = SUBFOLDERS) -> list[Path]:
+    """Delete the temp files a killed render left in its render folder (their writer's process
+    is gone); a live writer's temps are left alone. Returns what was removed."""
+    removed = []
+    for where in [Path(folder)] + [Path(folder) / sub for sub in subfolders]:
+        if not where.is_dir():
+            continue
+        for path in where.iterdir():
+            match = _TEMP.match(path.name)
+            if match and path.is_file() and not path.is_symlink() \
+                    and not _alive(int(match["pid"])):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed

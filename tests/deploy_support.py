@@ -98,6 +98,19 @@ class LocalPrefect:
                     pids.append(int(entry.name))
         return pids
 
+    def stop_process(self, name: str) -> None:
+        """End one process group started as `name` (e.g. a worker) and forget it."""
+        for entry in [e for e in self.procs if e[0] == name]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(entry[1].pid, signal.SIGTERM)
+            try:
+                entry[1].wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(entry[1].pid, signal.SIGKILL)
+                entry[1].wait(timeout=5)
+            self.procs.remove(entry)
+
     def stop(self) -> None:
         for _, proc in reversed(self.procs):
             with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -35,7 +35,7 @@ def strike() -> None:
         os.killpg(os.getpgid(0), signal.SIGKILL)
     elif action == "sigint":
         os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(1.0)  # let the main thread's handler run before this worker's next step
+        time.sleep(0.5)  # let the main thread's handler run before this worker's next step
 
 
 _generate = PreviewEngine.generate
@@ -63,9 +63,10 @@ _write = video_io.VideoWriter.write
 
 def write(self, frame):
     if where[0] == "write" and f"/{where[1]}/" in str(self.path):
-        if self.frames_written == 0:
+        if self.frames_written == 0:  # number the writers in the order they start
             opened[where[1]] = opened.get(where[1], 0) + 1
-        if opened.get(where[1]) == int(where[2]) and self.frames_written == int(where[3]):
+            self.fault_ordinal = opened[where[1]]
+        if self.fault_ordinal == int(where[2]) and self.frames_written == int(where[3]):
             strike()
     return _write(self, frame)
 

@@ -85,7 +85,7 @@ def stack(tmp_path_factory):
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
         "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
     })
-    worker_env = {"PYTHONPATH": f"{site}:{ROOT}", LOG_ENV: str(log), SLEEP_ENV: "0.3",
+    worker_env = {"PYTHONPATH": f"{site}:{ROOT}", LOG_ENV: str(log), SLEEP_ENV: "0.2",
                   "PREFECT_WORKER_QUERY_SECONDS": "1", "REELFORGE_SERIES_POLL_S": "0.5"}
     try:
         stack.start_server()
@@ -202,12 +202,13 @@ def test_render_deployment_with_overrides_renders_what_the_cli_would(stack):
     extra = [f"storyboards_dir={stack.paths['storyboards']}",
              f"storage.root={stack.paths['shared']}", f"engine.name={NAME}", "post=none",
              "fps=12", "resolution=96x64", "output.crf=30"]
+    from flows.submit import submit
+
     before = len(read_calls(stack.paths["log"]))
     with client_for(stack.url) as client:
-        deployment = client.read_deployment_by_name("render/default")
-        run = client.create_flow_run_from_deployment(
-            deployment.id, parameters={"storyboard": "sa", "overrides": extra})
-        (run,) = wait_for_runs(client, [run.id], stack)
+        run_id = submit("sa", extra)  # queues a run of render/default, returns its id at once
+        assert client.read_flow_run(run_id).parameters == {"storyboard": "sa", "overrides": extra}
+        (run,) = wait_for_runs(client, [run_id], stack)
         assert run.state.is_completed(), (run.state.message, stack.log("gpu0"), stack.log("gpu1"))
     calls = read_calls(stack.paths["log"])[before:]
     assert {(c["shot"], c["width"], c["fps"]) for c in calls} == {("intro", 96, 12), ("a1", 96, 12)}

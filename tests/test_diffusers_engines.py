@@ -226,3 +226,41 @@ def test_step_cache_option_is_part_of_identity(models):
                     step_cache_threshold=0.1)
     assert plain.identity() != cached.identity()
     assert cached.generate(request()).shape == (9, 64, 64, 3)
+
+
+@pytest.fixture(scope="module")
+def more_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("more-models")
+    return {"ltx": tiny.save_ltx(root / "ltx"), "svd": tiny.save_svd(root / "svd"),
+            "v2v": tiny.save_wan_v2v(root / "wan-v2v")}
+
+
+def test_ltx_text_and_image_to_video_share_one_load(more_models):
+    pool = ModelPool()
+    ltx = engine("ltx", more_models["ltx"], pool=pool)
+    assert ltx.generate(request(params={"steps": 2})).shape == (9, 64, 64, 3)
+    assert ltx.generate(request(start_image=image(1), params={"steps": 2})).shape == (9, 64, 64, 3)
+    entry = pool._entries[ltx.pool_key]
+    assert list(entry.variants) == ["LTXImageToVideoPipeline"]  # from_pipe: same weights
+    assert entry.variants["LTXImageToVideoPipeline"].transformer is entry.value.transformer
+    assert pool.loads == {ltx.pool_key: 1}
+
+
+def test_svd_image_to_video(more_models):
+    svd = engine("svd", more_models["svd"])
+    frames = svd.generate(request(num_frames=4, fps=7, start_image=image(1),
+                                  params={"steps": 2}))
+    assert frames.shape == (4, 64, 64, 3)
+    with pytest.raises(EngineError, match="cannot do t2v"):
+        svd.generate(request(num_frames=4))
+
+
+def test_v2v_restyles_the_source_at_denoise_strength(more_models):
+    v2v = engine("wan_v2v", more_models["v2v"])
+    source = np.stack([image(i) for i in range(9)])
+    light = v2v.generate(request(source_video=source, params={"steps": 4, "denoise": 0.3}))
+    heavy = v2v.generate(request(source_video=source, params={"steps": 4, "denoise": 1.0}))
+    assert light.shape == (9, 64, 64, 3)
+    assert not np.array_equal(light, heavy)
+    with pytest.raises(EngineError, match="source frames"):
+        v2v.generate(request(source_video=source[:5]))

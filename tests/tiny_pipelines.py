@@ -139,3 +139,72 @@ def save_cogvideox(path: Path) -> Path:
                              transformer=transformer, scheduler=CogVideoXDDIMScheduler())
     pipe.save_pretrained(path)
     return path
+
+
+def save_wan_v2v(path: Path) -> Path:
+    from diffusers import WanVideoToVideoPipeline
+
+    pipe = WanVideoToVideoPipeline(tokenizer=tiny_tokenizer(), text_encoder=tiny_t5(),
+                                   vae=tiny_wan_vae(), scheduler=_unipc(),
+                                   transformer=tiny_wan_transformer())
+    pipe.save_pretrained(path)
+    return path
+
+
+def save_ltx(path: Path) -> Path:
+    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXPipeline
+    from diffusers import LTXVideoTransformer3DModel
+
+    torch.manual_seed(0)
+    transformer = LTXVideoTransformer3DModel(in_channels=8, out_channels=8, patch_size=1,
+                                        patch_size_t=1, num_attention_heads=4,
+                                        attention_head_dim=8, cross_attention_dim=32,
+                                        num_layers=1, caption_channels=32)
+    torch.manual_seed(0)
+    # Encoder and decoder scale by the same factors (x4 in space and time), as the pipeline
+    # assumes; the decoder defaults would scale one step more.
+    vae = AutoencoderKLLTXVideo(latent_channels=8, block_out_channels=(8, 8, 8, 8),
+                                decoder_block_out_channels=(8, 8, 8, 8),
+                                spatio_temporal_scaling=(True, True, False, False),
+                                decoder_spatio_temporal_scaling=(True, True, False, False),
+                                layers_per_block=(1, 1, 1, 1, 1),
+                                decoder_layers_per_block=(1, 1, 1, 1, 1), patch_size=1,
+                                patch_size_t=1, encoder_causal=True, decoder_causal=False)
+    pipe = LTXPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
+                       text_encoder=tiny_t5(), tokenizer=tiny_tokenizer(),
+                       transformer=transformer)
+    pipe.save_pretrained(path)
+    return path
+
+
+def save_svd(path: Path) -> Path:
+    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
+    from diffusers import StableVideoDiffusionPipeline, UNetSpatioTemporalConditionModel
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(0)
+    unet = UNetSpatioTemporalConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=8,
+        out_channels=4, down_block_types=("CrossAttnDownBlockSpatioTemporal",
+                                          "DownBlockSpatioTemporal"),
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+        cross_attention_dim=32, num_attention_heads=8, projection_class_embeddings_input_dim=96,
+        addition_time_embed_dim=32)
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        interpolation_type="linear", num_train_timesteps=1000, prediction_type="v_prediction",
+        sigma_max=700.0, sigma_min=0.002, steps_offset=1, timestep_spacing="leading",
+        timestep_type="continuous", use_karras_sigmas=True)
+    torch.manual_seed(0)
+    vae = AutoencoderKLTemporalDecoder(block_out_channels=[32, 64], in_channels=3,
+                                       out_channels=3, latent_channels=4,
+                                       down_block_types=["DownEncoderBlock2D"] * 2)
+    torch.manual_seed(0)
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4,
+        image_size=224, intermediate_size=37, patch_size=32))  # SVD resizes to 224
+    pipe = StableVideoDiffusionPipeline(vae=vae, image_encoder=encoder, unet=unet,
+                                        scheduler=scheduler,
+                                        feature_extractor=CLIPImageProcessor(crop_size=32, size=32))
+    pipe.save_pretrained(path)
+    return path
