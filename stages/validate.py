@@ -326,7 +326,8 @@ class _Checker:
         self._camera(base, shot, defaults, fps)
         self._generation(base, shot, defaults, fps)
 
-    def file(self, path: KeyPath, relative: str, what: str, suffixes: tuple[str, ...]) -> None:
+    def input_file(self, path: KeyPath, relative: str, what: str,
+                   suffixes: tuple[str, ...]) -> None:
         """A non-image input (a LoRA, a source video): confined like images, must exist."""
         try:
             full = self.resolver.resolve(relative)
@@ -356,7 +357,7 @@ class _Checker:
                 self.warnings.append(f"shot {shot.id}: loras strength_2 is ignored by engine "
                                      f"{engine.name!r} (one expert)")
             for i, lora in enumerate(holder.loras or []):
-                self.file(path + ("loras", i, "path"), lora.path, "LoRA",
+                self.input_file(path + ("loras", i, "path"), lora.path, "LoRA",
                           (".safetensors", ".bin", ".pt", ".pth"))
         for key in ("source_video", "driving_video"):
             value = inherited(key, shot, defaults)
@@ -369,7 +370,8 @@ class _Checker:
                     self.warnings.append(f"shot {shot.id}: {key} is ignored by engine "
                                          f"{engine.name!r}")
                 elif getattr(shot, key) is not None:
-                    self.file(base + (key,), value, key.replace("_", " "), VIDEO_SUFFIXES)
+                    self.input_file(base + (key,), value, key.replace("_", " "),
+                                    VIDEO_SUFFIXES)
         if "image" in engine.requires and not inherited("image", shot, defaults) \
                 and shot.start != "chain":
             self.add(base + ("image",), f"required by engine {engine.name!r}: give the start "
