@@ -174,7 +174,11 @@ class RenderProgress:
         self._event()
 
     def post(self, shot: "ShotPlan") -> ProgressFn:
+        """The post chain's callback (frames written); stops the shot after Ctrl-C."""
+
         def progress(done: int, total: int) -> None:
+            if _stop.is_set():
+                raise RenderInterrupted(f"shot {shot.id} stopped by Ctrl-C; it was not saved")
             with self._lock:
                 if self.first_work is None:
                     self.first_work = time.monotonic()

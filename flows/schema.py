@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic.json_schema import GenerateJsonSchema
 
-from stages.storyboard import Storyboard
+from stages.storyboard import SHOT_ID, Storyboard
 
 DEFAULT_PATH = Path("storyboards") / "storyboard.schema.json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -48,7 +48,8 @@ def _validator_name(schema) -> str:
 
 class StoryboardSchema(GenerateJsonSchema):
     """Describes values as the user writes them where a validator parses them first: the
-    validators are recognised by name (`_duration`, `_time`, `_resolution`, `_from_name`)."""
+    validators are recognised by name (`_duration`, `_time`, `_resolution`, `_valid_id`,
+    `_from_name`); tests/test_schema.py notices when one is renamed."""
 
     def function_before_schema(self, schema) -> dict[str, Any]:
         name = _validator_name(schema)
@@ -56,6 +57,9 @@ class StoryboardSchema(GenerateJsonSchema):
             return dict(DURATION)
         if name == "_resolution":
             return dict(RESOLUTION)
+        if name == "_valid_id":
+            return {"type": "string", "pattern": SHOT_ID.pattern,
+                    "description": "1-64 of a-z, 0-9, '_' and '-'"}
         return super().function_before_schema(schema)
 
     def model_schema(self, schema) -> dict[str, Any]:

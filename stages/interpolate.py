@@ -71,6 +71,12 @@ _FINEST_MIN_SIDE = 96
 # Flow-domain work (checks, intermediate flows) runs at most this many octaves below full size.
 _WORK_SCALE_CAP = 1
 
+# Above this short side (1440p, 4K: typically upscaled frames, whose motion holds no detail
+# beyond their source's), DIS's finest level and the flow-domain work move down an octave at a
+# time until they fit, so their cost stops growing with the frame area; the warps and the blend
+# still run at full resolution. Frames up to 1080p are unaffected.
+_FLOW_MAX_SIDE = 540
+
 # Below this size DIS's 8x8 patches and pyramid have nothing to work with.
 _MIN_SIDE = 16
 
@@ -118,7 +124,13 @@ def _finest_scale(preset_scale: int, h: int, w: int) -> int:
     # frames that leaves a flow field a few dozen pixels wide, so stop where the finest level
     # still has ~_FINEST_MIN_SIDE pixels on its short side.
     fit = int(np.floor(np.log2(max(min(h, w), 1) / _FINEST_MIN_SIDE))) if min(h, w) else 0
-    return max(0, min(preset_scale, fit))
+    return max(_size_octaves(h, w), max(0, min(preset_scale, fit)))
+
+
+def _size_octaves(h: int, w: int) -> int:
+    """Octaves below full size that bring the short side to _FLOW_MAX_SIDE or under."""
+    side = min(h, w)
+    return max(0, int(np.ceil(np.log2(side / _FLOW_MAX_SIDE)))) if side > 0 else 0
 
 
 def _dis(quality: str, h: int, w: int) -> tuple[cv2.DISOpticalFlow, int]:
@@ -223,7 +235,7 @@ class _PairFlow:
         dis, finest = _dis(quality, h, w)
         f01 = dis.calc(g0, g1, None)
         f10 = dis.calc(g1, g0, None)
-        s = 1 << min(finest, _WORK_SCALE_CAP)
+        s = 1 << min(finest, max(_WORK_SCALE_CAP, _size_octaves(h, w)))
         self.full_size = (w, h)
         self.scaled = s > 1
         if self.scaled:

@@ -122,7 +122,13 @@ def _construct_collection(node: yaml.Node, loader: yaml.SafeLoader, path: KeyPat
 
 def parse_yaml(text: str, path: Path) -> YamlSource:
     """Parse YAML text (one document) into plain Python data with line numbers."""
-    loader = _SafeLineLoader(text)
+    try:
+        loader = _SafeLineLoader(text)
+    except yaml.reader.ReaderError as exc:  # a control character (NUL, ...) anywhere in the text
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise YamlSyntaxError(path, line, column, f"character #x{exc.character:04x} is not "
+                              "allowed in YAML (is this a text file?)") from None
     lines: dict[KeyPath, int] = {}
     try:
         node = loader.get_single_node()
@@ -139,9 +145,9 @@ def parse_yaml(text: str, path: Path) -> YamlSource:
         ) from None
     except yaml.YAMLError as exc:  # errors without a position
         raise YamlSyntaxError(path, None, None, str(exc)) from None
-    except RecursionError:  # a merge key (<<: *name) that merges the mapping into itself
-        raise YamlSyntaxError(path, None, None, "cyclic reference: a YAML alias or merge key "
-                              "refers to the mapping that contains it") from None
+    except RecursionError:  # thousands of nested brackets
+        raise YamlSyntaxError(path, None, None, "the file nests lists or mappings too deeply "
+                              "to be a storyboard") from None
     finally:
         loader.dispose()
     return YamlSource(path=path, data=data, lines=lines)

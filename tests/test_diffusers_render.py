@@ -173,3 +173,23 @@ def test_t2v_engine_rejects_start_images_and_chained_segments(tmp_path, models, 
     err = capsys.readouterr().err
     assert "cannot start from an image" in err
     assert "text-to-video only" in err
+
+
+@pytest.fixture(scope="module")
+def other_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("other-models")
+    return {"wan_vace": tiny.save_wan_vace(root / "vace"),
+            "cogvideox": tiny.save_cogvideox(root / "cog")}
+
+
+@pytest.mark.parametrize("engine_name", ["wan_vace", "cogvideox"])
+def test_other_families_render_through_the_flow(tmp_path, other_models, engine_name):
+    text = T2V_STORYBOARD.replace("fallback: preview\n", "")
+    if engine_name == "cogvideox":
+        text = text.replace("fps: 16", "fps: 8")
+    path = project(tmp_path / "p", text)
+    out = tmp_path / "renders"
+    assert run(settings(path, out, engine_name, other_models[engine_name])) == EXIT_OK
+    m = manifest(out)
+    assert m["engine"] == engine_name and m["segments_rendered"] == 2
+    assert {g["engine"] for s in m["shots"] for g in s["segments"]} == {engine_name}

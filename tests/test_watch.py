@@ -83,10 +83,10 @@ def test_ctrl_c_while_waiting_stops_watching(tmp_path: Path, monkeypatch, capsys
     board.write_text(STORYBOARD)
     calls = []
 
-    def interrupted(seconds):
+    def interrupted(files, before, interval):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(watch_module.time, "sleep", interrupted)
+    monkeypatch.setattr(watch_module, "wait_for_change", interrupted)
     settings = RenderSettings(storyboard=str(board), cwd=str(tmp_path), watch=True)
     code = watch_module.watch(settings, lambda s: calls.append(s) or 0)
     assert code == 0 and len(calls) == 1

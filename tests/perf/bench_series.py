@@ -11,9 +11,10 @@ cache; a last run repeats it fully cached. Prints figures; asserts nothing; stop
 
 Figures:
 - wall: the series flow run's start to end, as Prefect recorded it (and the client's view).
-- per segment: Prefect's task-run time (Running -> Completed) next to the work inside it
-  (manifest `seconds`: cache check, generation, encode); the difference is the orchestration
-  overhead of a segment (the task engine, state updates, the segment lock and the GPU limit).
+- per segment: Prefect's task-run time (Running -> Completed), the part of it the segment held
+  the GPU (segments of an episode queue for their GPU's concurrency limit), and the work inside
+  it (manifest `seconds`: cache check, generation, encode). GPU time minus work is the
+  orchestration overhead of a segment (task engine, state updates, segment lock, GPU limit).
   The fully cached run shows the overhead alone: there the work is one cache lookup.
 - episode runs: delay from a render run being scheduled to it running on a worker (the worker's
   poll plus starting the flow-run process), and its running time.
@@ -84,17 +85,32 @@ def run_series(stack: LocalPrefect, overrides: list[str]) -> dict:
     return {"run": run, "client_wall": client_wall, "episodes": episodes}
 
 
-def segment_rows(result: dict, shared: Path) -> list[tuple[float, float]]:
-    """(Prefect task-run seconds, work seconds from the manifest) per segment."""
+def segment_rows(result: dict, shared: Path) -> list[tuple[float, float, float]]:
+    """Per segment: (Prefect task-run seconds, seconds it held the GPU, work seconds from the
+    manifest). Segments of one episode run on one GPU one at a time (its concurrency limit), so
+    a task that started while the previous one still ran only got the GPU when that one ended:
+    it held the GPU from max(its start, the previous end) to its end. Holding minus work is the
+    segment's orchestration overhead (task engine and state updates, lock, GPU limit)."""
     rows = []
     for episode in result["episodes"]:
         name = episode["run"].parameters["storyboard"]
         manifest = json.loads((shared / "renders" / name / "manifest.json").read_text())
         work = {f"segment-{s['id']}-{g['index']}": g["seconds"]
                 for s in manifest["shots"] for g in s["segments"]}
-        for task in episode["tasks"]:
-            if task.name in work and task.start_time and task.end_time:
-                rows.append(((task.end_time - task.start_time).total_seconds(), work[task.name]))
+        cached = {f"segment-{s['id']}-{g['index']}" for s in manifest["shots"]
+                  for g in s["segments"] if g["cached"]}
+        tasks = sorted((t for t in episode["tasks"] if t.name in work and t.start_time
+                        and t.end_time), key=lambda t: t.end_time)
+        previous_end = None
+        for task in tasks:
+            if task.name in cached:  # a cache hit takes no GPU
+                duration = (task.end_time - task.start_time).total_seconds()
+                rows.append((duration, duration, work[task.name]))
+                continue
+            got_gpu = max(task.start_time, previous_end) if previous_end else task.start_time
+            rows.append(((task.end_time - task.start_time).total_seconds(),
+                         (task.end_time - got_gpu).total_seconds(), work[task.name]))
+            previous_end = task.end_time
     return rows
 
 
@@ -102,14 +118,15 @@ def describe(label: str, result: dict, shared: Path) -> dict:
     run = result["run"]
     wall = (run.end_time - run.start_time).total_seconds()
     rows = segment_rows(result, shared)
-    overhead = [t - w for t, w in rows]
+    overhead = [held - w for _, held, w in rows]
     pickup = [(e["run"].start_time - e["run"].expected_start_time).total_seconds()
               for e in result["episodes"]]
     running = [(e["run"].end_time - e["run"].start_time).total_seconds()
                for e in result["episodes"]]
     print(f"{label:<26} series wall {wall:6.1f}s (client {result['client_wall']:5.1f}s); "
-          f"{len(rows)} segments: task {statistics.mean(t for t, _ in rows):.3f}s, work "
-          f"{statistics.mean(w for _, w in rows):.3f}s, overhead mean "
+          f"{len(rows)} segments: task {statistics.mean(t for t, _, _ in rows):.3f}s, on GPU "
+          f"{statistics.mean(h for _, h, _ in rows):.3f}s, work "
+          f"{statistics.mean(w for _, _, w in rows):.3f}s, overhead mean "
           f"{statistics.mean(overhead):.3f}s median {statistics.median(overhead):.3f}s; "
           f"episode runs: scheduled->running {statistics.mean(pickup):.1f}s, running "
           f"{statistics.mean(running):.1f}s")
