@@ -29,16 +29,7 @@ class CogVideoX(DiffusersEngine):
                 f"{need}; use a CogVideoX {'T2V' if is_i2v else 'I2V'} checkpoint for this shot")
 
     def call_kwargs(self, pipe, entry, request):
-        prompt = self.prompt_text(request)
-        length = self.options.max_sequence_length or 226
-
-        def encode():
-            return pipe.encode_prompt(prompt=prompt, negative_prompt=request.negative or "",
-                                      do_classifier_free_guidance=True,
-                                      max_sequence_length=length,
-                                      device=pipe._execution_device)
-
-        embeds, negative = entry.embedding(("t5", prompt, request.negative, length), encode)
+        (embeds, negative), length = self.encoded_prompt(pipe, entry, request, 226)
         kwargs = {"prompt_embeds": embeds, "negative_prompt_embeds": negative,
                   "guidance_scale": float(self.param(request, "cfg")),
                   "height": request.height, "width": request.width,

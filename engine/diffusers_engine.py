@@ -242,6 +242,21 @@ class DiffusersEngine(Engine):
             return with_camera(request.prompt, request.camera)
         return request.prompt
 
+    def encoded_prompt(self, pipe, entry: PoolEntry, request: GenerationRequest,
+                       default_length: int) -> tuple[tuple, int]:
+        """`pipe.encode_prompt` of the prompt (with camera words) and negative prompt, memoised
+        per distinct text on the resident pipeline; returns (its result, max_sequence_length)."""
+        prompt = self.prompt_text(request)
+        length = self.options.max_sequence_length or default_length
+
+        def encode():
+            return pipe.encode_prompt(prompt=prompt, negative_prompt=request.negative or "",
+                                      do_classifier_free_guidance=True,
+                                      max_sequence_length=length,
+                                      device=pipe._execution_device)
+
+        return entry.embedding(("text", prompt, request.negative, length), encode), length
+
     def pipeline_for(self, entry: PoolEntry, mode: str):
         wanted = self.mode_pipelines.get(mode)
         pipe = entry.value

@@ -19,17 +19,8 @@ class LTX(DiffusersEngine):
     defaults: ClassVar[dict[str, Any]] = {"steps": 40, "cfg": 3.0}
 
     def call_kwargs(self, pipe, entry, request):
-        prompt = self.prompt_text(request)
-        length = self.options.max_sequence_length or 128
-
-        def encode():
-            return pipe.encode_prompt(prompt=prompt, negative_prompt=request.negative or "",
-                                      do_classifier_free_guidance=True,
-                                      max_sequence_length=length,
-                                      device=pipe._execution_device)
-
-        embeds, mask, negative, negative_mask = entry.embedding(
-            ("t5", prompt, request.negative, length), encode)
+        (embeds, mask, negative, negative_mask), length = self.encoded_prompt(
+            pipe, entry, request, 128)
         kwargs = {"prompt_embeds": embeds, "prompt_attention_mask": mask,
                   "negative_prompt_embeds": negative, "negative_prompt_attention_mask": negative_mask,
                   "guidance_scale": float(self.param(request, "cfg")),

@@ -27,17 +27,7 @@ class _Wan(DiffusersEngine):
     fp32_components: ClassVar[tuple[str, ...]] = ("vae", "image_encoder")
 
     def text_embeddings(self, pipe, entry: PoolEntry, request: GenerationRequest) -> dict:
-        prompt = self.prompt_text(request)
-        length = self.options.max_sequence_length or 512
-
-        def encode():
-            positive, negative = pipe.encode_prompt(
-                prompt=prompt, negative_prompt=request.negative or "",
-                do_classifier_free_guidance=True, max_sequence_length=length,
-                device=pipe._execution_device)
-            return positive, negative
-
-        positive, negative = entry.embedding(("umt5", prompt, request.negative, length), encode)
+        (positive, negative), length = self.encoded_prompt(pipe, entry, request, 512)
         return {"prompt_embeds": positive, "negative_prompt_embeds": negative,
                 "max_sequence_length": length}
 

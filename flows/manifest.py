@@ -2,7 +2,9 @@
 
 Every episode carries its manifest (storyboard hash and text, resolved config, engine identity
 and model revision, seeds and cache keys of every segment, package versions) in its MP4 metadata,
-so a video found anywhere can be traced and re-rendered:
+so a video found anywhere can be traced and re-rendered. It is manifest.json less what only
+describes one run (timings, cache hits, the date), so re-rendering from the cache gives the very
+same file:
 
     python -m flows.manifest renders/ep01/ep01.mp4                  # the manifest as JSON
     python -m flows.manifest ep01.mp4 --storyboard ep01_again.yaml  # also write the storyboard

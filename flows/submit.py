@@ -7,8 +7,8 @@
 
 A storyboard given as a dict is validated here first (StoryboardInvalid lists every problem, and
 nothing is queued), then written to `<storage.root>/submitted/<name>.yaml`, where every worker
-reads it, so a dict needs `storage.root=` (in the overrides or conf/config.yaml). Image paths in a
-dict storyboard must be absolute paths every worker reaches.
+reads it, so a dict needs `storage.root=` (in the overrides or conf/config.yaml). Images of a
+dict storyboard must be in a folder every worker reaches and that `images.asset_roots=` allows.
 
 The same from a shell: `prefect deployment run render/default --param storyboard=ep01
 --param overrides='["resolution=416x240"]'`, or `python -m flows.submit ep01 resolution=416x240`.

@@ -109,9 +109,28 @@ def provenance(storyboard_text: bytes, config: dict[str, Any]) -> dict[str, Any]
     }
 
 
+# What one run measured rather than what the video is: left out of the copy inside the video, so
+# rendering the same storyboard again (all from the cache) gives a byte-identical file.
+RUN_ONLY = ("created", "timings", "segments_rendered", "segments_cached")
+RUN_ONLY_PER_ITEM = ("cached", "seconds")
+
+
+def embedded_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest as carried by the video: everything but the run's own measurements."""
+    out = {k: v for k, v in manifest.items() if k not in RUN_ONLY}
+    out["shots"] = [
+        {**{k: v for k, v in shot.items() if k not in RUN_ONLY_PER_ITEM},
+         "segments": [{k: v for k, v in seg.items() if k not in RUN_ONLY_PER_ITEM}
+                      for seg in shot.get("segments", [])]}
+        for shot in manifest.get("shots", [])
+    ]
+    return out
+
+
 def manifest_tag(manifest: dict[str, Any]) -> str:
-    """The manifest as one compact JSON text, for the video's metadata."""
-    return json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The manifest as one compact JSON text for the video's metadata (embedded_manifest)."""
+    return json.dumps(embedded_manifest(manifest), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
 
 
 def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> Path:

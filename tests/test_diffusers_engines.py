@@ -81,6 +81,19 @@ def test_identity_names_model_not_path(models):
     assert ident["dtype"] == "fp32" and len(ident["revision"]) == 16
 
 
+def spy_pipeline_calls(monkeypatch, pipeline_cls) -> dict:
+    """The keyword arguments of the last call of `pipeline_cls` (patched on the class)."""
+    seen: dict = {}
+    original = pipeline_cls.__call__
+
+    def spy(self, *args, **kwargs):
+        seen.update(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline_cls, "__call__", spy)
+    return seen
+
+
 def _count_calls(module, counter: list, name: str):
     return module.register_forward_hook(lambda *_: counter.append(name))
 
@@ -105,17 +118,10 @@ def test_two_experts_both_run_and_boundary_moves_the_switch(models):
 
 
 def test_end_image_reaches_the_pipeline(models, monkeypatch):
-    wan = engine("wan22_i2v_a14b", models["i2v2"])
-    seen = {}
     import diffusers
 
-    original = diffusers.WanImageToVideoPipeline.__call__
-
-    def spy(self, *args, **kwargs):
-        seen.update(kwargs)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(diffusers.WanImageToVideoPipeline, "__call__", spy)
+    wan = engine("wan22_i2v_a14b", models["i2v2"])
+    seen = spy_pipeline_calls(monkeypatch, diffusers.WanImageToVideoPipeline)
     start, end = image(1), image(2)
     with_end = wan.generate(request(start_image=start, end_image=end))
     assert np.array_equal(np.asarray(seen["last_image"]), end)
@@ -155,17 +161,10 @@ def test_lora_strengths_apply_per_expert(models):
 
 
 def test_vace_uses_start_end_and_camera_guide(models, monkeypatch):
-    vace = engine("wan_vace", models["vace"])
     import diffusers
 
-    seen = {}
-    original = diffusers.WanVACEPipeline.__call__
-
-    def spy(self, *args, **kwargs):
-        seen.update(kwargs)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(diffusers.WanVACEPipeline, "__call__", spy)
+    vace = engine("wan_vace", models["vace"])
+    seen = spy_pipeline_calls(monkeypatch, diffusers.WanVACEPipeline)
     path = tuple(CameraState(pan_x=0.02 * i) for i in range(9))
     start, end = image(1), image(2)
     frames = vace.generate(request(start_image=start, end_image=end, camera=path))
@@ -181,7 +180,7 @@ def test_vace_uses_start_end_and_camera_guide(models, monkeypatch):
 def tiny_prompt(engine_obj, seen) -> str:
     # The prompt reached the text encoder as embeddings; find its text in the memo.
     entry = engine_obj.pool._entries[engine_obj.pool_key]
-    return " ".join(str(k[1]) for k in entry.embeddings)
+    return " ".join(str(k[1]) for k in entry.embeddings)  # keys: ("text", prompt, ...)
 
 
 def test_cogvideox_non_wan_family(models):
