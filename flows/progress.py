@@ -34,11 +34,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "bars", "lines")
-# Share of the overall bar given to post chains (interpolation, ...) when there is any.
-POST_WEIGHT = 0.15
 ARTIFACT_INTERVAL_S = 1.0
 
 _stop = threading.Event()
+PREFECT_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 
 
 class RenderInterrupted(Exception):
@@ -66,6 +65,10 @@ def _on_sigint(signum, frame) -> None:
     sys.stderr.write("\nCtrl-C: stopping; segments being rendered are discarded, finished ones "
                      "stay cached (Ctrl-C again quits at once)\n")
     sys.stderr.flush()
+    # The stopped tasks and the flow now fail on purpose; Prefect would log each with its
+    # traceback. The user asked for the stop: the CLI's one message says what happened.
+    for name in PREFECT_RUN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     raise KeyboardInterrupt
 
 
@@ -79,10 +82,13 @@ def stop_on_sigint() -> Iterator[None]:
         yield
         return
     previous = signal.signal(signal.SIGINT, _on_sigint)
+    levels = {name: logging.getLogger(name).level for name in PREFECT_RUN_LOGGERS}
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
         clear_stop()
 
 
@@ -117,6 +123,12 @@ class RenderProgress:
         self._seg_frames: dict[str, float] = {}  # label -> frames credited so far
         self._post_frames: dict[str, float] = {}
         self.first_work: float | None = None
+        # Seconds per frame of each phase, learnt from finished segments and shots: generating
+        # a frame costs ~0.04 s on the preview engine and minutes on a big model, while
+        # interpolating one costs ~0.1 s, so neither phase can be given a fixed share.
+        self._started: dict[str, float] = {}
+        self._busy = {"gen": 0.0, "post": 0.0}
+        self._measured = {"gen": 0.0, "post": 0.0}  # frames behind _busy
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -154,6 +166,7 @@ class RenderProgress:
             with self._lock:
                 if self.first_work is None:
                     self.first_work = time.monotonic()
+                self._started.setdefault(label, time.monotonic())
                 credit = job.frames * min(done, total) / total
                 delta = credit - self._seg_frames.get(label, 0.0)
                 if delta > 0:
@@ -170,6 +183,7 @@ class RenderProgress:
             if not cached:  # any frames the engine did not report as steps
                 self.gen_done += job.frames - self._seg_frames.get(job.label, 0.0)
                 self._seg_frames[job.label] = job.frames
+                self._learn("gen", job.label, job.frames)
         self._bar_done(job.label)
         self._event()
 
@@ -182,6 +196,7 @@ class RenderProgress:
             with self._lock:
                 if self.first_work is None:
                     self.first_work = time.monotonic()
+                self._started.setdefault("post " + shot.id, time.monotonic())
                 delta = done - self._post_frames.get(shot.id, 0.0)
                 if delta > 0:
                     self._post_frames[shot.id] = done
@@ -193,6 +208,8 @@ class RenderProgress:
     def shot_done(self, shot: "ShotPlan", cached: bool) -> None:
         with self._lock:
             self.shots_done += 1
+            if not cached:
+                self._learn("post", "post " + shot.id, shot.post_frames)
         self._event()
 
     def finish(self) -> None:
@@ -203,15 +220,27 @@ class RenderProgress:
 
     # -- derived figures ------------------------------------------------------------------------
 
+    def _learn(self, phase: str, label: str, frames: float) -> None:
+        started = self._started.pop(label, None)
+        if started is not None and frames > 0:
+            self._busy[phase] += time.monotonic() - started
+            self._measured[phase] += frames
+
+    def _cost(self, phase: str) -> float:
+        """Seconds per frame of `phase`; the other phase's figure until one is measured."""
+        for which in (phase, "post" if phase == "gen" else "gen"):
+            if self._measured[which]:
+                return max(self._busy[which] / self._measured[which], 1e-6)
+        return 1.0
+
     def fraction(self) -> float:
-        """Overall progress in [0, 1]: generation, then post chains (weighted by POST_WEIGHT)."""
-        gen = self.gen_done / self.gen_total if self.gen_total else 1.0
-        post = self.post_done / self.post_total if self.post_total else 1.0
-        if not self.post_total:
-            return min(gen, 1.0)
-        if not self.gen_total:
-            return min(post, 1.0)
-        return min((1 - POST_WEIGHT) * gen + POST_WEIGHT * post, 1.0)
+        """Overall progress in [0, 1]: frames generated and post-processed, each weighted by
+        what a frame of its phase has cost so far."""
+        gen, post = self._cost("gen"), self._cost("post")
+        total = self.gen_total * gen + self.post_total * post
+        if total <= 0:
+            return 1.0
+        return min((self.gen_done * gen + self.post_done * post) / total, 1.0)
 
     def eta_seconds(self) -> float | None:
         done = self.fraction()

@@ -10,8 +10,8 @@ from typing import Any, Sequence
 from flows.prepare import Prepared
 from stages.atomic import atomic_write_text
 from stages.cache_refs import record_refs
-from stages.output_paths import remove_dead_temps
 from stages.manifest import VIDEO_TAG, manifest_tag, provenance, write_manifest
+from stages.output_paths import remove_dead_temps
 from stages.render_steps import ShotResult
 from stages.report_html import render_report_html, render_report_markdown
 from stages.video_io import copy_with_metadata

@@ -74,7 +74,9 @@ def gpu_slot() -> Iterator[str | None]:
     from prefect.concurrency.sync import concurrency
 
     ensure_gpu_limit(name)
-    with concurrency(name, occupy=1, strict=True):
+    # The slot is leased: a crashed worker's slot frees itself when the lease (300 s) runs out.
+    # A failed lease renewal (the API briefly unreachable) must not kill minutes of GPU work.
+    with concurrency(name, occupy=1, strict=True, raise_on_lease_renewal_failure=False):
         yield name
 
 

@@ -13,8 +13,8 @@ length of the video.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-from typing import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -51,13 +51,13 @@ class Window:
     center: PostFrame
     before: list[PostFrame]  # nearest last
     after: list[PostFrame]  # nearest first
-    data: object = None  # what `prepare` computed for the centre (shared with its neighbours)
-    before_data: list = None  # type: ignore[assignment]
-    after_data: list = None  # type: ignore[assignment]
+    data: Any = None  # what `prepare` computed for the centre (computed once per frame)
+    before_data: list[Any] = field(default_factory=list)  # `prepare` results of `before`
+    after_data: list[Any] = field(default_factory=list)  # ... and of `after`
 
 
 def windows(
-    stream: Iterable[PostFrame], radius: int, prepare=None
+    stream: Iterable[PostFrame], radius: int, prepare: Callable[[PostFrame], Any] | None = None
 ) -> Iterator[Window]:
     """Slide a window of `radius` frames each side over the stream, never across a cut.
 
@@ -71,8 +71,9 @@ def windows(
 
     def emit(pos: int) -> Window:
         frame, sid, data = buf[pos]
-        before = [(f, d) for f, s, d in list(buf)[max(0, pos - radius):pos] if s == sid]
-        after = [(f, d) for f, s, d in list(buf)[pos + 1:pos + 1 + radius] if s == sid]
+        items = list(buf)
+        before = [(f, d) for f, s, d in items[max(0, pos - radius):pos] if s == sid]
+        after = [(f, d) for f, s, d in items[pos + 1:pos + 1 + radius] if s == sid]
         return Window(index, frame, [f for f, _ in before], [f for f, _ in after], data,
                       [d for _, d in before], [d for _, d in after])
 

@@ -22,6 +22,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): get SIGTERM when the test process dies, even killed
+    with SIGKILL or by a timeout, so no server or worker outlives the test run."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -55,7 +66,8 @@ class LocalPrefect:
         log = open(self.root / f"{name}.log", "ab")
         proc = subprocess.Popen(args, cwd=cwd, env=self.env(**env), stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True,
+                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         log.close()
         self.procs.append((name, proc))
         return proc

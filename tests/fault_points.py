@@ -21,6 +21,7 @@ import sys
 import time
 
 from engine.preview import PreviewEngine
+from flows.progress import stop_requested
 from stages import video_io
 
 FAULT = os.environ.get("REELFORGE_FAULT", "")
@@ -35,7 +36,9 @@ def strike() -> None:
         os.killpg(os.getpgid(0), signal.SIGKILL)
     elif action == "sigint":
         os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.5)  # let the main thread's handler run before this worker's next step
+        deadline = time.monotonic() + 10
+        while not stop_requested() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the main thread's handler runs before this worker's next step
 
 
 _generate = PreviewEngine.generate

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import struct
 import wave
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -20,6 +21,16 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
+_PAD = 128  # room for 64 frames of a 2 px/frame pan
+
+
+@lru_cache(maxsize=16)
+def _background(seed: int, h: int, w: int) -> np.ndarray:
+    bg = texture(np.random.default_rng(seed), h + 2 * _PAD, w + 2 * _PAD)
+    bg.setflags(write=False)
+    return bg
+
+
 def panning(n: int, seed: int = 0, dx: float = 2.0, dy: float = 1.0, h: int = H,
             w: int = W) -> list[np.ndarray]:
     """A textured scene panned by (dx, dy) px per frame (any real time t via `panning_at`)."""
@@ -29,9 +40,8 @@ def panning(n: int, seed: int = 0, dx: float = 2.0, dy: float = 1.0, h: int = H,
 def panning_at(t: float, seed: int = 0, dx: float = 2.0, dy: float = 1.0, h: int = H,
                w: int = W) -> np.ndarray:
     """Frame at time t of the panning scene; exact (no resampling) when t·dx, t·dy are whole."""
-    rng = np.random.default_rng(seed)
-    pad = 128  # room for 64 frames of a 2 px/frame pan
-    bg = texture(rng, h + 2 * pad, w + 2 * pad)
+    pad = _PAD
+    bg = _background(seed, h, w)
     ox, oy = t * dx, t * dy
     if float(ox).is_integer() and float(oy).is_integer():
         x, y = pad + int(ox), pad + int(oy)

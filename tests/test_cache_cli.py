@@ -36,7 +36,8 @@ def add_entry(store: CacheStore, kind: str, key: str, size: int = 1000, age: flo
 
 
 def entries(root: Path) -> set[tuple[str, str]]:
-    return {(kind, m.parent.name) for kind in KINDS for m in (root / kind).glob(f"*/*/{META}")}
+    return {(kind, m.parent.name) for kind in KINDS for m in (root / kind).glob(f"*/*/{META}")
+            if not m.parent.name.startswith(".")}
 
 
 @pytest.fixture

@@ -102,3 +102,16 @@ def test_target_fps_needs_the_input_fps_to_plan():
     assert chain_frames_out(steps, 11, 24) == 26
     with pytest.raises(ValueError, match="input fps"):
         chain_frames_out(steps, 11)
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+@pytest.mark.parametrize("target", [{"factor": 4}, {"fps": 40}])
+def test_minterpolate_gives_the_planned_frames(n, target):
+    frames = panning(n)
+    steps = resolve_post_chain([{"stage": "interpolate", "method": "minterpolate", **target}], {})
+    out = list(run_post_chain(iter(frames), 16, steps)[0])
+    assert len(out) == chain_frames_out(steps, n, 16)
+    step = steps[0].params.step(16)
+    for j, frame in enumerate(out):  # output positions on a source frame are that frame
+        if (j * step).denominator == 1:
+            assert np.array_equal(frame, frames[int(j * step)])

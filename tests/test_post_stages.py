@@ -225,3 +225,16 @@ def test_lanczos_upscale_size_and_content():
     assert np.array_equal(out[0], ref)
     odd, _ = run(frames, [{"stage": "upscale", "factor": 1.3}])
     assert odd[0].shape == (62, 84, 3)  # 48·1.3 = 62.4, 64·1.3 = 83.2: nearest even sides
+
+
+def test_windows_never_reach_across_a_cut():
+    from stages.stream import PostFrame, windows
+
+    frames = [PostFrame(np.full((2, 2, 3), i, np.uint8), cut=(i == 3)) for i in range(7)]
+    seen = {w.index: ([int(f.image[0, 0, 0]) for f in w.before],
+                      [int(f.image[0, 0, 0]) for f in w.after], w.data)
+            for w in windows(iter(frames), 2, prepare=lambda f: int(f.image[0, 0, 0]) * 10)}
+    assert seen[2] == ([0, 1], [], 20)
+    assert seen[3] == ([], [4, 5], 30)
+    assert seen[6] == ([4, 5], [], 60)
+    assert sorted(seen) == list(range(7))

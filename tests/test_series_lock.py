@@ -4,9 +4,10 @@ never render the same segment; crashed holders do not block forever."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,26 +21,28 @@ from stages.lock import FileLock, LocalLockFiles, LockOwner, LockTimeout
 KEY = "ab" * 32
 
 
-def _hold(root: str, log: str, hold_s: float) -> None:
-    store = CacheStore(root)
-    with store.lock("segment", KEY):
-        with open(log, "a") as fh:
-            fh.write(f"{os.getpid()} start {time.time()}\n")
-        time.sleep(hold_s)
-        with open(log, "a") as fh:
-            fh.write(f"{os.getpid()} end {time.time()}\n")
+HOLD = """
+import sys, time
+from stages.cache import CacheStore
+root, log, hold_s, key = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+with CacheStore(root).lock("segment", key):
+    with open(log, "a") as fh:
+        fh.write(f"{sys.argv[5]} start\\n")
+    time.sleep(hold_s)
+    with open(log, "a") as fh:
+        fh.write(f"{sys.argv[5]} end\\n")
+"""
 
 
 def test_lock_excludes_other_processes(tmp_path):
     log = tmp_path / "log.txt"
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_hold, args=(str(tmp_path / "cache"), str(log), 0.2))
-             for _ in range(3)]
+    root = Path(__file__).resolve().parents[1]
+    procs = [subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "cache"), str(log),
+                               "0.2", KEY, str(n)], cwd=root, stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(root)))
+             for n in range(3)]
     for p in procs:
-        p.start()
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
+        assert p.wait(60) == 0, p.stderr.read()
     events = [line.split() for line in log.read_text().splitlines()]
     # Strictly alternating start/end of the same process: no two holders at once.
     assert [e[1] for e in events] == ["start", "end"] * 3
@@ -54,10 +57,8 @@ def _write_owner(path: Path, host: str, pid: int, expires: float) -> None:
 
 def test_a_lock_of_a_dead_process_on_this_host_is_broken_at_once(tmp_path):
     store = CacheStore(tmp_path, stale_lock_s=600)
-    ctx = multiprocessing.get_context("fork")
-    dead = ctx.Process(target=lambda: None)
-    dead.start()
-    dead.join()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
     _write_owner(store.lock_path("segment", KEY), socket.gethostname(), dead.pid,
                  time.time() + 600)
     started = time.monotonic()

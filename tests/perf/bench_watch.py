@@ -1,6 +1,8 @@
 """Watch-mode benchmark: from saving an edit of one shot to the updated episode video.
 
-    python tests/perf/bench_watch.py [--storyboard ep01] [--interval 0.5]
+    python tests/perf/bench_watch.py [--storyboard ep01] [--interval 0.5] [OVERRIDE ...]
+
+OVERRIDEs go to the render, e.g. `post=none` or `resolution=416x240` for a quicker preview loop.
 
 Copies the storyboard (and its assets) into a temp folder, starts
 `python -m flows.render storyboard=NAME watch=true` there, waits for the first (cold) render,
@@ -37,10 +39,12 @@ def reader(stream, lines: queue.Queue) -> None:
 
 def wait_done(lines: queue.Queue, timeout: float = 900.0) -> float:
     deadline = time.monotonic() + timeout
+    seen: list[str] = []
     while True:
         stamp, line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
         if line is None:
-            raise RuntimeError("the watcher exited early")
+            raise RuntimeError("the watcher exited early:\n" + "\n".join(seen[-20:]))
+        seen.append(line)
         if line.startswith("Done in"):
             return stamp
         if line.startswith("error"):
@@ -62,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--storyboard", default="ep01")
     parser.add_argument("--interval", type=float, default=0.5, help="watch_interval (s)")
+    parser.add_argument("overrides", nargs="*", help="render overrides, e.g. post=none")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +77,7 @@ def main() -> None:
                    PREFECT_SERVER_ANALYTICS_ENABLED="false")
         command = [sys.executable, "-m", "flows.render", f"storyboard={args.storyboard}",
                    "watch=true", "watch_max_runs=3", f"watch_interval={args.interval}",
-                   "progress=lines", "output_dir=renders"]
+                   "progress=lines", "output_dir=renders", *args.overrides]
         started = time.perf_counter()
         proc = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
@@ -94,12 +99,16 @@ def main() -> None:
             m = json.loads(manifest_path.read_text())
             again = [f"{s['id']}_{g['index']}" for s in m["shots"] for g in s["segments"]
                      if not g["cached"]]
+            generation = sum(g["seconds"] for s in m["shots"] for g in s["segments"])
+            post = sum(s["seconds"] for s in m["shots"])
             print(f"edit of {shot} ({what}): save -> updated episode {done - saved:.1f}s; "
-                  f"rendered again: {', '.join(again)} ({m['segments_cached']} segments cached; "
-                  f"flow {m['timings']['total_s']:.1f}s)")
+                  f"rendered again: {', '.join(again)} ({m['segments_cached']} segments cached); "
+                  f"flow {m['timings']['total_s']:.1f}s: segments {generation:.1f}s, post "
+                  f"chains {post:.1f}s (task time, concurrent), encode, copies and report the "
+                  "rest")
         proc.wait(timeout=120)
-    print(f"watch_interval={args.interval}s: a save is noticed within one interval and "
-          f"rendered after one more without changes")
+    print(f"overrides: {' '.join(args.overrides) or 'none'}; watch_interval={args.interval}s: "
+          "a save is noticed within one interval and rendered after one more without changes")
 
 
 if __name__ == "__main__":
