@@ -122,6 +122,7 @@ class RenderProgress:
         self.post_done = 0.0
         self._seg_frames: dict[str, float] = {}  # label -> frames credited so far
         self._post_frames: dict[str, float] = {}
+        self._to_render: set[str] = set()  # segments and shots counted in the totals
         self.first_work: float | None = None
         # Seconds per frame of each phase, learnt from finished segments and shots: generating
         # a frame costs ~0.04 s on the preview engine and minutes on a big model, while
@@ -141,10 +142,12 @@ class RenderProgress:
                 self.segments_total += 1
                 if not store.has("segment", job.key):
                     self.gen_total += job.frames
+                    self._to_render.add(job.label)
             for shot in plan.included():
                 self.shots_total += 1
                 if not store.has("shot", shot.key):
                     self.post_total += shot.post_frames
+                    self._to_render.add("post " + shot.id)
         if self._bars is not None:
             self._bars_begin(plan.name)
 
@@ -180,9 +183,10 @@ class RenderProgress:
     def segment_done(self, job: "SegmentJob", cached: bool) -> None:
         with self._lock:
             self.segments_done += 1
-            if not cached:  # any frames the engine did not report as steps
+            if job.label in self._to_render:  # frames not reported as steps (or found cached)
                 self.gen_done += job.frames - self._seg_frames.get(job.label, 0.0)
                 self._seg_frames[job.label] = job.frames
+            if not cached:
                 self._learn("gen", job.label, job.frames)
         self._bar_done(job.label)
         self._event()
@@ -208,6 +212,9 @@ class RenderProgress:
     def shot_done(self, shot: "ShotPlan", cached: bool) -> None:
         with self._lock:
             self.shots_done += 1
+            if "post " + shot.id in self._to_render:
+                self.post_done += shot.post_frames - self._post_frames.get(shot.id, 0.0)
+                self._post_frames[shot.id] = shot.post_frames
             if not cached:
                 self._learn("post", "post " + shot.id, shot.post_frames)
         self._event()

@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 GPU_LIMIT_ENV = "REELFORGE_GPU_LIMIT"
 _ensured: set[str] = set()
 _ensure_lock = threading.Lock()
+# Segments of one flow run queue for their GPU here first, in-process: a thread blocked on a
+# lock takes over the moment it is released, whereas a Prefect limit answers a busy slot with
+# "retry after" up to the average slot occupancy (capped at 30 s by the server), which would
+# leave the GPU idle between segments. The Prefect limit then guards across processes.
+_local_gpu_locks: dict[str, threading.Lock] = {}
 
 
 def gpu_limit_name(environ: dict[str, str] | None = None) -> str | None:
@@ -74,9 +79,11 @@ def gpu_slot() -> Iterator[str | None]:
     from prefect.concurrency.sync import concurrency
 
     ensure_gpu_limit(name)
+    with _ensure_lock:
+        local = _local_gpu_locks.setdefault(name, threading.Lock())
     # The slot is leased: a crashed worker's slot frees itself when the lease (300 s) runs out.
     # A failed lease renewal (the API briefly unreachable) must not kill minutes of GPU work.
-    with concurrency(name, occupy=1, strict=True, raise_on_lease_renewal_failure=False):
+    with local, concurrency(name, occupy=1, strict=True, raise_on_lease_renewal_failure=False):
         yield name
 
 

@@ -44,9 +44,9 @@ def test_sample_storyboards_validate_against_it(validator, path):
     assert errors == []
 
 
-@pytest.mark.parametrize("name", ["ep01.yaml", "smoke.yaml"])
-def test_sample_storyboards_reference_it(name):
-    assert (ROOT / "storyboards" / name).read_text().splitlines()[0] == COMMENT
+@pytest.mark.parametrize("path", SAMPLES, ids=[p.name for p in SAMPLES])
+def test_sample_storyboards_reference_it(path):
+    assert path.read_text().splitlines()[0] == COMMENT
 
 
 @pytest.mark.parametrize("data,where", [

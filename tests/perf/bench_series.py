@@ -130,6 +130,11 @@ def describe(label: str, result: dict, shared: Path) -> dict:
           f"{statistics.mean(overhead):.3f}s median {statistics.median(overhead):.3f}s; "
           f"episode runs: scheduled->running {statistics.mean(pickup):.1f}s, running "
           f"{statistics.mean(running):.1f}s")
+    for e in sorted(result["episodes"], key=lambda e: e["run"].expected_start_time):
+        r = e["run"]
+        print(f"    {r.name:<14} scheduled->running "
+              f"{(r.start_time - r.expected_start_time).total_seconds():5.1f}s, running "
+              f"{(r.end_time - r.start_time).total_seconds():5.1f}s")
     return {"wall": wall, "overhead": overhead}
 
 
