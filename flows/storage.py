@@ -66,7 +66,7 @@ class StorageConfig:
         root = data.get("root")
         if root is not None and (not isinstance(root, str) or not root.strip()):
             raise ConfigInvalid(f"storage.root={root!r}: give a folder or an fsspec URL, e.g. "
-                                "storage.root=/mnt/shared/reelforge or storage.root=s3://bucket/rf")
+                                "storage.root=/srv/shared/reelforge or storage.root=s3://bucket/rf")
         stale = data.get("stale_lock_s", DEFAULT_STALE_LOCK_S)
         if isinstance(stale, bool) or not isinstance(stale, (int, float)) or stale <= 0:
             raise ConfigInvalid(f"storage.stale_lock_s={stale!r}: must be a number of seconds > 0")

@@ -2,8 +2,8 @@
 
     from flows.submit import submit
     run_id = submit("ep01", ["resolution=416x240"])                 # a storyboard name
-    run_id = submit("/mnt/shared/jobs/promo.yaml")                   # a file every worker reaches
-    run_id = submit({"shots": [...]}, ["storage.root=/mnt/shared/reelforge"], name="promo")
+    run_id = submit("/srv/shared/jobs/promo.yaml")                   # a file every worker reaches
+    run_id = submit({"shots": [...]}, ["storage.root=/srv/shared/reelforge"], name="promo")
 
 A storyboard given as a dict is validated here first (StoryboardInvalid lists every problem, and
 nothing is queued), then written to `<storage.root>/submitted/<name>.yaml`, where every worker
@@ -60,7 +60,7 @@ def _store_submitted(text: str, name: str, overrides: list[str]) -> str:
     root = (compose_config(overrides).get("storage") or {}).get("root")
     if not root:
         raise ConfigInvalid("a storyboard given as a dict needs storage.root= (a folder or URL "
-                            "every worker reaches), e.g. overrides=['storage.root=/mnt/shared/rf']")
+                            "every worker reaches), e.g. overrides=['storage.root=/srv/shared/rf']")
     if is_remote(root):
         url = f"{root.rstrip('/')}/submitted/{name}.yaml"
         filesystem(url).pipe_file(url, text.encode("utf-8"))
