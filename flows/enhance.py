@@ -21,6 +21,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from flows.settings import post_presets
+from flows.hydra_cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, hydra_exit_code
 from stages.atomic import temp_sibling
 from stages.audio import AudioTrack, copy_audio, mux_audio, probe
 from stages.keys import file_sha256
@@ -36,7 +37,6 @@ from stages.post import (
 )
 from stages.video_io import VideoInfo, VideoWriter, read_frames, video_info
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 OUTPUT_CODECS = {".mp4": "h264", ".mov": "h264", ".m4v": "h264", ".mkv": "ffv1"}
 
 _exit_codes: list[int] = []
@@ -249,16 +249,10 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> int:
     """Hydra exits with 1 on a bad override before `main` runs; that is a config error (2)."""
-    try:
-        main()
-    except SystemExit as exc:
-        if not _exit_codes and exc.code not in (0, None):
-            print("Nothing was written: fix the command line above (`python -m flows.enhance "
-                  "--help` lists the options; presets are conf/post/*.yaml).", file=sys.stderr)
-            return EXIT_INVALID
-        if exc.code not in (0, None):
-            return int(exc.code) if isinstance(exc.code, int) else EXIT_FAILED
-    return max(_exit_codes, default=EXIT_OK)
+    return hydra_exit_code(main, _exit_codes,
+                           "Nothing was written: fix the command line above (`python -m "
+                           "flows.enhance --help` lists the options; presets are "
+                           "conf/post/*.yaml).")
 
 
 if __name__ == "__main__":

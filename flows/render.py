@@ -21,9 +21,9 @@ from flows.prepare import prepare, print_plan
 from flows.progress import stop_on_sigint
 from flows.safety import NotEnoughDiskSpace, check_disk_space
 from flows.settings import ConfigInvalid, RenderSettings
+from flows.hydra_cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, hydra_exit_code
 from stages.problems import StoryboardInvalid
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
 
 # Exit codes of the jobs this process ran (several under -m multirun).
@@ -145,16 +145,9 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> int:
     """Hydra exits with 1 on a bad override before `main` runs; that is a config error (2)."""
-    try:
-        main()
-    except SystemExit as exc:
-        if not _exit_codes and exc.code not in (0, None):
-            print("Nothing was rendered: fix the command line or config above "
-                  "(`python -m flows.render --help` lists the config groups).", file=sys.stderr)
-            return EXIT_INVALID
-        if exc.code not in (0, None):
-            return int(exc.code) if isinstance(exc.code, int) else EXIT_FAILED
-    return max(_exit_codes, default=EXIT_OK)
+    return hydra_exit_code(main, _exit_codes,
+                           "Nothing was rendered: fix the command line or config above "
+                           "(`python -m flows.render --help` lists the config groups).")
 
 
 if __name__ == "__main__":

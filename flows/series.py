@@ -45,8 +45,8 @@ from flows.publish import EpisodeFiles, PublishConfig, PublishFailed, publish_ep
 from flows.settings import (CONF_DIR, PROJECT_STORYBOARDS, ConfigInvalid, RenderSettings,
                             find_storyboard, storyboard_names)
 from flows.storage import filesystem, layout, open_storage
+from flows.hydra_cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, hydra_exit_code
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 SERIES_DIR = CONF_DIR / "series"
 # How often a series run polls the episode runs it dispatched (seconds).
 POLL_S = float(os.environ.get("REELFORGE_SERIES_POLL_S", "2"))
@@ -422,13 +422,8 @@ def _hydra_main():
 
 
 def cli() -> int:
-    try:
-        _hydra_main()()
-    except SystemExit as exc:
-        if not _exit_codes and exc.code not in (0, None):
-            print("Nothing was rendered: fix the command line or config above.", file=sys.stderr)
-            return EXIT_INVALID
-    return max(_exit_codes, default=EXIT_OK)
+    return hydra_exit_code(_hydra_main(), _exit_codes,
+                           "Nothing was rendered: fix the command line or config above.")
 
 
 if __name__ == "__main__":
