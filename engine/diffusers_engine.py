@@ -36,6 +36,7 @@ from .base import (
 )
 from .camera_prompt import with_camera
 from .diffusers_options import DiffusersOptions, EngineConfigError
+from .images import fit_frames
 from .model_pool import POOL, ModelPool, PoolEntry
 from .model_source import ModelNotFound, ModelSource, resolve_model
 
@@ -51,17 +52,6 @@ def to_uint8(frames: Any) -> np.ndarray:
     if array.dtype == np.uint8:
         return array
     return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def fit_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize frames to (height, width) when a pipeline rounded the size (never for valid
-    requests, since validation snaps sizes to the engine's multiple)."""
-    if frames.shape[1:3] == (height, width):
-        return frames
-    import cv2
-
-    return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
-                     for f in frames])
 
 
 def pil(image: np.ndarray):

@@ -109,3 +109,11 @@ def load_rgb(path_or_array: PathOrArray, width: int, height: int) -> np.ndarray:
             f"expected an image path or a numpy array, got {type(path_or_array).__name__}"
         )
     return cover_resize(rgb, int(width), int(height))
+
+
+def fit_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Frames (T, H, W, 3) cover-resized to (height, width); unchanged when already that size
+    (a pipeline that rounded the size, a fallback engine with another size multiple)."""
+    if frames.shape[1:3] == (height, width):
+        return frames
+    return np.stack([cover_resize(f, width, height) for f in frames])

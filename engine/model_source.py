@@ -9,6 +9,7 @@ where the folder lives, and changed by any re-download or re-save.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -32,9 +33,10 @@ class ModelSource:
     pipeline_class: str  # model_index.json's _class_name
     components: tuple[str, ...]  # model_index.json's component names
 
-    @property
+    @functools.cached_property
     def weight_bytes(self) -> int:
-        """Bytes of weights on disk: the model pool's estimate of the memory a load takes."""
+        """Bytes of weights on disk: the model pool's estimate of the memory a load takes
+        (walked once; every generation asks the pool)."""
         total = 0
         for root, _dirs, files in os.walk(self.path):
             for f in files:

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from stages.weights import ModelFileError, read_state_dict
+from stages.weights import ModelFileError, load_matching, pick_device, read_state_dict
 
 TILE_PAD = 10
 
@@ -157,24 +157,11 @@ class ModelUpscaler:
     """Upscales uint8 RGB frames by the model's native scale, tile by tile."""
 
     def __init__(self, path: Path, device: str = "auto", tile: int = 256):
-        import torch
-
         sd = read_state_dict(path)
         self.config = infer_arch(sd, Path(path))
         net = _build(self.config)
-        own = net.state_dict()
-        missing = [k for k in own if k not in sd]
-        if missing:
-            raise ModelFileError(f"{path}: missing {len(missing)} {self.config.kind} tensors, "
-                                 f"e.g. {', '.join(missing[:3])}")
-        bad = [k for k in own if tuple(sd[k].shape) != tuple(own[k].shape)]
-        if bad:
-            raise ModelFileError(f"{path}: tensor {bad[0]} has shape {tuple(sd[bad[0]].shape)}, "
-                                 f"expected {tuple(own[bad[0]].shape)}")
-        net.load_state_dict({k: sd[k] for k in own})
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        load_matching(net, sd, Path(path), self.config.kind)
+        self.device = pick_device(device)
         self.net = net.to(self.device).eval()
         self.tile = int(tile)
         self.lock = threading.Lock()

@@ -25,7 +25,7 @@ from engine.base import (
     is_out_of_memory,
 )
 from engine.geometry import relative_homography, warp_frame
-from engine.images import cover_resize
+from engine.images import cover_resize, fit_frames
 
 Log = Callable[[str], None]
 
@@ -96,9 +96,7 @@ def adapt_request(request: GenerationRequest, engine: Engine) -> tuple[Generatio
 
 
 def _fit(frames: np.ndarray, request: GenerationRequest) -> np.ndarray:
-    if frames.shape[1:3] != (request.height, request.width):
-        frames = np.stack([cover_resize(f, request.width, request.height) for f in frames])
-    return retime(frames, request.num_frames)
+    return retime(fit_frames(frames, request.width, request.height), request.num_frames)
 
 
 def _with_ladder(engine: Engine, request: GenerationRequest, progress: ProgressFn | None,

@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from stages.weights import ModelFileError, read_state_dict
+from stages.weights import ModelFileError, load_matching, pick_device, read_state_dict
 
 
 @dataclass(frozen=True)
@@ -193,26 +193,11 @@ class RifeInterpolator:
     """Frames between two frames at fractional times, with a loaded IFNet."""
 
     def __init__(self, path: Path, device: str = "auto"):
-        import torch
-
         sd = read_state_dict(path)
         self.config = infer_config(sd, Path(path))
         net = _build(self.config)
-        own = net.state_dict()
-        missing = [k for k in own if k not in sd]
-        if missing:
-            raise ModelFileError(f"{path}: missing {len(missing)} IFNet tensors, e.g. "
-                                 f"{', '.join(missing[:3])}")
-        bad = [k for k in own if tuple(sd[k].shape) != tuple(own[k].shape)]
-        if bad:
-            k = bad[0]
-            raise ModelFileError(f"{path}: tensor {k} has shape {tuple(sd[k].shape)}, the "
-                                 f"inferred IFNet expects {tuple(own[k].shape)}")
-        # Unused training-time tensors (teacher block, ...) are ignored.
-        net.load_state_dict({k: sd[k] for k in own})
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        load_matching(net, sd, Path(path), "IFNet")  # training-time extras are ignored
+        self.device = pick_device(device)
         self.net = net.to(self.device).eval()
         self.lock = threading.Lock()  # one forward at a time per loaded model
 

@@ -47,3 +47,28 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     if not out:
         raise ModelFileError(f"model file {path} holds no tensors")
     return out
+
+
+def load_matching(net: Any, state: Mapping[str, Any], path: Path, what: str) -> None:
+    """Load into `net` the tensors of `state` it needs (extra ones, such as training-time
+    blocks, are ignored); ModelFileError naming the file when one is missing or mis-shaped."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise ModelFileError(f"{path}: missing {len(missing)} {what} tensors, e.g. "
+                             f"{', '.join(missing[:3])}")
+    bad = [k for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
+    if bad:
+        k = bad[0]
+        raise ModelFileError(f"{path}: tensor {k} has shape {tuple(state[k].shape)}, the "
+                             f"inferred {what} expects {tuple(own[k].shape)}")
+    net.load_state_dict({k: state[k] for k in own})
+
+
+def pick_device(device: str):
+    """torch.device for "auto" (cuda when available), "cpu", "cuda", "cuda:N"."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
