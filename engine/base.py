@@ -69,6 +69,14 @@ class EngineSpec:
     camera: str = "prompt"
     # Two denoising experts (Wan 2.2 A14B): cfg_2, boundary and LoRA strength_2 apply.
     experts: int = 1
+    # How segments of a long shot may hand over (storyboard `chain: {mode: ...}`):
+    # "last_frame" and "overlap" need only a start image; "latent" (the previous segment's last
+    # latent frame instead of its decoded pixels) and "svi" (anchor + motion latents + end latent
+    # conditioning) need an engine that builds its own conditioning latents.
+    chain_modes: frozenset[str] = frozenset({"last_frame", "overlap"})
+    # True when the engine conditions on several known frames (VACE's video + mask), so an
+    # overlap segment continues the previous segment's last K frames, not only the first of them.
+    context_frames: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,26 @@ class GenerationRequest:
     # uint8 (T, H, W, 3) already sized to the request.
     source_video: np.ndarray | None = None
     driving_video: np.ndarray | None = None
+    # Chaining (stages.plan, storyboard `chain:`):
+    # - "pixels": the start image is the previous segment's frame (last_frame / overlap mode);
+    # - "latent": `context_latents` holds the previous segment's last latent frame, used as the
+    #   first conditioning latent instead of VAE-encoding `start_image` (still given, for
+    #   engines' image encoders and for a fallback engine);
+    # - "svi": conditioning latents [anchor | context_latents | zeros | end], mask 1 on the
+    #   anchor, motion and end latents (all four sub-frames), 0 elsewhere. The output's first
+    #   1 + 4 * len(motion latents) frames re-render the anchor and the previous segment's tail.
+    conditioning: str = "pixels"
+    # Overlap mode: the previous segment's last K frames (uint8 (K, H, W, 3)); the request's
+    # first K frames continue them (start_image is context_frames[0]).
+    context_frames: np.ndarray | None = None
+    # svi: the shot's anchor image (identity reference), uint8 (H, W, 3).
+    anchor_image: np.ndarray | None = None
+    # latent / svi: the previous segment's last latent frames as the engine returned them
+    # (float32 numpy, engine-specific layout, normalised as the engine's denoiser sees them).
+    context_latents: np.ndarray | None = None
+    # How many final latent frames the engine should return with the frames (see
+    # Engine.generate_with_latents); 0: none needed.
+    keep_latents: int = 0
 
     @property
     def mode(self) -> str:
@@ -170,6 +198,14 @@ class Engine(abc.ABC):
         With a start image, frame 0 is that image; with an end image, the last frame is it
         (exactly for the preview, as closely as the model reproduces it for generative engines).
         """
+
+    def generate_with_latents(
+        self, request: GenerationRequest, progress: ProgressFn | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Frames plus the last `request.keep_latents` denoised latent frames (for the next
+        segment's `context_latents`), or None where the engine has no latents to hand over.
+        Default: `generate`, no latents."""
+        return self.generate(request, progress), None
 
     def load(self) -> None:
         """Load weights now (once, before any segment), so that a load failure is seen outside

@@ -12,7 +12,9 @@ they share lives here:
 3. Per request: LoRAs attached once per file and weighted per expert, scheduler shift and expert
    boundary overridden for the call only, text embeddings memoised per distinct prompt, a seeded
    CPU generator (same seed, same noise on any device), step progress reported.
-4. Output: uint8 (T, H, W, 3) of exactly the requested size.
+4. Output: uint8 (T, H, W, 3) of exactly the requested size, and on request (keep_latents) the
+   final denoised latents' last frames, taken from the step callback, for the next segment of a
+   latent- or svi-chained shot.
 """
 
 from __future__ import annotations
@@ -100,6 +102,10 @@ class DiffusersEngine(Engine):
     fp32_components: ClassVar[tuple[str, ...]] = ()
     # Family-specific engine.options keys.
     extra_options: ClassVar[tuple[str, ...]] = ()
+    # Axis of the latent frames in the latents the pipeline's step callback sees (Wan:
+    # (B, C, L, h, w) -> 2). None: the engine hands no latents to a next segment (packed
+    # token latents, per-window loops), so generate_with_latents returns None for them.
+    latent_frame_axis: ClassVar[int | None] = None
 
     def __init__(self, pool: ModelPool | None = None, **options: Any) -> None:
         self.options = DiffusersOptions.from_mapping(self.spec.name, options, self.extra_options)
@@ -217,11 +223,28 @@ class DiffusersEngine(Engine):
     # -- one request -------------------------------------------------------------------------
 
     def check_request(self, request: GenerationRequest) -> None:
+        self.check_conditioning(request)
         if request.mode not in self.spec.modes:
             raise EngineError(
                 f"engine {self.spec.name!r} cannot do {request.mode} (segment "
                 f"{request.shot_id}_{request.segment_index}); it supports "
                 f"{', '.join(sorted(self.spec.modes))}")
+
+    def check_conditioning(self, request: GenerationRequest) -> None:
+        """"latent" and "svi" conditioning need an engine that builds its own conditioning
+        latents (spec.chain_modes); every engine takes "pixels"."""
+        wanted = request.conditioning
+        if wanted == "pixels":
+            return
+        if wanted not in ("latent", "svi"):
+            raise EngineError(f"segment {request.shot_id}_{request.segment_index}: unknown "
+                              f"conditioning {wanted!r}; expected pixels, latent or svi")
+        if wanted not in self.spec.chain_modes:
+            raise EngineError(
+                f"engine {self.spec.name!r} cannot chain with conditioning {wanted!r} (segment "
+                f"{request.shot_id}_{request.segment_index}); its chain modes are "
+                f"{', '.join(sorted(self.spec.chain_modes))}: set the shot's `chain: {{mode: "
+                f"...}}` to one of them, or use wan21_i2v / wan22_i2v_a14b")
 
     def param(self, request: GenerationRequest, name: str) -> Any:
         value = request.params.get(name)
@@ -266,27 +289,50 @@ class DiffusersEngine(Engine):
     def frames_of(self, output: Any) -> Any:
         return output.frames[0]
 
+    def call_context(self, pipe, entry: PoolEntry,
+                     request: GenerationRequest) -> contextlib.AbstractContextManager:
+        """State the pipeline needs for this call only (Wan I2V: its own conditioning latents);
+        entered with the pipeline's lock held, left before the next call. Default: none."""
+        return contextlib.nullcontext()
+
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> np.ndarray:
+        return self.generate_with_latents(request, progress)[0]
+
+    def generate_with_latents(
+        self, request: GenerationRequest, progress: ProgressFn | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         self.check_request(request)
         import torch
 
+        keep = max(0, int(request.keep_latents))
+        captured: list = []
         entry = self._acquire()
         try:
             with entry.lock:  # a pipeline serves one call at a time
                 pipe = self.pipeline_for(entry, request.mode)
                 steps = int(self.param(request, "steps"))
-                with self._per_call_state(pipe, entry, request):
+                capture = keep > 0 and self.latent_frame_axis is not None and \
+                    "latents" in getattr(pipe, "_callback_tensor_inputs", ())
+                with self._per_call_state(pipe, entry, request), \
+                        self.call_context(pipe, entry, request):
                     kwargs = self.call_kwargs(pipe, entry, request)
 
-                    def on_step(_pipe, i, _t, _kwargs):
+                    def on_step(_pipe, i, _t, tensors):
+                        if capture:
+                            # Each step's tail replaces the last one's, so the final step's
+                            # (the latents the VAE decodes) remains; a copy, because the
+                            # pipeline may reuse the tensor after the loop. Returning no
+                            # "latents" leaves the denoising untouched.
+                            captured[:] = [self.latent_tail(tensors["latents"], keep)]
                         if progress is not None:
                             progress(i + 1, steps)
                         return {}
 
                     generator = torch.Generator("cpu").manual_seed(int(request.seed))
+                    extra = {"callback_on_step_end_tensor_inputs": ["latents"]} if capture else {}
                     with torch.inference_mode():
                         output = pipe(**kwargs, num_inference_steps=steps, generator=generator,
-                                      output_type="np", callback_on_step_end=on_step)
+                                      output_type="np", callback_on_step_end=on_step, **extra)
                 frames = to_uint8(self.frames_of(output))
         finally:
             self.pool.release(entry)
@@ -295,7 +341,15 @@ class DiffusersEngine(Engine):
             raise EngineError(f"{type(pipe).__name__} returned {frames.shape[0]} frames for "
                               f"segment {request.shot_id}_{request.segment_index}, asked for "
                               f"{request.num_frames}")
-        return frames
+        latents = captured[0].float().cpu().numpy() if captured else None
+        return frames, latents
+
+    def latent_tail(self, latents, keep: int):
+        """The last `keep` latent frames of the first batch item, batch dimension dropped."""
+        axis = int(self.latent_frame_axis or 0)
+        tail = latents.narrow(axis, max(0, latents.shape[axis] - keep),
+                              min(keep, latents.shape[axis]))
+        return tail[0].detach().clone()
 
     # -- per-call state: LoRAs, scheduler shift, expert boundary ------------------------------
 

@@ -15,6 +15,9 @@ _COMMON = frozenset({"steps", "seed", "negative", "loras"})
 _WAN = _COMMON | {"cfg", "flow_shift"}
 _TWO_EXPERTS = _WAN | {"cfg_2", "boundary"}
 _WAN_RULE = FrameRule(step=4, offset=1, minimum=5)
+# Wan I2V builds its own conditioning latents (engine.wan), so segments can also hand over
+# latents ("latent") or anchor + motion latents ("svi"), not only pixels.
+_LATENT_CHAINS = frozenset({"last_frame", "overlap", "latent", "svi"})
 
 DIFFUSERS_SPECS: dict[str, tuple[EngineSpec, str]] = {
     "wan21_t2v": (EngineSpec(
@@ -22,7 +25,8 @@ DIFFUSERS_SPECS: dict[str, tuple[EngineSpec, str]] = {
         max_frames=81, modes=frozenset({"t2v"}), honours=_WAN), "engine.wan:Wan21T2V"),
     "wan21_i2v": (EngineSpec(
         name="wan21_i2v", frame_rule=_WAN_RULE, default_fps=16, default_resolution=(832, 480),
-        max_frames=81, modes=frozenset({"i2v", "flf2v"}), honours=_WAN), "engine.wan:Wan21I2V"),
+        max_frames=81, modes=frozenset({"i2v", "flf2v"}), honours=_WAN,
+        chain_modes=_LATENT_CHAINS), "engine.wan:Wan21I2V"),
     "wan22_t2v_a14b": (EngineSpec(
         name="wan22_t2v_a14b", frame_rule=_WAN_RULE, default_fps=16,
         default_resolution=(832, 480), max_frames=81, modes=frozenset({"t2v"}),
@@ -30,7 +34,7 @@ DIFFUSERS_SPECS: dict[str, tuple[EngineSpec, str]] = {
     "wan22_i2v_a14b": (EngineSpec(
         name="wan22_i2v_a14b", frame_rule=_WAN_RULE, default_fps=16,
         default_resolution=(832, 480), max_frames=81, modes=frozenset({"i2v", "flf2v"}),
-        honours=_TWO_EXPERTS, experts=2), "engine.wan:Wan22I2V"),
+        honours=_TWO_EXPERTS, experts=2, chain_modes=_LATENT_CHAINS), "engine.wan:Wan22I2V"),
     "wan22_ti2v_5b": (EngineSpec(
         name="wan22_ti2v_5b", frame_rule=_WAN_RULE, resolution_multiple=32, default_fps=24,
         default_resolution=(1280, 704), max_frames=121, modes=frozenset({"t2v", "i2v"}),
@@ -38,7 +42,7 @@ DIFFUSERS_SPECS: dict[str, tuple[EngineSpec, str]] = {
     "wan_vace": (EngineSpec(
         name="wan_vace", frame_rule=_WAN_RULE, default_fps=16, default_resolution=(832, 480),
         max_frames=81, modes=frozenset({"t2v", "i2v", "flf2v"}), honours=_WAN,
-        camera="guide"), "engine.wan:WanVace"),
+        camera="guide", context_frames=True), "engine.wan:WanVace"),
     "wan_v2v": (EngineSpec(
         name="wan_v2v", frame_rule=_WAN_RULE, default_fps=16, default_resolution=(832, 480),
         max_frames=81, modes=frozenset({"v2v"}), honours=_WAN | {"source_video", "denoise"},

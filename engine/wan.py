@@ -18,6 +18,7 @@ from .diffusers_engine import DiffusersEngine, pil
 from .diffusers_specs import DIFFUSERS_SPECS
 from .geometry import relative_homography, warp_frame
 from .model_pool import PoolEntry
+from .wan_conditioning import check_chained, installed
 
 WAN_DEFAULTS: dict[str, Any] = {"steps": 30, "cfg": 5.0, "cfg_2": None, "denoise": 0.7}
 
@@ -25,6 +26,7 @@ WAN_DEFAULTS: dict[str, Any] = {"steps": 30, "cfg": 5.0, "cfg_2": None, "denoise
 class _Wan(DiffusersEngine):
     defaults: ClassVar[dict[str, Any]] = WAN_DEFAULTS
     fp32_components: ClassVar[tuple[str, ...]] = ("vae", "image_encoder")
+    latent_frame_axis: ClassVar[int | None] = 2  # (B, C, L, h, w)
 
     def text_embeddings(self, pipe, entry: PoolEntry, request: GenerationRequest) -> dict:
         (positive, negative), length = self.encoded_prompt(pipe, entry, request, 512)
@@ -62,14 +64,40 @@ class Wan22T2V(Wan21T2V):
 
 
 class Wan21I2V(_Wan):
-    """Wan 2.1 image-to-video (CLIP image encoder); with an end image on FLF2V checkpoints."""
+    """Wan 2.1 image-to-video (CLIP image encoder); with an end image on FLF2V checkpoints.
+
+    Chained segments may also condition on latents (engine.wan_conditioning): "latent" puts the
+    previous segment's last latent frame where the start image's encoding would be; "svi" builds
+    [anchor | motion latents | zeros | end]. The pipeline's `image` (and so the CLIP image
+    embedding of Wan 2.1) is the start image, or for svi the anchor.
+    """
 
     spec = DIFFUSERS_SPECS["wan21_i2v"][0]
     layouts = ("WanImageToVideoPipeline",)
 
+    def check_request(self, request):
+        if request.conditioning != "svi":
+            super().check_request(request)
+            return
+        # svi needs an anchor, not a start image: the mode (from start/end images) does not say.
+        self.check_conditioning(request)
+        if request.anchor_image is None and request.start_image is None:
+            raise EngineError(f"segment {request.shot_id}_{request.segment_index}: svi "
+                              f"conditioning needs an anchor image (anchor_image or "
+                              f"start_image); got neither")
+
+    def call_context(self, pipe, entry, request):
+        if request.conditioning not in ("latent", "svi"):
+            return super().call_context(pipe, entry, request)
+        check_chained(pipe, request, self.spec.name)
+        return installed(pipe, entry, request)
+
     def call_kwargs(self, pipe, entry, request):
+        image = request.start_image
+        if request.conditioning == "svi" and request.anchor_image is not None:
+            image = request.anchor_image
         kwargs = {**self.text_embeddings(pipe, entry, request), **self.guidance(request),
-                  **self.size(request), "image": pil(request.start_image)}
+                  **self.size(request), "image": pil(image)}
         if request.end_image is not None:
             kwargs["last_image"] = pil(request.end_image)
         return kwargs
@@ -110,6 +138,7 @@ class WanVace(_Wan):
     """Wan VACE: generation conditioned on a video and a mask.
 
     - start image: frame 0 known (mask 0), the rest generated (mask 1);
+    - context frames (overlap chaining): the first K frames known, the previous segment's tail;
     - end image: the last frame known too (first-last-frame);
     - camera path: the frames to generate carry the start image warped along the path (a
       guide video), so the model follows the move instead of guessing it from words;
@@ -133,9 +162,29 @@ class WanVace(_Wan):
         mask = [unknown] * t
         if request.start_image is not None:
             video[0], mask[0] = request.start_image, known
+        # Overlap chaining: the previous segment's last K frames are the first K frames, known,
+        # so motion continues across the join instead of restarting from one still frame.
+        context = self.context_frames(request)
+        for index, frame in enumerate(context):
+            video[index], mask[index] = frame, known
         if request.end_image is not None:
             video[-1], mask[-1] = request.end_image, known
         return [pil(f) for f in video], [pil(m) for m in mask]
+
+    def context_frames(self, request: GenerationRequest) -> list[np.ndarray]:
+        context = request.context_frames
+        if context is None or len(context) == 0:
+            return []
+        room = request.num_frames - (1 if request.end_image is not None else 0) - 1
+        shape = (request.height, request.width, 3)
+        if np.ndim(context) != 4 or tuple(np.shape(context)[1:]) != shape or len(context) > room:
+            raise EngineError(
+                f"segment {request.shot_id}_{request.segment_index}: context_frames has shape "
+                f"{tuple(np.shape(context))}; wan_vace needs (K, {shape[0]}, {shape[1]}, 3) "
+                f"uint8 with K <= {room} (the segment's {request.num_frames} frames, less one "
+                f"to generate{' and the end frame' if request.end_image is not None else ''}); "
+                f"lower the chain overlap or lengthen the segment")
+        return list(np.asarray(context, dtype=np.uint8))
 
     def call_kwargs(self, pipe, entry, request):
         video, mask = self.conditioning(request)
@@ -177,6 +226,7 @@ class WanAnimate(_Wan):
 
     spec = DIFFUSERS_SPECS["wan_animate"][0]
     layouts = ("WanAnimatePipeline",)
+    latent_frame_axis = None  # the pipeline denoises window by window; no latents to hand over
     FACE = 512
 
     def call_kwargs(self, pipe, entry, request):

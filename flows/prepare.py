@@ -82,6 +82,8 @@ def print_plan(prepared: Prepared, file: TextIO = sys.stdout) -> None:
             hits += hit
             total += 1
             start = job.start.kind if job.start.kind != "chain" else f"chain {job.start.upstream}"
+            if job.chain.mode != "last_frame" and job.start.kind == "chain":
+                start = f"{job.chain.mode} {job.start.upstream}"
             prompt = job.prompt if len(job.prompt) <= 48 else job.prompt[:45] + "..."
             note = "" if shot.include else "  (needed for chaining, not in output)"
             print(f"{shot.id:<12}{job.index:>4}{job.frames:>8}{job.frames / job.fps:>9.2f}  "
@@ -89,5 +91,7 @@ def print_plan(prepared: Prepared, file: TextIO = sys.stdout) -> None:
     seconds = sum(s.post_frames for s in plan.included()) / plan.post_fps
     print(f"{total} segments ({hits} cached, {total - hits} to render), about {seconds:.1f}s of "
           f"video; output in {prepared.out_dir}", file=file)
+    for note in plan.notes:
+        print(f"note: {note}", file=file)
     for warning in plan.warnings:
         print(f"warning: {warning}", file=file)

@@ -58,11 +58,12 @@ def _retry_condition(task_obj, task_run, state) -> bool:
 
 @task(name="segment", cache_policy=NO_CACHE, persist_result=False,
       retry_condition_fn=_retry_condition, task_run_name="segment-{job.shot_id}-{job.index}")
-def segment_task(job: SegmentJob, upstream: SegmentResult | None, prepared: Prepared) -> SegmentResult:
+def segment_task(job: SegmentJob, upstream: SegmentResult | None, prepared: Prepared,
+                 anchor: SegmentResult | None = None) -> SegmentResult:
     with segment_guard(prepared.store, job.key):  # one worker per segment, one segment per GPU
         result = render_segment(job, upstream, prepared.engine, prepared.store, report,
                                 progress=live.current().steps(job), fallback=prepared.fallback,
-                                fallback_params=prepared.fallback_params)
+                                fallback_params=prepared.fallback_params, anchor_source=anchor)
     live.current().segment_done(job, result.cached)
     return result
 
@@ -143,6 +144,8 @@ def render_flow(settings: dict[str, Any] | None = None, storyboard: str | None =
                                         retry_delay_seconds=_delays(options) or 0)
     report(f"Rendering {plan.name}: {len(plan.shots)} shots, "
            f"{sum(len(s.segments) for s in plan.shots)} segments, engine {engine_name(options)}")
+    for note in plan.notes:
+        report(f"note: {note}")
     for warning in plan.warnings:
         report(f"warning: {warning}")
     load_engine(prepared)
@@ -154,7 +157,10 @@ def render_flow(settings: dict[str, Any] | None = None, storyboard: str | None =
         for job in shot.segments:
             upstream = seg_futures.get((job.start.upstream.shot_id, job.start.upstream.index)) \
                 if job.start.upstream else None
-            future = segment.submit(job, upstream, prepared)
+            # The shot's anchor frame, where it comes from a segment (stages.plan.AnchorRef).
+            source = job.anchor.segment if job.anchor is not None else None
+            anchor = seg_futures.get((source.shot_id, source.index)) if source else None
+            future = segment.submit(job, upstream, prepared, anchor)
             seg_futures[(job.shot_id, job.index)] = future
             futures.append(future)
         if shot.include:

@@ -38,6 +38,8 @@ class GenerationRecord:
     degraded: list[str] = field(default_factory=list)
     fallback_reason: str | None = None
     adapted: str | None = None
+    # The last latent frames the engine returned (request.keep_latents); not in the manifest.
+    latents: Any = None
 
     def as_dict(self) -> dict:
         return {"engine": self.engine, "degraded": list(self.degraded),
@@ -73,8 +75,12 @@ def retime(frames: np.ndarray, count: int) -> np.ndarray:
 
 def adapt_request(request: GenerationRequest, engine: Engine) -> tuple[GenerationRequest, str | None]:
     """The nearest request `engine` can do: frames within its rule and maximum, size a multiple
-    of its resolution step. Raises EngineError when it cannot do the mode at all."""
+    of its resolution step, plain pixel chaining (latents are the primary engine's own). Raises
+    EngineError when it cannot do the mode at all."""
     spec = engine.spec
+    request = replace(request, conditioning="pixels", context_latents=None, anchor_image=None,
+                      keep_latents=0,
+                      context_frames=request.context_frames if spec.context_frames else None)
     if request.mode not in spec.modes:
         if request.mode == "flf2v" and "i2v" in spec.modes:
             request = replace(request, end_image=None)
@@ -91,8 +97,8 @@ def adapt_request(request: GenerationRequest, engine: Engine) -> tuple[Generatio
             f"{request.num_frames} at {request.width}x{request.height}")
     resize = lambda img: None if img is None else cover_resize(img, width, height)
     return replace(request, num_frames=frames, width=width, height=height, camera=(),
-                   start_image=resize(request.start_image),
-                   end_image=resize(request.end_image)), note
+                   start_image=resize(request.start_image), end_image=resize(request.end_image),
+                   context_frames=None), note
 
 
 def _fit(frames: np.ndarray, request: GenerationRequest) -> np.ndarray:
@@ -103,7 +109,8 @@ def _with_ladder(engine: Engine, request: GenerationRequest, progress: ProgressF
                  record: GenerationRecord, log: Log) -> np.ndarray:
     while True:
         try:
-            return engine.generate(request, progress)
+            frames, record.latents = engine.generate_with_latents(request, progress)
+            return frames
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled here
             if not is_out_of_memory(exc):
                 raise
@@ -138,7 +145,9 @@ def generate_frames(request: GenerationRequest, engine: Engine, fallback: Engine
             replace(engine_request, params=dict(fallback_params or {}), loras=()), fallback)
         record = GenerationRecord(engine=fallback.spec.name, degraded=record.degraded,
                                   fallback_reason=reason, adapted=note)
+        # The fallback's latents (if any) live in another model's space: never hand them on.
         frames = _fit(_with_ladder(fallback, adapted, progress, record, log), request)
+        record.latents = None
     if post_camera:
         frames = apply_camera_post(frames, request)
     return frames, record

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
 from engine.base import CameraState, LoraRef
 from stages.camera import camera_path
 from stages.keys import content_key, file_sha256
+from stages.chaining import ChainSpec, chain_lead, chain_spec, overlap_params
+from stages.overlap_join import OverlapParams
 from stages.post import PostStep, chain_fps, chain_frames_out
-from stages.storyboard import GenerationKeys, Output, Segment, Shot, Transition, camera_apply
+from stages.storyboard import (
+    Chain,
+    GenerationKeys,
+    Output,
+    Segment,
+    Shot,
+    Transition,
+    camera_apply,
+)
 from stages.validate import ValidatedStoryboard, inherited, segment_seconds
 
 
@@ -38,6 +48,17 @@ class StartCondition:
     kind: str  # "none" | "image" | "chain"
     image: Path | None = None
     upstream: SegmentRef | None = None
+
+
+@dataclass(frozen=True)
+class AnchorRef:
+    """The shot's anchor frame (svi identity reference, colour-match reference): an image file,
+    the last frame of the segment the shot chains from, or frame 0 of the shot's first
+    segment (a text-to-video start)."""
+
+    kind: str  # "image" | "last_frame" | "first_frame"
+    image: Path | None = None
+    segment: SegmentRef | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +85,9 @@ class SegmentJob:
     driving_video: Path | None = None
     camera_apply: str = "engine"  # "post": warp the generated frames along `camera` exactly
     upstream_key: str | None = None  # the planned key of the segment this one chains from
+    chain: ChainSpec = ChainSpec()
+    anchor: AnchorRef | None = None  # needed by svi conditioning and colour matching
+    prompt_from: float | None = None  # the schedule time whose prompt this segment uses
 
     @property
     def ref(self) -> SegmentRef:
@@ -75,12 +99,14 @@ class SegmentJob:
 
     @property
     def drop_first(self) -> bool:
-        """A chained segment's frame 0 repeats its upstream's last frame; the clip skips it."""
-        return self.start.kind == "chain"
+        """A chained segment's first frames repeat or re-render its upstream's; the shot skips
+        them (or, in overlap mode, joins them with the upstream's tail)."""
+        return self.chain.lead > 0
 
     @property
     def clip_frames(self) -> int:
-        return self.frames - (1 if self.drop_first else 0)
+        """Frames this segment adds to its shot."""
+        return self.frames - self.chain.lead
 
 
 @dataclass
@@ -91,6 +117,8 @@ class ShotPlan:
     include: bool  # False: rendered only because a selected shot chains from it
     post_frames: int = 0
     key: str = ""
+    # overlap mode: how the overlapping frames are joined (stages.overlap_join.OverlapParams)
+    overlap: OverlapParams | None = None
 
     @property
     def frames(self) -> int:
@@ -110,6 +138,7 @@ class RenderPlan:
     output: Output
     shots: list[ShotPlan]
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the planner decided (prompt snapping)
     key: str = ""
     audio: Any = None  # stages.audio.AudioTrack: the soundtrack muxed into the episode
 
@@ -160,10 +189,13 @@ def _explicit_frames(seg: Segment | None, shot: Shot, defaults) -> int | None:
 
 
 def _segment_lengths(
-    vs: ValidatedStoryboard, shot: Shot, chained: bool
+    vs: ValidatedStoryboard, shot: Shot, chained: bool, lead: int
 ) -> tuple[list[tuple[Segment | None, int]], list[str]]:
     """Frames per generation call: each storyboard segment snapped to the engine's frame rule,
-    and split into equal chained pieces where it is longer than the engine's longest segment."""
+    and split into equal chained pieces where it is longer than the engine's longest segment.
+    `lead`: frames a chained piece shares with the piece before it (1 for last_frame chaining,
+    the overlap in overlap mode, ...); the shot's first piece shares one with the shot before
+    it when the shot chains, else none."""
     rule, longest, fps = vs.engine.frame_rule, vs.engine.max_frames, vs.fps
     defaults = vs.model.defaults
     warnings: list[str] = []
@@ -171,22 +203,23 @@ def _segment_lengths(
     for i, seg in enumerate(shot.segments or [None]):
         where = f"shot {shot.id}" + (f" segment {i}" if shot.segments else "")
         explicit = _explicit_frames(seg, shot, defaults)
+        first_lead = (1 if chained else 0) if i == 0 else lead
         if explicit is not None:
             wanted = explicit
         else:
-            # A segment whose frame 0 repeats its upstream's last frame needs one frame extra.
-            repeats = 1 if (chained or i > 0) else 0
-            wanted = max(1, round(segment_seconds(seg, shot, defaults, fps) * fps)) + repeats
-        count = 1 if wanted <= longest else math.ceil((wanted - 1) / (longest - 1))
-        # Equal pieces whose total is nearest to `wanted` (ties go up): snap the exact length
+            # A segment whose first frames repeat its upstream's needs that many frames extra.
+            wanted = max(1, round(segment_seconds(seg, shot, defaults, fps) * fps)) + first_lead
+        # Pieces after the first add `longest - lead` new frames each.
+        count = 1 if wanted <= longest else math.ceil((wanted - longest) / (longest - lead)) + 1
+        # Equal pieces whose coverage is nearest to `wanted` (ties go up): snap the exact length
         # per piece, not a rounded-up one (that could pick a whole frame-rule step too many).
-        exact = (wanted - 1) / count + 1
+        exact = (wanted + (count - 1) * lead) / count
         per = min(
             {min(rule.snap(n), longest) for n in (math.floor(exact), math.ceil(exact))},
             key=lambda n: (abs(n - exact), -n),
         )
         pieces += [(seg, per)] * count
-        got = count * (per - 1) + 1
+        got = per + (count - 1) * (per - lead)
         if count > 1:
             warnings.append(
                 f"{where}: {wanted} frames is more than one {vs.engine.name!r} segment "
@@ -198,6 +231,43 @@ def _segment_lengths(
                 f"{rule.describe()} frames per segment)"
             )
     return pieces, warnings
+
+
+def chain_of(vs: ValidatedStoryboard, shot: Shot) -> Chain:
+    defaults = vs.model.defaults
+    return inherited("chain", shot, defaults) or Chain()
+
+
+def scheduled_prompts(shot: Shot, starts: list[float]) -> tuple[list[tuple[float, str] | None],
+                                                                 list[str]]:
+    """The schedule entry each piece uses (`prompts: {0s: ..., 4s: ...}`): every time snaps to
+    the nearest piece start (`starts`, seconds), and applies from there to the next entry.
+    Returns one (time, prompt) or None per piece, and a note per entry on where it landed."""
+    if not shot.prompts:
+        return [None] * len(starts), []
+    chosen: list[tuple[float, str] | None] = [None] * len(starts)
+    notes = []
+    landed: dict[int, float] = {}
+    for at, prompt in shot.prompts.items():
+        piece = min(range(len(starts)), key=lambda i: (abs(starts[i] - at), i))
+        if piece in landed:
+            notes.append(f"shot {shot.id}: prompt at {at:g}s snaps to the same segment boundary "
+                         f"({starts[piece]:.2f}s) as the one at {landed[piece]:g}s; it replaces "
+                         f"it (segments are {_spacing(starts)} long)")
+        else:
+            where = "exact" if abs(starts[piece] - at) < 1e-6 else f"snapped from {at:g}s"
+            notes.append(f"shot {shot.id}: prompt at {at:g}s starts at segment {piece} "
+                         f"({starts[piece]:.2f}s, {where})")
+        landed[piece] = at
+        for i in range(piece, len(starts)):
+            chosen[i] = (at, prompt)
+    return chosen, notes
+
+
+def _spacing(starts: list[float]) -> str:
+    if len(starts) < 2:
+        return "one segment"
+    return f"{starts[1] - starts[0]:.2f}s"
 
 
 def _image_path(vs: ValidatedStoryboard, relative: str | None) -> Path | None:
@@ -213,6 +283,31 @@ def _needed_shots(vs: ValidatedStoryboard) -> set[str]:
         if order[i] in needed and shot.start == "chain":
             needed.add(order[i - 1])
     return needed
+
+
+def _anchor(vs: ValidatedStoryboard, chain: Chain, first_image: Path | None,
+            upstream: SegmentJob | None, first_job: SegmentJob | None) -> AnchorRef | None:
+    """The shot's anchor: `chain.anchor`, else its start image, else the frame it starts from
+    (the last frame of the shot it chains from, or frame 0 of its first segment)."""
+    if chain.anchor is not None:
+        return AnchorRef("image", image=vs.image_path(chain.anchor))
+    if first_image is not None:
+        return AnchorRef("image", image=first_image)
+    if upstream is not None:
+        return AnchorRef("last_frame", segment=upstream.ref)
+    if first_job is not None:
+        return AnchorRef("first_frame", segment=first_job.ref)
+    return None
+
+
+def _anchor_identity(anchor: AnchorRef | None, image_sha, jobs: list[SegmentJob],
+                     upstream: SegmentJob | None) -> Any:
+    if anchor is None:
+        return None
+    if anchor.kind == "image":
+        return {"image": image_sha(anchor.image)}
+    source = upstream if anchor.kind == "last_frame" else jobs[0]
+    return {anchor.kind: source.key}
 
 
 def build_plan(
@@ -239,22 +334,35 @@ def build_plan(
     shots: list[ShotPlan] = []
     warnings: list[str] = []
     previous_last: SegmentJob | None = None
+    notes: list[str] = []
     for shot in vs.model.shots:
         chained = shot.start == "chain"
-        pieces, shot_warnings = _segment_lengths(vs, shot, chained)
+        chain = chain_of(vs, shot)
+        lead = chain_lead(chain, vs.engine)
+        pieces, shot_warnings = _segment_lengths(vs, shot, chained, lead)
         if shot.id not in needed:
             previous_last = None
             continue
         warnings += shot_warnings  # only about shots this plan renders
-        # Time runs from the shot's first frame to its last; chained segments share a frame.
-        total_frames = sum(n for _, n in pieces) - (len(pieces) - 1) - (1 if chained else 0)
+        leads = [(1 if chained else 0) if i == 0 else lead for i in range(len(pieces))]
+        # Time runs from the shot's first frame to its last; chained pieces share `lead` frames.
+        total_frames = sum(n - skip for (_, n), skip in zip(pieces, leads))
         shot_seconds = max(total_frames - 1, 0) / vs.fps
         camera = shot.camera if shot.camera is not None else (defaults.camera if defaults else None)
         first_image = _image_path(vs, inherited("image", shot, defaults)) if not chained else None
         shot_end = _image_path(vs, inherited("end_image", shot, defaults))
+        # Where each piece's first frame sits in the shot (frame 0 of a chained piece repeats
+        # or re-renders its upstream's frames), and when its new frames start.
+        cursors, next_frame = [], 0
+        for (_, frames), skip in zip(pieces, leads):
+            cursors.append(next_frame - skip)
+            next_frame = cursors[-1] + frames
+        starts = [max(0, c + skip) / vs.fps for c, skip in zip(cursors, leads)]
+        schedule, shot_notes = scheduled_prompts(shot, starts)
+        notes += shot_notes
         jobs: list[SegmentJob] = []
-        frame_cursor = -1 if chained else 0  # a chained shot's frame 0 is the upstream's last
         for index, (seg, frames) in enumerate(pieces):
+            frame_cursor = cursors[index]
             last_piece_of_seg = index == len(pieces) - 1 or pieces[index + 1][0] is not seg
             if jobs:
                 start = StartCondition("chain", upstream=jobs[-1].ref)
@@ -275,7 +383,8 @@ def build_plan(
             if seed is None:
                 seed = (shot.seed + index) if shot.seed is not None else derive_seed(
                     vs.model.seed, shot.id, index)
-            prompt = inherited("prompt", seg, shot, defaults) or ""
+            scheduled = schedule[index] if seg is None or seg.prompt is None else None
+            prompt = (scheduled[1] if scheduled else inherited("prompt", seg, shot, defaults)) or ""
             negative = inherited("negative", seg, shot, defaults) or ""
             path = camera_path(camera, frame_cursor, frames, vs.fps, shot_seconds)
             holders = (seg, shot, defaults)
@@ -285,7 +394,11 @@ def build_plan(
                 for lora in (inherited("loras", *holders) or []))
             source = _image_path(vs, inherited("source_video", shot, defaults))
             driving = _image_path(vs, inherited("driving_video", shot, defaults))
-            key = content_key("segment", {
+            spec = chain_spec(chain, leads[index], within_shot=bool(jobs))
+            anchor = _anchor(vs, chain, first_image, previous_last if chained else None,
+                             jobs[0] if jobs else None) \
+                if (spec.color_match == "anchor" or spec.conditioning == "svi") else None
+            fields = {
                 "engine": engine_identity,
                 "prompt": prompt, "negative": negative, "seed": seed,
                 "width": vs.width, "height": vs.height, "frames": frames, "fps": vs.fps,
@@ -299,33 +412,45 @@ def build_plan(
                 "source_video": image_sha(source), "driving_video": image_sha(driving),
                 "video_offset": round(frame_cursor / vs.fps, 6) if (source or driving) else None,
                 "camera_apply": camera_apply(camera),
-            })
+            }
+            if spec != ChainSpec(mode=spec.mode, lead=spec.lead):
+                # Only then: plain last-frame chaining keeps the keys it always had.
+                fields["chain"] = spec.key_dict()
+                fields["anchor"] = _anchor_identity(anchor, image_sha, jobs, previous_last)
             jobs.append(SegmentJob(
                 shot_id=shot.id, index=index, frames=frames, fps=vs.fps, width=vs.width,
                 height=vs.height, prompt=prompt, negative=negative, seed=seed, start=start,
-                end_image=end_image, camera=path, start_time=frame_cursor / vs.fps, key=key,
+                end_image=end_image, camera=path, start_time=frame_cursor / vs.fps,
+                key=content_key("segment", fields),
                 params=seg_params, loras=loras, source_video=source, driving_video=driving,
                 camera_apply=camera_apply(camera), upstream_key=upstream_key,
+                chain=spec, anchor=anchor, prompt_from=scheduled[0] if scheduled else None,
             ))
-            frame_cursor += frames - 1
         plan_shot = ShotPlan(
             id=shot.id, segments=jobs,
             transition=inherited("transition", shot, defaults) or Transition(),
             include=shot.id in selected,
+            overlap=overlap_params(chain) if chain.mode == "overlap" else None,
         )
         plan_shot.post_frames = chain_frames_out(vs.post, plan_shot.frames, vs.fps)
-        plan_shot.key = content_key("shot", {
+        shot_fields = {
             "segments": [j.key for j in jobs],
             "drop_first": [j.drop_first for j in jobs],
             "post": [step.as_dict() for step in vs.post],
-        })
+        }
+        if plan_shot.overlap is not None or any(j.chain.lead > 1 for j in jobs):
+            shot_fields["join"] = {"leads": [j.chain.lead for j in jobs],
+                                   "blend": [j.chain.blend for j in jobs],
+                                   "overlap": asdict(plan_shot.overlap) if plan_shot.overlap
+                                   else None}
+        plan_shot.key = content_key("shot", shot_fields)
         shots.append(plan_shot)
         previous_last = jobs[-1]
 
     plan = RenderPlan(
         name=vs.name, storyboard_path=vs.path, engine=engine_identity, fps=vs.fps,
         width=vs.width, height=vs.height, post=vs.post, post_fps=chain_fps(vs.post, vs.fps),
-        output=vs.output, shots=shots, warnings=vs.warnings + warnings,
+        output=vs.output, shots=shots, warnings=vs.warnings + warnings, notes=notes,
         audio=getattr(vs, "audio", None),
     )
     episode = {

@@ -9,6 +9,7 @@ render folder is `stages.assemble`'s job.
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -24,10 +25,13 @@ from stages.keys import content_key
 from stages.source_video import video_slice
 from stages.plan import SegmentJob, ShotPlan
 from stages.post import PostStep, chain_size, run_post_chain
+from stages.color_drift import match_segment
+from stages.overlap_join import OverlapParams, join_overlap
 from stages.video_io import VideoWriter, load_png, read_frames, save_png
 
 CLIP = "clip.mkv"
 LAST = "last.png"
+LATENTS = "latents.safetensors"  # latent / svi chaining: the segment's last latent frames
 THUMBS = 6
 THUMB_WIDTH = 192
 
@@ -48,6 +52,7 @@ class SegmentResult:
     last_frame: Path
     # How the frames were made: engine, degrade steps, fallback reason (see stages.generate).
     generation: dict = field(default_factory=dict)
+    latents: Path | None = None  # the last latent frames, for latent / svi chaining
 
 
 @dataclass(frozen=True)
@@ -63,12 +68,76 @@ class ShotResult:
     segments: list[SegmentResult] = field(default_factory=list)
 
 
-def build_request(job: SegmentJob, upstream: SegmentResult | None) -> GenerationRequest:
+def tail_frames(clip: Path, count: int) -> np.ndarray:
+    """The last `count` frames of a clip, streamed (memory: `count` frames)."""
+    tail: deque[np.ndarray] = deque(maxlen=count)
+    tail.extend(read_frames(clip))
+    return np.stack(list(tail))
+
+
+def first_frame(clip: Path) -> np.ndarray:
+    frames = read_frames(clip)
+    try:
+        return next(frames)
+    finally:
+        frames.close()
+
+
+def anchor_frame(job: SegmentJob, source: SegmentResult | None) -> np.ndarray | None:
+    """The shot's anchor frame for `job` (see stages.plan.AnchorRef), at the job's size."""
+    anchor = job.anchor
+    if anchor is None:
+        return None
+    if anchor.kind == "image":
+        return load_rgb(anchor.image, job.width, job.height)
+    if source is None:
+        raise ValueError(f"segment {job.label} needs its anchor from {anchor.segment}, but no "
+                         "result for it was given")
+    if anchor.kind == "last_frame":
+        return load_png(source.last_frame)
+    return first_frame(source.clip)
+
+
+def upstream_latents(upstream: SegmentResult | None) -> np.ndarray | None:
+    if upstream is None or upstream.latents is None:
+        return None
+    from safetensors.numpy import load_file
+
+    return load_file(str(upstream.latents))["latents"]
+
+
+def chain_inputs(job: SegmentJob, upstream: SegmentResult | None,
+                 anchor: np.ndarray | None) -> dict:
+    """What the request carries from the upstream segment in the shot's chain mode. An
+    upstream without latents (rendered by a fallback engine) hands over pixels instead."""
+    chain = job.chain
+    inputs: dict = {"keep_latents": chain.keep_latents}
+    if upstream is None:
+        return inputs
+    if chain.context:
+        inputs["context_frames"] = tail_frames(upstream.clip, chain.context)
+    if chain.conditioning in ("latent", "svi"):
+        latents = upstream_latents(upstream)
+        if latents is None and chain.motion_latents:
+            return inputs  # pixels: the engine (or the fallback) starts from the last frame
+        inputs["conditioning"] = chain.conditioning
+        if chain.motion_latents:
+            inputs["context_latents"] = latents[:, -chain.motion_latents:]
+        if chain.conditioning == "svi":
+            inputs["anchor_image"] = anchor
+    return inputs
+
+
+def build_request(job: SegmentJob, upstream: SegmentResult | None,
+                  anchor: np.ndarray | None = None) -> GenerationRequest:
+    chained = chain_inputs(job, upstream, anchor)
     if job.start.kind == "chain":
         if upstream is None:
             raise ValueError(f"segment {job.label} chains from {job.start.upstream}, "
                              "but no upstream result was given")
-        start = load_png(upstream.last_frame)
+        context = chained.get("context_frames")
+        # Overlap: the segment starts where its context starts, K frames before the end.
+        start = context[0] if context is not None else load_png(upstream.last_frame)
     elif job.start.kind == "image":
         start = load_rgb(job.start.image, job.width, job.height)
     else:
@@ -83,7 +152,7 @@ def build_request(job: SegmentJob, upstream: SegmentResult | None) -> Generation
         prompt=job.prompt, negative=job.negative, width=job.width, height=job.height,
         num_frames=job.frames, fps=job.fps, seed=job.seed, start_image=start, end_image=end,
         camera=job.camera, shot_id=job.shot_id, segment_index=job.index, params=job.params,
-        loras=job.loras, **videos,
+        loras=job.loras, **videos, **chained,
     )
 
 
@@ -95,6 +164,21 @@ def segment_key(job: SegmentJob, upstream: SegmentResult | None) -> str:
     return content_key("segment", {"planned": job.key, "upstream": upstream.key})
 
 
+def match_colors(frames: np.ndarray, job: SegmentJob, anchor: np.ndarray | None) -> np.ndarray:
+    """Colour drift control (storyboard `chain.color_match`): the segment's colours are pulled
+    towards the shot's anchor (or its own first frame, `previous`), progressively, before it is
+    stored, so the next segment starts from corrected colours and drift never compounds.
+    Frame 0 stays exact; a segment with an end image keeps its last frame exact too."""
+    mode = job.chain.color_match
+    if mode == "none" or job.chain.color_strength <= 0:
+        return frames
+    reference = frames[0] if mode == "previous" else anchor
+    if reference is None:
+        raise ValueError(f"segment {job.label}: color_match {mode!r} needs the shot's anchor")
+    return match_segment(frames, reference, job.chain.color_strength,
+                         pin_end=job.end_image is not None)
+
+
 def render_segment(
     job: SegmentJob,
     upstream: SegmentResult | None,
@@ -104,9 +188,12 @@ def render_segment(
     progress: ProgressFn | None = None,
     fallback: Engine | None = None,
     fallback_params: dict | None = None,
+    anchor_source: SegmentResult | None = None,
 ) -> SegmentResult:
-    """Render one segment unless the cache has it; the entry holds the clip and last frame.
-    `progress(done, total)` goes to the engine (denoising steps or frames)."""
+    """Render one segment unless the cache has it; the entry holds the clip, the last frame
+    and, for latent / svi chaining, the last latent frames. `progress(done, total)` goes to the
+    engine (denoising steps or frames). `anchor_source`: the segment the shot's anchor frame
+    comes from, when it is not an image file (see stages.plan.AnchorRef)."""
     started = time.perf_counter()
     key = segment_key(job, upstream)
     # A segment the fallback engine rendered in an earlier run is stored under its own key.
@@ -117,13 +204,15 @@ def render_segment(
         entry = store.get("segment", fallback_key)
     cached = entry is not None
     if entry is None:
-        request = build_request(job, upstream)
+        anchor = anchor_frame(job, anchor_source)
+        request = build_request(job, upstream, anchor)
         frames, record = generate_frames(request, engine, fallback, progress, report,
                                          job.camera_apply, fallback_params)
         expected = (job.frames, job.height, job.width, 3)
         if frames.shape != expected or frames.dtype != np.uint8:
             raise RuntimeError(f"engine returned {frames.dtype} {frames.shape} for segment "
                                f"{job.label}, expected uint8 {expected}")
+        frames = match_colors(frames, job, anchor)
         if record.fallback_reason is not None:
             key = fallback_key
         with store.put("segment", key, {"shot": job.shot_id, "index": job.index,
@@ -133,23 +222,48 @@ def render_segment(
                 for frame in frames:
                     out.write(frame)
             save_png(tmp / LAST, frames[-1])
+            if record.latents is not None:
+                from safetensors.numpy import save_file
+
+                save_file({"latents": np.ascontiguousarray(record.latents, np.float32)},
+                          str(tmp / LATENTS))
         entry = store.published("segment", key)
     generation = entry.meta.get("info", {}).get("generation") or {"engine": engine.spec.name}
     seconds = time.perf_counter() - started
     via = "" if generation.get("engine") == engine.spec.name else f" on {generation['engine']}"
     report(f"  {job.label:<14} {job.frames:>4} frames  "
            f"{'cached' if cached else f'rendered in {seconds:.1f}s'}{via}")
+    latents = entry.path / LATENTS
     return SegmentResult(job.shot_id, job.index, entry.key, job.frames, job.seed, cached,
-                         seconds, entry.file(CLIP), entry.file(LAST), generation)
+                         seconds, entry.file(CLIP), entry.file(LAST), generation,
+                         latents if latents.is_file() else None)
 
 
-def shot_frames(shot: ShotPlan, segments: Sequence[SegmentResult]) -> Iterator[np.ndarray]:
-    """The shot's frames in order, streamed, without the repeated first frame of chained parts."""
-    for job, result in zip(shot.segments, segments):
+def shot_frames(shot: ShotPlan, segments: Sequence[SegmentResult],
+                report: Report = lambda line: None) -> Iterator[np.ndarray]:
+    """The shot's frames in order, streamed: each chained segment's lead frames are dropped
+    (they repeat or re-render its upstream's), or in overlap mode joined with the upstream's
+    last frames by motion-guided blending (memory: the overlap's frames)."""
+    jobs = list(shot.segments)
+    held: list[np.ndarray] = []  # the previous segment's tail, waiting for the overlap join
+    for i, (job, result) in enumerate(zip(jobs, segments)):
         frames = read_frames(result.clip)
-        if job.drop_first:
-            next(frames, None)
-        yield from frames
+        lead, blend = job.chain.lead, (job.chain.blend if held else 0)
+        if lead:
+            head = [frame for _, frame in zip(range(lead), frames)]
+            if blend:
+                joined, info = join_overlap(np.stack(held), np.stack(head[lead - blend:]),
+                                            shot.overlap or OverlapParams())
+                if info.warning:
+                    report(f"warning: shot {shot.id} segment {job.index}: {info.warning}")
+                yield from joined
+        keep = jobs[i + 1].chain.blend if i + 1 < len(jobs) else 0
+        window: deque[np.ndarray] = deque()
+        for frame in frames:
+            window.append(frame)
+            if len(window) > keep:
+                yield window.popleft()
+        held = list(window)
 
 
 def finish_shot(
@@ -168,7 +282,7 @@ def finish_shot(
     cached = entry is not None
     if entry is None:
         wanted = set(sample_indices(shot.post_frames, THUMBS))
-        frames, out_fps = run_post_chain(shot_frames(shot, segments), fps, post)
+        frames, out_fps = run_post_chain(shot_frames(shot, segments, report), fps, post)
         # The chain's output size (upscale changes it).
         width, height = chain_size(post, shot.segments[0].width, shot.segments[0].height)
         with store.put("shot", shot.key, {"shot": shot.id}) as tmp:

@@ -187,6 +187,71 @@ class GenerationKeys(_Model):
     embedded_guidance: Guidance | None = None  # HunyuanVideo's distilled guidance
 
 
+ChainMode = Literal["last_frame", "overlap", "latent", "svi"]
+ColorMatch = Literal["anchor", "previous", "none"]
+OverlapPreset = Literal["standard", "fast_motion", "static"]
+
+
+class Chain(_Model):
+    """How the segments of a long shot hand over (README "Long shots"): `chain: overlap` or
+    `chain: {mode: overlap, preset: fast_motion, color_match: anchor}`.
+
+    - last_frame: each segment starts from the previous one's last frame;
+    - overlap: each segment is generated over the previous one's last `overlap` frames and the
+      two are joined with motion-guided blending (stages.overlap_join);
+    - latent: the previous segment's last latent frame is handed over, no VAE round trip;
+    - svi: anchor + motion latents + end conditioning (Stable Video Infinity).
+    Unset overlap parameters come from the preset (default `standard`).
+    """
+
+    mode: ChainMode = "last_frame"
+    preset: OverlapPreset | None = None
+    overlap: Annotated[int, Field(ge=8, le=24, strict=True)] | None = None
+    blend: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    motion_weight: Annotated[float, Field(ge=0.2, le=0.4)] | None = None
+    mask_sigma: Annotated[float, Field(ge=0.25, le=0.5)] | None = None
+    step_gain: Annotated[float, Field(ge=0.3, le=0.7)] | None = None
+    # svi: latent frames of the previous segment given as motion context (0: anchor + end only).
+    motion_latents: Annotated[int, Field(ge=0, le=4, strict=True)] = 1
+    # The shot's anchor frame (identity reference for svi, colour reference for color_match):
+    # default the shot's first frame.
+    anchor: ImagePath | None = None
+    color_match: ColorMatch = "anchor"
+    color_strength: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"mode": value} if isinstance(value, str) else value
+
+
+def _schedule_time(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds < 0:
+        raise ValueError(f"{value!r} is negative; prompt times start at 0s")
+    return seconds
+
+
+def _prompt_schedule(value: Any) -> Any:
+    """`prompts: {0s: ..., 4s: ...}` -> {seconds: prompt}, in time order."""
+    if not isinstance(value, dict):
+        return value  # pydantic reports the type
+    out: dict[float, Any] = {}
+    for key, prompt in value.items():
+        try:
+            seconds = _schedule_time(key)
+        except ValueError as exc:
+            raise ValueError(f"prompt time {key!r}: {exc}") from None
+        if seconds in out:
+            raise ValueError(f"two prompts at {seconds:g}s")
+        out[seconds] = prompt
+    return dict(sorted(out.items()))
+
+
+PromptSchedule = Annotated[dict[float, Text], BeforeValidator(_prompt_schedule),
+                           Field(min_length=1, max_length=500)]
+
+
 class Transition(_Model):
     # interpolated: an optical-flow morph over the same frames a crossfade would blend.
     type: Literal["cut", "crossfade", "interpolated"] = "cut"
@@ -222,6 +287,7 @@ class ShotDefaults(GenerationKeys):
     end_image: ImagePath | None = None
     source_video: ImagePath | None = None   # v2v: the video to restyle (relative path)
     driving_video: ImagePath | None = None  # animate: the pose video to perform
+    chain: Chain | None = None              # how the shot's segments hand over
 
 
 class Shot(ShotDefaults):
@@ -229,6 +295,9 @@ class Shot(ShotDefaults):
     start: Literal["chain", "none"] | None = None
     segments: list[Segment] | None = Field(default=None, min_length=1)
     seed: Seed | None = None
+    # Timecoded prompts: each applies from the segment boundary nearest its time (the plan
+    # reports the snapping); a segment's own prompt wins.
+    prompts: PromptSchedule | None = None
 
     @field_validator("id", mode="before")
     @classmethod

@@ -15,9 +15,10 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ValidationError
 
 from engine.base import EngineSpec
-from engine.registry import available_engines
+from engine.registry import available_engines, engine_spec
 from stages.image_refs import ImagePolicy, ImageRefError, ImageResolver
 from stages.audio import AudioTrack, probe
+from stages.chaining import chain_lead
 from stages.keys import file_sha256
 from stages.post import PostStep, chain_warnings, resolve_post_chain
 from stages.problems import Problem, StoryboardInvalid
@@ -313,9 +314,11 @@ class _Checker:
             if segment_seconds(seg, shot, defaults, fps) is None:
                 self.add(path + ("duration",), "required: give a duration (like '5s') or "
                                                "frames (here, on the shot, or in defaults)")
-            if not inherited("prompt", seg, shot, defaults):
+            if not inherited("prompt", seg, shot, defaults) and not (
+                    shot.prompts and 0.0 in shot.prompts):
                 self.add(path + ("prompt",), "required: every segment needs a prompt "
-                                             "(here, on the shot, or in defaults)")
+                                             "(here, on the shot, in defaults, or a `prompts:` "
+                                             "schedule entry at 0s)")
             if seg is not None and seg.end_image is not None:
                 self.image(path + ("end_image",), seg.end_image)
         for key in ("image", "end_image"):
@@ -325,6 +328,49 @@ class _Checker:
         self._modes(base, shot, defaults, image)
         self._camera(base, shot, defaults, fps)
         self._generation(base, shot, defaults, fps)
+        self._chain(base, shot, defaults)
+        self._schedule(base, shot, defaults, fps)
+
+    def _chain(self, base: KeyPath, shot: Shot, defaults: ShotDefaults | None) -> None:
+        """The shot's chain mode against what the engine can hand over between segments."""
+        chain = inherited("chain", shot, defaults)
+        if chain is None:
+            return
+        where = base + ("chain",) if shot.chain is not None else ("defaults", "chain")
+        engine = self.engine
+        if chain.mode not in engine.chain_modes:
+            able = [name for name in available_engines()
+                    if chain.mode in engine_spec(name).chain_modes]
+            self.add(where + ("mode",), f"engine {engine.name!r} cannot chain segments by "
+                                        f"{chain.mode!r} (it can: "
+                                        f"{', '.join(sorted(engine.chain_modes))}); use one of "
+                                        f"those, or an engine that can ({', '.join(able)})")
+            return
+        lead = chain_lead(chain, engine)
+        if lead * 2 > engine.max_frames:
+            self.add(where, f"chain {chain.mode!r} shares {lead} frames between segments, but "
+                            f"engine {engine.name!r} renders at most {engine.max_frames} per "
+                            f"segment; use a smaller overlap / motion_latents")
+        if chain.anchor is not None and shot.chain is not None:
+            self.image(where + ("anchor",), chain.anchor)
+        if chain.mode == "overlap" and not engine.context_frames:
+            self.warnings.append(
+                f"shot {shot.id}: engine {engine.name!r} conditions on one start frame, so "
+                f"overlap segments start from the first overlap frame and the join blends "
+                f"them (wan_vace conditions on all of them)")
+
+    def _schedule(self, base: KeyPath, shot: Shot, defaults: ShotDefaults | None,
+                  fps: int) -> None:
+        if not shot.prompts:
+            return
+        length = shot_seconds(shot, defaults, fps)
+        for at in shot.prompts:
+            if length is not None and at >= length:
+                self.add(base + ("prompts", f"{at:g}s"),
+                         f"prompt at {at:g}s is at or past the end of the shot ({length:g}s)")
+        if shot.segments and all(seg.prompt for seg in shot.segments):
+            self.warnings.append(f"shot {shot.id}: every segment has its own prompt, so the "
+                                 f"`prompts:` schedule is not used")
 
     def input_file(self, path: KeyPath, relative: str, what: str,
                    suffixes: tuple[str, ...]) -> None:

@@ -208,3 +208,20 @@ def save_svd(path: Path) -> Path:
                                         feature_extractor=CLIPImageProcessor(crop_size=32, size=32))
     pipe.save_pretrained(path)
     return path
+
+
+def save_wan21_i2v(path: Path) -> Path:
+    """Wan 2.1 I2V: one transformer that takes CLIP image embeddings (image_dim), as 2.1 does."""
+    from diffusers import WanImageToVideoPipeline
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    torch.manual_seed(0)
+    encoder = CLIPVisionModel(CLIPVisionConfig(
+        hidden_size=16, projection_dim=16, num_hidden_layers=2, num_attention_heads=2,
+        image_size=32, intermediate_size=24, patch_size=8))
+    pipe = WanImageToVideoPipeline(
+        tokenizer=tiny_tokenizer(), text_encoder=tiny_t5(), vae=tiny_wan_vae(),
+        scheduler=_unipc(), transformer=tiny_wan_transformer(36, seed=0, image_dim=16),
+        image_encoder=encoder, image_processor=CLIPImageProcessor(crop_size=32, size=32))
+    pipe.save_pretrained(path)
+    return path
