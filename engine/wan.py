@@ -5,6 +5,10 @@ Two-expert checkpoints (Wan 2.2 A14B) hold `transformer` (high noise) and `trans
 noise) and switch at `boundary_ratio` of the schedule; `cfg_2` is the low-noise expert's guidance
 and LoRA `strength_2` its LoRA weight. Text embeddings (UMT5) are computed once per distinct
 prompt and negative prompt and kept with the resident pipeline.
+
+Long shots: the Wan engines (not Animate) hand back their final latents on request; the I2V
+engines can condition a segment on them ("latent", "svi": engine.wan_conditioning), and VACE
+continues the previous segment's last K frames (overlap context frames).
 """
 
 from __future__ import annotations

@@ -109,8 +109,10 @@ def _with_ladder(engine: Engine, request: GenerationRequest, progress: ProgressF
                  record: GenerationRecord, log: Log) -> np.ndarray:
     while True:
         try:
-            frames, record.latents = engine.generate_with_latents(request, progress)
-            return frames
+            if request.keep_latents:
+                frames, record.latents = engine.generate_with_latents(request, progress)
+                return frames
+            return engine.generate(request, progress)
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled here
             if not is_out_of_memory(exc):
                 raise

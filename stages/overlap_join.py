@@ -113,9 +113,10 @@ PRESETS: dict[str, OverlapParams] = {
                             step_gain=0.3),
 }
 
-# Mean measured confidence below which the motion analysis counts as failed (step 6). Matched
-# renderings of one scene score ~0.6-0.95 (measured on textured synthetic motion with
-# brightness differences); unrelated content or noise scores ~0.02-0.1.
+# Mean measured confidence below which the motion analysis counts as failed (step 6). Measured
+# on synthetic textured motion: matched renderings offset by 5-12 px score 0.87-0.96 (0.91 with
+# a +40 brightness step between them, ~0.55 when a third of the frame is empty border);
+# unrelated textures score ~0.14, independent noise ~0.00.
 MIN_CONFIDENCE = 0.3
 
 
@@ -177,7 +178,7 @@ def _check_clips(tail, head) -> tuple[np.ndarray, np.ndarray]:
     if tail.shape[0] < 1 or min(tail.shape[1:3]) < 1:
         raise ValueError(f"overlap join needs at least one frame of at least 1x1 pixels, got "
                          f"tail {tail.shape} and head {head.shape}")
-    return tail, head
+    return np.ascontiguousarray(tail), np.ascontiguousarray(head)
 
 
 def _grid(h: int, w: int) -> np.ndarray:
@@ -236,11 +237,14 @@ def _trajectory(disp: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndar
     c = conf.reshape(k, -1).astype(np.float64)  # (K, P)
     d = disp.reshape(k, -1, 2).astype(np.float64)  # (K, P, 2)
     # Normal equations per pixel: (Σ c_j b_j b_jᵀ + ridge) θ = Σ c_j b_j d_j
-    lhs = np.einsum("jp,ja,jb->pab", c, basis, basis)
+    # (written as matrix products over the K frames: several times faster than einsum)
+    outer = (basis[:, :, None] * basis[:, None, :]).reshape(k, 9)
+    lhs = (c.T @ outer).reshape(-1, 3, 3)
     lhs[:, np.arange(3), np.arange(3)] += _RIDGE
-    rhs = np.einsum("jp,ja,jpc->pac", c, basis, d)
-    theta = np.linalg.solve(lhs, rhs)  # (P, 3, 2)
-    pred = np.einsum("ja,pac->jpc", basis, theta).astype(np.float32).reshape(disp.shape)
+    rhs = np.stack([(c * d[..., ch]).T @ basis for ch in range(2)], axis=2)  # (P, 3, 2)
+    theta = np.linalg.solve(lhs, rhs)
+    pred = np.stack([basis @ theta[..., ch].T for ch in range(2)], axis=2)  # (K, P, 2)
+    pred = pred.astype(np.float32).reshape(disp.shape)
     used = conf[..., None] * disp + (1.0 - conf[..., None]) * pred
     # Confidence carried to each frame: max over frames i of conf_i · exp(-|i-j|/τ), by a
     # forward and a backward running maximum.
@@ -277,15 +281,14 @@ def join_overlap(tail: np.ndarray, head: np.ndarray,
     tail, head = _check_clips(tail, head)
     k, h, w = tail.shape[:3]
     weights = falloff_weights(k, params)
+    same = [np.array_equal(tail[j], head[j]) for j in range(k)]
+    if all(same):  # both renderings agree: nothing to hide, nothing to measure
+        return tail.copy(), JoinReport("motion", 1.0)
     out = np.empty_like(tail)
     # Frames the morph could change: a real blend weight and two different images.
-    todo = [j for j in range(k)
-            if 0.0 < weights[j] < 1.0 and not np.array_equal(tail[j], head[j])]
-    for j in range(k):
-        if j not in todo:
-            out[j] = _crossfade(tail[j], head[j], float(weights[j]))
-    if not todo:
-        return out, JoinReport("motion", 1.0)
+    todo = [j for j in range(k) if 0.0 < weights[j] < 1.0 and not same[j]]
+    for j in set(range(k)) - set(todo):
+        out[j] = _crossfade(tail[j], head[j], float(weights[j]))
 
     disp, conf = _measure(tail, head)
     mean_conf = float(conf.mean())

@@ -57,19 +57,13 @@ def shift_lab(image: np.ndarray, amount: float) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def anchor():
-    """A colourful textured frame (not grey: a/b must have spread for the scale to matter)."""
+    """A colourful textured frame (not grey: a/b must have spread for the scale to matter), at
+    half the texture's contrast so the injected casts rarely clip at 0/255 (clipping is the one
+    part of a drift that no colour transfer can undo)."""
     rng = np.random.default_rng(3)
-    img = texture(rng, H + 32, W + 32).astype(np.float32)
+    img = (texture(rng, H + 32, W + 32).astype(np.float32) - 128) * 0.5 + 128
     img *= np.array([1.0, 0.8, 0.6], np.float32)  # tint: nonzero a/b means
     return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def drifting_segment(start: np.ndarray, frames: int, total_shift: float, pan: int = 1):
-    """Frames that pan over `start`'s content and drift in colour linearly from 0 to
-    `total_shift` (frame 0 is `start` cropped: the segment's given first frame)."""
-    return np.stack([shift_lab(start[2 + 0 * t: 2 + H, pan * t: pan * t + W]
-                               if start.shape[0] > H else start, total_shift * t / (frames - 1))
-                     for t in range(frames)])
 
 
 def crop(img):
@@ -95,54 +89,59 @@ def test_frame0_bit_exact_and_last_frame_reaches_reference_stats(anchor):
 
 def test_injected_drift_is_removed(anchor):
     """A 17-frame segment drifting to a warm, saturated cast. Measured: mean CIEDE2000 to the
-    anchor over the segment 5.2 before matching, 1.9 after; last frame 10.2 -> 0.6."""
+    anchor over the segment 6.1 before matching, 0.75 after; last frame 11.3 -> 0.98."""
     ref = crop(anchor)
     seg = np.stack([shift_lab(ref, s) for s in np.linspace(0, 2.0, 17)])
     out = match_segment(seg, ref)
     before = np.mean([mean_delta_e(f, ref) for f in seg])
     after = np.mean([mean_delta_e(f, ref) for f in out])
     last_before, last_after = mean_delta_e(seg[-1], ref), mean_delta_e(out[-1], ref)
-    assert after < 0.5 * before, (before, after)
+    assert after < 0.25 * before, (before, after)
     assert last_after < 0.15 * last_before, (last_before, last_after)
+
+
+def coarse(img: np.ndarray) -> np.ndarray:
+    """8x8-pixel block means: colour drift is low-frequency, while the per-pixel rounding of
+    each Lab round trip is a random walk that chaining re-renders anyway; block means keep the
+    first and average out the second."""
+    return cv2.resize(img, (W // 8, H // 8), interpolation=cv2.INTER_AREA)
 
 
 def chain(anchor_img: np.ndarray, mode: str, segments: int = 10, frames: int = 9):
     """Each segment starts from the previous segment's stored last frame, pans over fresh
     content and adds the same colour shift on top of where it started. Returns the last
-    frame's CIEDE2000 to the anchor after each segment."""
-    rng = np.random.default_rng(11)
+    frame's CIEDE2000 to the anchor (block means, see `coarse`) after each segment."""
     start = crop(anchor_img)
     errors = []
     for _ in range(segments):
-        # new content panning in, coloured like the start frame (the model continues it)
+        # the camera pans (content wraps round), the colours drift from where the segment began
         seg = [start]
         for t in range(1, frames):
-            moved = np.roll(start, -2 * t, axis=1)
-            noise = rng.normal(0, 2, moved.shape)
-            seg.append(shift_lab(np.clip(moved + noise, 0, 255).astype(np.uint8),
-                                 t / (frames - 1)))
+            seg.append(shift_lab(np.roll(start, -2 * t, axis=1), t / (frames - 1)))
         seg = np.stack(seg)
         if mode == "anchor":
             seg = match_segment(seg, crop(anchor_img))
         elif mode == "previous":
             seg = match_segment(seg, seg[0])
         start = seg[-1]
-        errors.append(mean_delta_e(start, np.roll(crop(anchor_img), -2 * (frames - 1)
-                                                  * (len(errors) + 1), axis=1)))
+        truth = np.roll(crop(anchor_img), -2 * (frames - 1) * (len(errors) + 1), axis=1)
+        errors.append(mean_delta_e(coarse(start), coarse(truth)))
     return np.array(errors)
 
 
 def test_chained_drift_stays_bounded_with_anchor(anchor):
-    """10 chained segments, each adding the same cast. Measured last-frame CIEDE2000 to the
-    anchor after segments 1/5/10: none 4.6/14.7/18.5 (grows), anchor ~0.8 throughout."""
+    """10 chained segments, each adding the same cast on top of where it started. Measured
+    last-frame CIEDE2000 to the anchor (block means) after segments 1/5/10: none 6.6/21.8/26.1
+    (compounds), previous 0.28/0.64/0.96 (each transfer's small error is inherited), anchor
+    0.28/0.40/0.55 (what is left is the clipping each cast causes, not a colour drift)."""
     none = chain(anchor, "none")
     anchored = chain(anchor, "anchor")
     previous = chain(anchor, "previous")
     assert np.all(anchored < none), (anchored, none)
     assert none[-1] > 3 * none[0]  # compounding drift without matching
-    assert anchored.max() < 2.0 and anchored[-1] <= anchored[0] + 0.5, anchored
-    assert previous[-1] < none[-1]
-    assert anchored[-1] < 0.2 * none[-1]
+    assert anchored.max() < 1.0, anchored
+    assert anchored[-1] < 0.05 * none[-1]
+    assert anchored[-1] < previous[-1] < none[-1], (anchored, previous, none)
 
 
 def test_pin_end_keeps_both_ends_exact(anchor):

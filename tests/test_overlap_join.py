@@ -105,6 +105,17 @@ def test_unrelated_noise_falls_back_to_crossfade_with_warning():
     np.testing.assert_array_equal(out, plain_crossfade(tail, head, falloff_weights(K)))
 
 
+def test_hard_cut_and_zero_motion_weight(scene):
+    tail = np.stack([scene(1.5 * j) for j in range(8)])
+    head = np.stack([scene(1.5 * j + 4.0) for j in range(8)])
+    cut, _ = join_overlap(tail, head, OverlapParams(blend=0.0))
+    np.testing.assert_array_equal(cut, np.concatenate([tail[:4], head[4:]]))
+    params = OverlapParams(motion_weight=0.0)
+    out, report = join_overlap(tail, head, params)
+    assert report.method == "crossfade" and report.warning is None
+    np.testing.assert_array_equal(out, plain_crossfade(tail, head, falloff_weights(8, params)))
+
+
 # --- falloff curve, trajectory model ---------------------------------------------------------
 
 
