@@ -59,11 +59,13 @@ def _retry_condition(task_obj, task_run, state) -> bool:
 @task(name="segment", cache_policy=NO_CACHE, persist_result=False,
       retry_condition_fn=_retry_condition, task_run_name="segment-{job.shot_id}-{job.index}")
 def segment_task(job: SegmentJob, upstream: SegmentResult | None, prepared: Prepared,
-                 anchor: SegmentResult | None = None) -> SegmentResult:
+                 anchor: SegmentResult | None = None,
+                 end: SegmentResult | None = None) -> SegmentResult:
     with segment_guard(prepared.store, job.key):  # one worker per segment, one segment per GPU
         result = render_segment(job, upstream, prepared.engine, prepared.store, report,
                                 progress=live.current().steps(job), fallback=prepared.fallback,
-                                fallback_params=prepared.fallback_params, anchor_source=anchor)
+                                fallback_params=prepared.fallback_params, anchor_source=anchor,
+                                end_source=end)
     live.current().segment_done(job, result.cached)
     return result
 
@@ -152,15 +154,19 @@ def render_flow(settings: dict[str, Any] | None = None, storyboard: str | None =
 
     seg_futures: dict[tuple[str, int], Any] = {}
     shot_futures = {}
-    for shot in plan.shots:
+    def future_of(ref) -> Any:
+        return seg_futures.get((ref.shot_id, ref.index)) if ref is not None else None
+
+    # Bridges (generated transitions) last: they wait on segments of the shots around them.
+    for shot in sorted(plan.shots, key=lambda s: s.bridge):
         futures = []
         for job in shot.segments:
-            upstream = seg_futures.get((job.start.upstream.shot_id, job.start.upstream.index)) \
-                if job.start.upstream else None
-            # The shot's anchor frame, where it comes from a segment (stages.plan.AnchorRef).
-            source = job.anchor.segment if job.anchor is not None else None
-            anchor = seg_futures.get((source.shot_id, source.index)) if source else None
-            future = segment.submit(job, upstream, prepared, anchor)
+            upstream = future_of(job.start.upstream)
+            # Frames that come from other segments (stages.plan.FrameRef): the shot's anchor,
+            # a generated transition's end frame.
+            anchor = future_of(job.anchor.segment if job.anchor is not None else None)
+            end = future_of(job.end_from.segment if job.end_from is not None else None)
+            future = segment.submit(job, upstream, prepared, anchor, end)
             seg_futures[(job.shot_id, job.index)] = future
             futures.append(future)
         if shot.include:

@@ -38,6 +38,8 @@ def build_manifest(
             "cached": result.cached,
             "seconds": round(result.seconds, 3),  # its post chain (or cache lookup)
             "transition": shot_plan.transition.model_dump(),
+            # A generated transition's clip, between the shots around it (not a storyboard shot).
+            "bridge": shot_plan.bridge,
             "video": rel(episode.shot_videos[shot_plan.id]),
             "segments": [
                 {

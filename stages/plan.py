@@ -51,10 +51,10 @@ class StartCondition:
 
 
 @dataclass(frozen=True)
-class AnchorRef:
-    """The shot's anchor frame (svi identity reference, colour-match reference): an image file,
-    the last frame of the segment the shot chains from, or frame 0 of the shot's first
-    segment (a text-to-video start)."""
+class FrameRef:
+    """A frame a job needs that may not exist before the render: an image file, the last frame
+    of a segment, or frame 0 of a segment. Used for the shot's anchor (svi identity reference,
+    colour-match reference) and for a generated transition's end frame."""
 
     kind: str  # "image" | "last_frame" | "first_frame"
     image: Path | None = None
@@ -86,8 +86,12 @@ class SegmentJob:
     camera_apply: str = "engine"  # "post": warp the generated frames along `camera` exactly
     upstream_key: str | None = None  # the planned key of the segment this one chains from
     chain: ChainSpec = ChainSpec()
-    anchor: AnchorRef | None = None  # needed by svi conditioning and colour matching
+    anchor: FrameRef | None = None  # needed by svi conditioning and colour matching
     prompt_from: float | None = None  # the schedule time whose prompt this segment uses
+    # A generated transition's end frame, when it is the next shot's generated first frame
+    # (not an image file), and the frames at the end that repeat it (dropped from the clip).
+    end_from: FrameRef | None = None
+    trim_end: int = 0
 
     @property
     def ref(self) -> SegmentRef:
@@ -106,7 +110,7 @@ class SegmentJob:
     @property
     def clip_frames(self) -> int:
         """Frames this segment adds to its shot."""
-        return self.frames - self.chain.lead
+        return self.frames - self.chain.lead - self.trim_end
 
 
 @dataclass
@@ -119,6 +123,9 @@ class ShotPlan:
     key: str = ""
     # overlap mode: how the overlapping frames are joined (stages.overlap_join.OverlapParams)
     overlap: OverlapParams | None = None
+    # A generated transition (a first-last-frame clip from the previous shot's last frame to
+    # the next shot's first), placed between the two shots in the episode.
+    bridge: bool = False
 
     @property
     def frames(self) -> int:
@@ -285,22 +292,88 @@ def _needed_shots(vs: ValidatedStoryboard) -> set[str]:
     return needed
 
 
+def bridge_id(before: str, after: str) -> str:
+    return f"{before}__{after}"
+
+
+def _bridge_end(vs: ValidatedStoryboard, after: ShotPlan) -> tuple[Path | None, FrameRef | None]:
+    """The next shot's first frame: its start image, the frame it chains from, or frame 0 of
+    its first segment once rendered."""
+    first = after.segments[0]
+    if first.start.kind == "image":
+        return first.start.image, None
+    if first.start.kind == "chain":
+        return None, FrameRef("last_frame", segment=first.start.upstream)
+    return None, FrameRef("first_frame", segment=first.ref)
+
+
+def _with_bridges(vs: ValidatedStoryboard, shots: list[ShotPlan], engine_identity: dict,
+                  params: dict[str, Any], image_sha) -> list[ShotPlan]:
+    """Insert a bridge shot after every included shot whose transition is `generated`: one
+    first-last-frame segment from its last frame to the next included shot's first frame,
+    `duration` long plus the two frames it starts and ends on (both dropped from the clip)."""
+    included = [s for s in shots if s.include]
+    following = {a.id: b for a, b in zip(included, included[1:])}
+    out: list[ShotPlan] = []
+    defaults = vs.model.defaults
+    rule, longest = vs.engine.frame_rule, vs.engine.max_frames
+    for shot in shots:
+        out.append(shot)
+        after = following.get(shot.id) if shot.include else None
+        if after is None or shot.transition.type != "generated":
+            continue
+        upstream, transition = shot.segments[-1], shot.transition
+        frames = min(rule.snap(max(1, round(transition.duration * vs.fps)) + 2), longest)
+        end_image, end_from = _bridge_end(vs, after)
+        name = bridge_id(shot.id, after.id)
+        prompt = transition.prompt or after.segments[0].prompt
+        negative = (defaults.negative if defaults else None) or ""
+        seed = derive_seed(vs.model.seed, name, 0)
+        job_params = generation_params(params, defaults)
+        end_source = (None if end_from is None else
+                      next(j.key for s in shots for j in s.segments if j.ref == end_from.segment))
+        key = content_key("segment", {
+            "engine": engine_identity, "bridge": True,
+            "prompt": prompt, "negative": negative, "seed": seed,
+            "width": vs.width, "height": vs.height, "frames": frames, "fps": vs.fps,
+            "start": {"kind": "chain", "upstream": upstream.key},
+            "end": {"image": image_sha(end_image),
+                    "segment": None if end_from is None else [end_from.kind, end_source]},
+            "params": job_params,
+            "labels": (name, 0) if vs.engine.draws_labels else None,
+        })
+        job = SegmentJob(
+            shot_id=name, index=0, frames=frames, fps=vs.fps, width=vs.width,
+            height=vs.height, prompt=prompt, negative=negative, seed=seed,
+            start=StartCondition("chain", upstream=upstream.ref), end_image=end_image,
+            camera=(), start_time=0.0, key=key, params=job_params,
+            upstream_key=upstream.key, chain=ChainSpec(lead=1), end_from=end_from, trim_end=1,
+        )
+        bridge = ShotPlan(id=name, segments=[job], transition=Transition(), include=True,
+                          bridge=True)
+        bridge.post_frames = chain_frames_out(vs.post, bridge.frames, vs.fps)
+        bridge.key = content_key("shot", {"segments": [key], "trim": [1, 1],
+                                          "post": [step.as_dict() for step in vs.post]})
+        out.append(bridge)
+    return out
+
+
 def _anchor(vs: ValidatedStoryboard, chain: Chain, first_image: Path | None,
-            upstream: SegmentJob | None, first_job: SegmentJob | None) -> AnchorRef | None:
+            upstream: SegmentJob | None, first_job: SegmentJob | None) -> FrameRef | None:
     """The shot's anchor: `chain.anchor`, else its start image, else the frame it starts from
     (the last frame of the shot it chains from, or frame 0 of its first segment)."""
     if chain.anchor is not None:
-        return AnchorRef("image", image=vs.image_path(chain.anchor))
+        return FrameRef("image", image=vs.image_path(chain.anchor))
     if first_image is not None:
-        return AnchorRef("image", image=first_image)
+        return FrameRef("image", image=first_image)
     if upstream is not None:
-        return AnchorRef("last_frame", segment=upstream.ref)
+        return FrameRef("last_frame", segment=upstream.ref)
     if first_job is not None:
-        return AnchorRef("first_frame", segment=first_job.ref)
+        return FrameRef("first_frame", segment=first_job.ref)
     return None
 
 
-def _anchor_identity(anchor: AnchorRef | None, image_sha, jobs: list[SegmentJob],
+def _anchor_identity(anchor: FrameRef | None, image_sha, jobs: list[SegmentJob],
                      upstream: SegmentJob | None) -> Any:
     if anchor is None:
         return None
@@ -447,6 +520,7 @@ def build_plan(
         shots.append(plan_shot)
         previous_last = jobs[-1]
 
+    shots = _with_bridges(vs, shots, engine_identity, params, image_sha)
     plan = RenderPlan(
         name=vs.name, storyboard_path=vs.path, engine=engine_identity, fps=vs.fps,
         width=vs.width, height=vs.height, post=vs.post, post_fps=chain_fps(vs.post, vs.fps),

@@ -23,7 +23,7 @@ from stages.contact_sheet import sample_indices, thumbnail
 from stages.generate import generate_frames
 from stages.keys import content_key
 from stages.source_video import video_slice
-from stages.plan import SegmentJob, ShotPlan
+from stages.plan import FrameRef, SegmentJob, ShotPlan
 from stages.post import PostStep, chain_size, run_post_chain
 from stages.color_drift import match_segment
 from stages.overlap_join import OverlapParams, join_overlap
@@ -83,17 +83,18 @@ def first_frame(clip: Path) -> np.ndarray:
         frames.close()
 
 
-def anchor_frame(job: SegmentJob, source: SegmentResult | None) -> np.ndarray | None:
-    """The shot's anchor frame for `job` (see stages.plan.AnchorRef), at the job's size."""
-    anchor = job.anchor
-    if anchor is None:
+def frame_of(ref: FrameRef | None, source: SegmentResult | None,
+             job: SegmentJob) -> np.ndarray | None:
+    """The frame `ref` names (see stages.plan.FrameRef), at the job's size; `source` is the
+    result of the segment it names."""
+    if ref is None:
         return None
-    if anchor.kind == "image":
-        return load_rgb(anchor.image, job.width, job.height)
+    if ref.kind == "image":
+        return load_rgb(ref.image, job.width, job.height)
     if source is None:
-        raise ValueError(f"segment {job.label} needs its anchor from {anchor.segment}, but no "
-                         "result for it was given")
-    if anchor.kind == "last_frame":
+        raise ValueError(f"segment {job.label} needs a frame of {ref.segment}, but no result "
+                         "for it was given")
+    if ref.kind == "last_frame":
         return load_png(source.last_frame)
     return first_frame(source.clip)
 
@@ -129,7 +130,8 @@ def chain_inputs(job: SegmentJob, upstream: SegmentResult | None,
 
 
 def build_request(job: SegmentJob, upstream: SegmentResult | None,
-                  anchor: np.ndarray | None = None) -> GenerationRequest:
+                  anchor: np.ndarray | None = None,
+                  end_source: SegmentResult | None = None) -> GenerationRequest:
     chained = chain_inputs(job, upstream, anchor)
     if job.start.kind == "chain":
         if upstream is None:
@@ -143,6 +145,8 @@ def build_request(job: SegmentJob, upstream: SegmentResult | None,
     else:
         start = None
     end = load_rgb(job.end_image, job.width, job.height) if job.end_image else None
+    if job.end_from is not None:  # a generated transition ends on the next shot's first frame
+        end = frame_of(job.end_from, end_source, job)
     videos = {
         name: video_slice(path, job.start_time, job.frames, job.fps, job.width, job.height)
         for name, path in (("source_video", job.source_video),
@@ -189,11 +193,13 @@ def render_segment(
     fallback: Engine | None = None,
     fallback_params: dict | None = None,
     anchor_source: SegmentResult | None = None,
+    end_source: SegmentResult | None = None,
 ) -> SegmentResult:
     """Render one segment unless the cache has it; the entry holds the clip, the last frame
     and, for latent / svi chaining, the last latent frames. `progress(done, total)` goes to the
     engine (denoising steps or frames). `anchor_source`: the segment the shot's anchor frame
-    comes from, when it is not an image file (see stages.plan.AnchorRef)."""
+    comes from, when it is not an image file (see stages.plan.FrameRef); `end_source`: the
+    segment a generated transition's end frame comes from."""
     started = time.perf_counter()
     key = segment_key(job, upstream)
     # A segment the fallback engine rendered in an earlier run is stored under its own key.
@@ -204,8 +210,8 @@ def render_segment(
         entry = store.get("segment", fallback_key)
     cached = entry is not None
     if entry is None:
-        anchor = anchor_frame(job, anchor_source)
-        request = build_request(job, upstream, anchor)
+        anchor = frame_of(job.anchor, anchor_source, job)
+        request = build_request(job, upstream, anchor, end_source)
         frames, record = generate_frames(request, engine, fallback, progress, report,
                                          job.camera_apply, fallback_params)
         expected = (job.frames, job.height, job.width, 3)
@@ -257,13 +263,15 @@ def shot_frames(shot: ShotPlan, segments: Sequence[SegmentResult],
                 if info.warning:
                     report(f"warning: shot {shot.id} segment {job.index}: {info.warning}")
                 yield from joined
-        keep = jobs[i + 1].chain.blend if i + 1 < len(jobs) else 0
+        # Hold back the frames the next segment's overlap joins with, and those a generated
+        # transition ends on (the next shot's first frame, which that shot shows itself).
+        keep = (jobs[i + 1].chain.blend if i + 1 < len(jobs) else 0) + job.trim_end
         window: deque[np.ndarray] = deque()
         for frame in frames:
             window.append(frame)
             if len(window) > keep:
                 yield window.popleft()
-        held = list(window)
+        held = list(window)[:len(window) - job.trim_end]
 
 
 def finish_shot(

@@ -253,9 +253,12 @@ PromptSchedule = Annotated[dict[float, Text], BeforeValidator(_prompt_schedule),
 
 
 class Transition(_Model):
-    # interpolated: an optical-flow morph over the same frames a crossfade would blend.
-    type: Literal["cut", "crossfade", "interpolated"] = "cut"
+    # interpolated: an optical-flow morph over the same frames a crossfade would blend;
+    # generated: a first-last-frame clip of `duration` rendered by the engine from this shot's
+    # last frame to the next shot's first (`prompt`: default the next shot's prompt).
+    type: Literal["cut", "crossfade", "interpolated", "generated"] = "cut"
     duration: Duration = 0.5
+    prompt: Text | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -359,6 +359,25 @@ class _Checker:
                 f"overlap segments start from the first overlap frame and the join blends "
                 f"them (wan_vace conditions on all of them)")
 
+    def generated_transitions(self, shots: Sequence[Shot], defaults: ShotDefaults | None) -> None:
+        """`transition: {type: generated}` renders a first-last-frame clip into the next shot."""
+        for i, shot in enumerate(shots[:-1]):
+            transition = inherited("transition", shot, defaults)
+            if transition is None or transition.type != "generated":
+                continue
+            where = ("shots", i, "transition") if shot.transition is not None \
+                else ("defaults", "transition")
+            if "flf2v" not in self.engine.modes:
+                self.add(where + ("type",), f"a generated transition needs an engine that "
+                                            f"renders from a first to a last frame; "
+                                            f"{self.engine.name!r} cannot (modes: "
+                                            f"{', '.join(sorted(self.engine.modes))}); use "
+                                            f"crossfade or interpolated, or another engine")
+            elif shots[i + 1].start == "chain":
+                self.add(where + ("type",), f"shot {shots[i + 1].id} chains from this shot's "
+                                            f"last frame, so there is no gap to bridge; use "
+                                            f"a cut or remove `start: chain` there")
+
     def _schedule(self, base: KeyPath, shot: Shot, defaults: ShotDefaults | None,
                   fps: int) -> None:
         if not shot.prompts:
@@ -547,6 +566,7 @@ def validate_storyboard(
                                             f"shots[{seen[shot.id]}])")
         seen.setdefault(shot.id, i)
         checker.shot(i, shot, model.defaults, fps)
+    checker.generated_transitions(model.shots, model.defaults)
     for key in ("image", "end_image"):
         value = getattr(model.defaults, key, None) if model.defaults else None
         if value is not None:

@@ -14,6 +14,7 @@ from flows.settings import RenderSettings
 from stages.color_drift import mean_delta_e
 from stages.overlap_join import seam_ratios
 from stages.video_io import load_png, read_frames
+from engine.preview import PREVIEW_SPEC
 from tests import chain_engine
 from tests.conftest import write_png
 
@@ -107,3 +108,60 @@ def test_color_match_anchor_holds_the_colours_of_a_drifting_chain(tmp_path):
     # ... with it, every later segment ends at most as far from the anchor as the first.
     assert max(drifts["anchor"][1:]) < drifts["none"][-1] / 2
     assert drifts["anchor"][-1] <= drifts["anchor"][0] * 1.5
+
+
+TRANSITION_BOARD = """
+fps: 16
+resolution: 96x64
+seed: 4
+shots:
+  - {{id: a, prompt: "the cliff", frames: 17, transition: {{type: generated, duration: 1s}}}}
+  - {{id: b, prompt: "the boat", frames: 17, {b_start}}}
+"""
+
+
+@pytest.mark.parametrize("b_start", ["seed: 9", "image: start.png"])
+def test_generated_transition_bridges_last_frame_to_next_first_frame(tmp_path, monkeypatch,
+                                                                     b_start):
+    from engine.preview import PreviewEngine
+
+    seen = {}
+    original = PreviewEngine.generate
+
+    def spy(self, request, progress=None):
+        frames = original(self, request, progress)
+        seen[(request.shot_id, request.segment_index)] = (request, frames)
+        return frames
+
+    monkeypatch.setattr(PreviewEngine, "generate", spy)
+    folder, m = render(tmp_path, "", engine="preview",
+                       board=TRANSITION_BOARD.replace("{b_start}", b_start))
+    assert [s["id"] for s in m["shots"]] == ["a", "a__b", "b"]
+    assert [s["bridge"] for s in m["shots"]] == [False, True, False]
+    bridge, frames = seen[("a__b", 0)]
+    # 1 s at 16 fps plus the two frames it starts and ends on, snapped to 4n+1: 17 frames,
+    # of which the 15 in between reach the episode.
+    assert bridge.num_frames == 17 and m["shots"][1]["frames"] == 15
+    assert np.array_equal(bridge.start_image, seen[("a", 0)][1][-1])
+    assert np.array_equal(bridge.end_image, seen[("b", 0)][1][0])
+    assert m["frames"] == 17 + 15 + 17
+    assert len(list(read_frames(folder / "ep.mp4"))) == m["frames"]
+
+
+def test_generated_transition_needs_a_first_last_frame_engine(tmp_path):
+    from stages.problems import StoryboardInvalid
+    from stages.validate import ValidateOptions, validate_storyboard
+    from engine.diffusers_specs import DIFFUSERS_SPECS
+
+    path = tmp_path / "ep.yaml"
+    path.write_text(TRANSITION_BOARD.replace("{b_start}", "seed: 1").replace("{{", "{")
+                    .replace("}}", "}"))
+    with pytest.raises(StoryboardInvalid) as err:
+        validate_storyboard(path, DIFFUSERS_SPECS["wan21_t2v"][0], ValidateOptions())
+    assert "shots[0].transition.type" in str(err.value) and "first to a last frame" in str(err.value)
+    chained = tmp_path / "chained.yaml"
+    chained.write_text(TRANSITION_BOARD.replace("{b_start}", "start: chain").replace("{{", "{")
+                       .replace("}}", "}"))
+    with pytest.raises(StoryboardInvalid) as err:
+        validate_storyboard(chained, PREVIEW_SPEC, ValidateOptions())
+    assert "no gap to bridge" in str(err.value)
