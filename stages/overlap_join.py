@@ -64,6 +64,7 @@ __all__ = [
     "join_overlap",
     "seam_ratios",
     "seam_score",
+    "seam_window_score",
 ]
 
 
@@ -369,3 +370,13 @@ def seam_score(frames: Sequence[np.ndarray] | np.ndarray, boundaries: Sequence[i
     difference elsewhere (see `seam_ratios`): 1.0 = the boundary step is as large as a typical
     step, i.e. no visible seam; a hard jump scores many times more."""
     return max(seam_ratios(frames, boundaries))
+
+
+def seam_window_score(frames: Sequence[np.ndarray] | np.ndarray, boundaries: Sequence[int],
+                      half: int) -> float:
+    """Like `seam_score`, but the worst step anywhere within `half` frames of each boundary:
+    an overlap join spreads the hand-over over several frames, so a fair comparison with a
+    hard boundary looks at the whole neighbourhood, the same for every mode."""
+    steps = sorted({b + d for b in boundaries for d in range(-half, half + 1)
+                    if 1 <= b + d < len(frames)})
+    return max(seam_ratios(frames, steps))

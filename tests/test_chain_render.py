@@ -12,7 +12,7 @@ import pytest
 from flows.render import EXIT_OK, run
 from flows.settings import RenderSettings
 from stages.color_drift import mean_delta_e
-from stages.overlap_join import seam_ratios
+from stages.overlap_join import seam_window_score
 from stages.video_io import load_png, read_frames
 from engine.preview import PREVIEW_SPEC
 from tests import chain_engine
@@ -53,13 +53,6 @@ def render(tmp_path: Path, chain: str, engine: str = "continuation", board: str 
     return out / "ep", json.loads((out / "ep" / "manifest.json").read_text())
 
 
-def window_seam(frames: list[np.ndarray], boundaries: list[int], half: int) -> float:
-    """The worst frame step within `half` frames of any boundary, over the median elsewhere."""
-    steps = sorted({b + d for b in boundaries for d in range(-half, half + 1)
-                    if 1 <= b + d < len(frames)})
-    return max(seam_ratios(frames, steps))
-
-
 def test_overlap_joins_segments_and_beats_last_frame_on_the_seam(tmp_path, monkeypatch):
     seen = []
     original = chain_engine.ContinuationEngine.generate
@@ -86,8 +79,8 @@ def test_overlap_joins_segments_and_beats_last_frame_on_the_seam(tmp_path, monke
                                            if p.name != folder.parent.parent.name)
                                     / "renders" / "ep" / "shots" / "a.mp4"))
     assert len(plain_frames) == 33 + 32 + 32
-    overlap_seam = window_seam(overlap_frames, [33 - 8, 33 + 25 - 8], 8)
-    plain_seam = window_seam(plain_frames, [33, 65], 8)
+    overlap_seam = seam_window_score(overlap_frames, [33 - 8, 33 + 25 - 8], 8)
+    plain_seam = seam_window_score(plain_frames, [33, 65], 8)
     assert overlap_seam < plain_seam, (overlap_seam, plain_seam)
 
 
