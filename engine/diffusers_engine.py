@@ -22,7 +22,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import threading
-from typing import Any, ClassVar, Iterator, Mapping
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 

@@ -571,6 +571,8 @@ def validate_storyboard(
         value = getattr(model.defaults, key, None) if model.defaults else None
         if value is not None:
             checker.image(("defaults", key), value)
+    if model.defaults and model.defaults.chain and model.defaults.chain.anchor:
+        checker.image(("defaults", "chain", "anchor"), model.defaults.chain.anchor)
 
     use_storyboard_post = model.post is not None and not options.post_override
     post_items = model.post if use_storyboard_post else list(options.default_post)

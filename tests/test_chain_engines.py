@@ -6,17 +6,17 @@ clear errors where an engine or a request cannot chain that way."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from engine.base import EngineError, GenerationRequest, LoraRef
+from engine.base import EngineError, LoraRef
 from engine.diffusers_engine import pil
 from engine.model_pool import ModelPool
 from engine.registry import get_engine
 from tests import tiny_pipelines as tiny
+from tests.test_diffusers_engines import image, request
 
 torch.set_num_threads(1)
 
@@ -32,17 +32,6 @@ def models(tmp_path_factory):
         "vace": tiny.save_wan_vace(root / "wan-vace"),
         "lora": tiny.save_wan_lora(root / "lora", root / "wan22-i2v"),
     }
-
-
-def request(**kw) -> GenerationRequest:
-    base = dict(prompt="a lighthouse", width=64, height=64, num_frames=9, fps=16, seed=3,
-                params={"steps": 2})
-    base.update(kw)
-    return GenerationRequest(**base)
-
-
-def image(seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 255, (64, 64, 3), dtype=np.uint8)
 
 
 def loaded(name: str, model):

@@ -169,3 +169,13 @@ def test_prompt_schedule_errors(tmp_path):
     with pytest.raises(StoryboardInvalid) as err:
         validate_storyboard(bad, PREVIEW_SPEC, ValidateOptions())
     assert "soon" in str(err.value)
+
+
+def test_missing_anchor_image_is_reported_where_it_is_set(tmp_path):
+    board = write_board(tmp_path, long_shot({"mode": "last_frame", "anchor": "nope.png"}),
+                        defaults={"chain": {"anchor": "gone.png"}})
+    with pytest.raises(StoryboardInvalid) as err:
+        validate_storyboard(board, PREVIEW_SPEC, ValidateOptions())
+    text = str(err.value)
+    assert "shots[0].chain.anchor" in text and "'nope.png' not found" in text
+    assert "defaults.chain.anchor" in text and "'gone.png' not found" in text
