@@ -65,8 +65,9 @@ def chain_spec(chain: Chain, lead: int, within_shot: bool) -> ChainSpec:
     image-to-video call (from the start image or the shot it chains from); later ones use the
     shot's chain mode. Colour matching applies to the later ones only: the first segment is
     where the anchor comes from."""
-    needs_latents = chain.mode in ("latent", "svi")
-    keep = (max(1, chain.motion_latents) if chain.mode == "svi" else 1) if needs_latents else 0
+    # Latent frames kept for the next segment: svi hands over motion_latents of them (at
+    # least one is kept, so svi with motion_latents 0 still has latents to look at), latent one.
+    keep = {"latent": 1, "svi": max(1, chain.motion_latents)}.get(chain.mode, 0)
     if not within_shot:
         return ChainSpec(mode=chain.mode, lead=lead, keep_latents=keep)
     spec = ChainSpec(mode=chain.mode, lead=lead, keep_latents=keep,

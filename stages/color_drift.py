@@ -72,23 +72,26 @@ def _from_lab(lab_image: np.ndarray) -> np.ndarray:
     return np.clip(rgb * np.float32(255.0) + np.float32(0.5), 0, 255).astype(np.uint8)
 
 
-def lab_stats(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel Lab mean and standard deviation (float64, shape (3,)) of one uint8 RGB
-    image, from a regular subsample of about 65k pixels."""
+def _lab_samples(image: np.ndarray) -> np.ndarray:
+    """Lab values (N, 3), float64, of a regular subsample of about 65k pixels of one uint8
+    RGB image."""
     image = _check_rgb(image, "image")
     h, w = image.shape[:2]
     step = max(1, int(np.sqrt(h * w / _STATS_PIXELS)))
-    values = lab(np.ascontiguousarray(image[::step, ::step])).reshape(-1, 3).astype(np.float64)
+    return lab(np.ascontiguousarray(image[::step, ::step])).reshape(-1, 3).astype(np.float64)
+
+
+def lab_stats(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel Lab mean and standard deviation (float64, shape (3,)) of one uint8 RGB
+    image, from a regular subsample of about 65k pixels."""
+    values = _lab_samples(image)
     return values.mean(axis=0), values.std(axis=0)
 
 
 def lab_moments(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lab mean (3,) and covariance (3, 3), float64, of one uint8 RGB image (subsampled like
     `lab_stats`). A flat channel gets a variance floor of _MIN_STD², so the matrix inverts."""
-    image = _check_rgb(image, "image")
-    h, w = image.shape[:2]
-    step = max(1, int(np.sqrt(h * w / _STATS_PIXELS)))
-    values = lab(np.ascontiguousarray(image[::step, ::step])).reshape(-1, 3).astype(np.float64)
+    values = _lab_samples(image)
     cov = np.cov(values.T) if len(values) > 1 else np.zeros((3, 3))
     return values.mean(axis=0), cov + np.eye(3) * _MIN_STD ** 2 * 1e-3
 

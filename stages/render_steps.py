@@ -27,7 +27,14 @@ from stages.plan import FrameRef, SegmentJob, ShotPlan
 from stages.post import PostStep, chain_size, run_post_chain
 from stages.color_drift import match_segment
 from stages.overlap_join import OverlapParams, join_overlap
-from stages.video_io import VideoWriter, load_png, read_frames, save_png
+from stages.video_io import (
+    VideoWriter,
+    first_frame,
+    load_png,
+    read_frames,
+    save_png,
+    tail_frames,
+)
 
 CLIP = "clip.mkv"
 LAST = "last.png"
@@ -66,21 +73,6 @@ class ShotResult:
     clip: Path
     thumbs: list[Path] = field(default_factory=list)
     segments: list[SegmentResult] = field(default_factory=list)
-
-
-def tail_frames(clip: Path, count: int) -> np.ndarray:
-    """The last `count` frames of a clip, streamed (memory: `count` frames)."""
-    tail: deque[np.ndarray] = deque(maxlen=count)
-    tail.extend(read_frames(clip))
-    return np.stack(list(tail))
-
-
-def first_frame(clip: Path) -> np.ndarray:
-    frames = read_frames(clip)
-    try:
-        return next(frames)
-    finally:
-        frames.close()
 
 
 def frame_of(ref: FrameRef | None, source: SegmentResult | None,

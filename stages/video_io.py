@@ -12,6 +12,8 @@ build, so stream facts come from ffmpeg's own stderr header and from decoding.
 
 from __future__ import annotations
 
+from collections import deque
+
 import itertools
 import re
 import subprocess
@@ -554,6 +556,27 @@ def last_frame(path: Path | str) -> np.ndarray:
     if latest is None:
         raise ValueError(f"{path} has no decodable video frames")
     return latest
+
+
+def first_frame(path: Path | str) -> np.ndarray:
+    """Frame 0 of ``path`` as uint8 RGB; stops the decoder after it."""
+    frames = read_frames(path)
+    try:
+        frame = next(frames, None)
+    finally:
+        frames.close()
+    if frame is None:
+        raise ValueError(f"{path} has no decodable video frames")
+    return frame
+
+
+def tail_frames(path: Path | str, count: int) -> np.ndarray:
+    """The last ``count`` frames of ``path``, uint8 (count, H, W, 3), holding only those in
+    memory while the clip streams past."""
+    tail: deque[np.ndarray] = deque(read_frames(path), maxlen=count)
+    if not tail:
+        raise ValueError(f"{path} has no decodable video frames")
+    return np.stack(list(tail))
 
 
 # --------------------------------------------------------------------------------------------
