@@ -26,7 +26,16 @@ from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
-from .accel import apply_load_options, degrade_steps, resolve_device, resolve_dtype
+from . import attention, parallel, step_cache
+from .accel import (
+    LoadReport,
+    apply_load_options,
+    degrade_steps,
+    fit_offload,
+    resolve_device,
+    resolve_dtype,
+    vram_budget,
+)
 from .base import (
     Engine,
     EngineError,
@@ -40,7 +49,9 @@ from .camera_prompt import with_camera
 from .diffusers_options import DiffusersOptions, EngineConfigError
 from .images import fit_frames
 from .model_pool import POOL, ModelPool, PoolEntry
+from .model_files import inspect_files, load_components
 from .model_source import ModelNotFound, ModelSource, resolve_model
+from .samplers import scheduler_for
 
 # Defaults for generation keys a storyboard (or the engine config's params) may set.
 BASE_DEFAULTS: dict[str, Any] = {"steps": 30, "cfg": 5.0}
@@ -114,15 +125,78 @@ class DiffusersEngine(Engine):
         except ModelNotFound as exc:
             raise EngineConfigError(str(exc)) from None
         self._check_layout()
+        self.model_files = inspect_files(self.options.files, self.source, self.spec.name)
         self.pool = pool or POOL
-        self.device = resolve_device(self.options.device)
+        self.device = parallel.rank_device(resolve_device(self.options.device),
+                                           self.options.parallel)
         self.dtype_name = resolve_dtype(self.options.dtype, self.device)
+        self.offload_reason = ""
+        if self.options.offload == "auto":
+            self._fit_offload()
         self._ladder = degrade_steps(self.options, self.device)
+        self._mag_tables = self._magcache_tables()
+        self.load_report: LoadReport | None = None
+        self._calibrated: list[list[float]] = []  # calibrate_magcache's latest ratios
         self.degraded: list[str] = []
         self._load_error: BaseException | None = None
         self._load_lock = threading.Lock()
 
     # -- what the engine is ----------------------------------------------------------------
+
+    def component_bytes(self) -> dict[str, int]:
+        """Bytes of weights on disk per component (single files replacing folder ones)."""
+        sizes = {}
+        for component in self.source.components:
+            folder = self.source.path / component
+            sizes[component] = sum(
+                f.stat().st_size for f in folder.rglob("*")
+                if f.suffix in (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+            ) if folder.is_dir() else 0
+        sizes.update({c: f.size for c, f in self.model_files.items()})
+        return sizes
+
+    def _fit_offload(self) -> None:
+        """offload=auto: the fastest offload that fits the VRAM budget (accel.fit_offload);
+        the options then say what was chosen, so keys, the pool and the ladder see it."""
+        import dataclasses
+        import logging
+
+        budget = vram_budget(self.options, self.device)
+        if budget is None:
+            mode, why = "none", "on the CPU"
+        else:
+            denoisers = tuple(n for n in ("transformer", "transformer_2", "unet")
+                              if n in self.source.components)
+            mode, why = fit_offload(self.component_bytes(), denoisers, self.options.quantize,
+                                    budget)
+        self.offload_reason = f"offload=auto chose {mode}: {why}"
+        logging.getLogger(__name__).info("%s: %s", self.spec.name, self.offload_reason)
+        self.options = dataclasses.replace(self.options, offload=mode)
+
+    def calibration_path(self):
+        """Where `python -m flows.calibrate` writes this model's MagCache ratios."""
+        return step_cache.calibration_file(self.spec.name, self.source.name,
+                                           self.options.revision or self.source.revision)
+
+    def _magcache_tables(self) -> dict[str, list[list[float]]] | None:
+        """MagCache ratios by step count (engine.step_cache), resolved before anything loads so
+        a missing calibration stops the render at once with the command that makes it."""
+        opts = self.options
+        if opts.step_cache != "mag":
+            return None
+        ratios = opts.step_cache_ratios
+        if isinstance(ratios, (list, tuple)):
+            return {str(len(ratios)): [[float(r) for r in ratios]]}
+        from pathlib import Path
+
+        path = Path(ratios).expanduser() if isinstance(ratios, str) else self.calibration_path()
+        if ratios is None and not path.is_file():
+            raise EngineConfigError(
+                f"engine.options.step_cache=mag: no MagCache ratios for {self.source.name!r} "
+                f"(looked for {path}). Calibrate once with `python -m flows.calibrate "
+                f"engine={self.spec.name} engine.model=<the same weights>`, or set "
+                f"engine.options.step_cache_ratios to a list or a calibration file")
+        return step_cache.read_calibration(path)
 
     def _check_layout(self) -> None:
         found = self.source.pipeline_class
@@ -145,19 +219,33 @@ class DiffusersEngine(Engine):
             "revision": opts.revision or self.source.revision,
             "dtype": self.dtype_name,
             "device": self.device.split(":")[0],
-            # Options that change pixels; speed-only ones (offload, compile, attention) do not.
+            # Options that change pixels; speed-only ones (offload, compile, exact attention
+            # kernels) do not. Keys added later appear only when set, so older caches still hit.
             "step_cache": None if opts.step_cache == "none" else
                           [opts.step_cache, opts.step_cache_threshold],
             "vae_tiling": opts.vae_tiling,
             "camera_prompt": opts.camera_prompt,
+            **({"step_cache_ratios": _digest(self._mag_tables)} if self._mag_tables else {}),
+            **({"attention": attention.key_value(opts.attention_backend)}
+               if attention.changes_pixels(opts.attention_backend) else {}),
+            **({"quantize": opts.quantize} if opts.quantize != "none" else {}),
+            # Single files replacing components: name, size and a fingerprint of each.
+            **({"files": {c: f.identity for c, f in sorted(self.model_files.items())}}
+               if self.model_files else {}),
         }
+
+    def runtime(self) -> dict[str, Any]:
+        """How the loaded pipeline runs (attention kernel chosen by auto, compile, quantize),
+        for the manifest; empty before the first load."""
+        return self.load_report.as_dict() if self.load_report is not None else {}
 
     @property
     def pool_key(self) -> tuple:
         opts = self.options
         return (type(self).__name__, str(self.source.path), self.dtype_name, self.device,
-                opts.offload, opts.vae_tiling, opts.attention_backend, opts.step_cache,
-                opts.step_cache_threshold, opts.compile)
+                opts.offload, opts.vae_tiling, opts.attention_backend, opts.quantize,
+                opts.step_cache, opts.step_cache_threshold, opts.compile, opts.parallel,
+                tuple((c, str(f.path), f.digest) for c, f in sorted(self.model_files.items())))
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -166,6 +254,7 @@ class DiffusersEngine(Engine):
         import diffusers
 
         cls = getattr(diffusers, self.source.pipeline_class)
+        parallel.before_load(self, self.options.parallel)  # the other ranks load it too
         dtype = getattr(torch, {"bf16": "bfloat16", "fp16": "float16",
                                 "fp32": "float32"}[self.dtype_name])
         torch_dtype: Any = dtype
@@ -173,9 +262,17 @@ class DiffusersEngine(Engine):
             torch_dtype = {"default": dtype, **{c: torch.float32 for c in self.fp32_components
                                                 if c in self.source.components}}
         with quiet_loading():
+            # Components from single files (engine.model_files) override the folder's.
+            overrides = load_components(
+                self.model_files, self.source.path,
+                {c: torch.float32 if c in self.fp32_components else dtype
+                 for c in self.model_files}) if self.model_files else {}
             pipe = cls.from_pretrained(str(self.source.path), local_files_only=True,
-                                       **{dtype_keyword(): torch_dtype})
-        apply_load_options(pipe, self.options, self.device)
+                                       **{dtype_keyword(): torch_dtype}, **overrides)
+        report = apply_load_options(pipe, self.options, self.device)
+        if self.offload_reason:
+            report.notes.append(self.offload_reason)
+        pipe._reelforge_load_report = report
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
@@ -187,8 +284,10 @@ class DiffusersEngine(Engine):
         if self.options.pool_budget_gb is not None:
             budget = int(self.options.pool_budget_gb * 2**30)
         try:
-            return self.pool.acquire(self.pool_key, self._load_pipeline,
-                                     estimate=self.source.weight_bytes, budget=budget)
+            entry = self.pool.acquire(self.pool_key, self._load_pipeline,
+                                      estimate=self.source.weight_bytes, budget=budget)
+            self.load_report = getattr(entry.value, "_reelforge_load_report", None)
+            return entry
         except EngineLoadError:
             raise
         except Exception as exc:  # noqa: BLE001 - any load failure is reported the same way
@@ -302,6 +401,12 @@ class DiffusersEngine(Engine):
         self, request: GenerationRequest, progress: ProgressFn | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         self.check_request(request)
+        # engine.options.parallel: on rank 0, every other rank makes this same call.
+        with parallel.leading_call(self, request):
+            return self._generate(request, progress)
+
+    def _generate(self, request: GenerationRequest,
+                  progress: ProgressFn | None) -> tuple[np.ndarray, np.ndarray | None]:
         import torch
 
         keep = max(0, int(request.keep_latents))
@@ -311,6 +416,7 @@ class DiffusersEngine(Engine):
             with entry.lock:  # a pipeline serves one call at a time
                 pipe = self.pipeline_for(entry, request.mode)
                 steps = int(self.param(request, "steps"))
+                calibrating = self.options.step_cache == "mag_calibrate"
                 capture = keep > 0 and self.latent_frame_axis is not None and \
                     "latents" in getattr(pipe, "_callback_tensor_inputs", ())
                 with self._per_call_state(pipe, entry, request), \
@@ -324,6 +430,10 @@ class DiffusersEngine(Engine):
                             # pipeline may reuse the tensor after the loop. Returning no
                             # "latents" leaves the denoising untouched.
                             captured[:] = [self.latent_tail(tensors["latents"], keep)]
+                        if calibrating:
+                            # Read every step: the pipeline resets the hooks' state (and the
+                            # ratios with it) when the call ends.
+                            self._calibrated = step_cache.calibrated_ratios(_pipe)
                         if progress is not None:
                             progress(i + 1, steps)
                         return {}
@@ -344,6 +454,22 @@ class DiffusersEngine(Engine):
         latents = captured[0].float().cpu().numpy() if captured else None
         return frames, latents
 
+    def calibrate_magcache(self, request: GenerationRequest,
+                           progress: ProgressFn | None = None) -> list[list[float]]:
+        """One generation in MagCache's calibration mode (engine.options.step_cache must be
+        "mag_calibrate": nothing is skipped); returns the ratios per expert, one per step that
+        expert ran (engine.step_cache.calibrated_ratios)."""
+        if self.options.step_cache != "mag_calibrate":
+            raise EngineConfigError("calibrate_magcache needs engine.options.step_cache="
+                                    "mag_calibrate")
+        self._calibrated = []
+        self.generate(request, progress)
+        ratios = self._calibrated
+        if not any(ratios):
+            raise EngineError(f"MagCache calibration of {self.spec.name!r} recorded no ratios "
+                              f"(its denoiser has no transformer blocks MagCache can hook)")
+        return ratios
+
     def latent_tail(self, latents, keep: int):
         """The last `keep` latent frames of the first batch item, batch dimension dropped."""
         axis = int(self.latent_frame_axis or 0)
@@ -360,16 +486,27 @@ class DiffusersEngine(Engine):
         saved_boundary = getattr(pipe.config, "boundary_ratio", None)
         try:
             shift = request.params.get("flow_shift")
-            if shift is not None:
-                pipe.scheduler = shifted_scheduler(pipe.scheduler, float(shift), self.spec.name)
+            pipe.scheduler = scheduler_for(pipe.scheduler, request.params.get("sampler"),
+                                           None if shift is None else float(shift),
+                                           self.spec.name)
             boundary = request.params.get("boundary")
             if boundary is not None and "boundary_ratio" in pipe.config:
                 pipe.register_to_config(boundary_ratio=float(boundary))
+            self._configure_step_cache(pipe, int(self.param(request, "steps")))
             yield
         finally:
             pipe.scheduler = saved_scheduler
             if "boundary_ratio" in pipe.config:
                 pipe.register_to_config(boundary_ratio=saved_boundary)
+
+    def _configure_step_cache(self, pipe, steps: int) -> None:
+        """Each expert's step cache gets the steps it runs in this call (and MagCache its
+        ratios for them); see engine.step_cache."""
+        if self.options.step_cache == "none":
+            return
+        per_expert = step_cache.expert_steps(pipe, steps)
+        ratios = step_cache.ratios_for(self._mag_tables, steps) if self._mag_tables else [None]
+        step_cache.configure_for_call(pipe, per_expert, ratios)
 
     def denoisers(self, pipe) -> list[tuple[str, Any]]:
         """(name, module) of each denoising network LoRAs attach to, first expert first."""
@@ -410,13 +547,8 @@ class DiffusersEngine(Engine):
             module.set_adapters(names, weights=weights)
 
 
-def shifted_scheduler(scheduler, shift: float, engine: str):
-    """A copy of `scheduler` with its flow shift set (UniPC: flow_shift; Euler: shift)."""
-    config = dict(scheduler.config)
-    if "flow_shift" in config:
-        return type(scheduler).from_config(config, flow_shift=shift)
-    if "shift" in config:
-        return type(scheduler).from_config(config, shift=shift)
-    raise EngineError(f"flow_shift: the {type(scheduler).__name__} of engine {engine!r} has no "
-                      f"shift to set; remove flow_shift for this engine")
+def _digest(value: Any) -> str:
+    import hashlib
+    import json
 
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]

@@ -12,7 +12,7 @@ from .base import EngineSpec, FrameRule
 
 # Keys every diffusers engine honours; families add theirs.
 _COMMON = frozenset({"steps", "seed", "negative", "loras"})
-_WAN = _COMMON | {"cfg", "flow_shift"}
+_WAN = _COMMON | {"cfg", "flow_shift", "sampler"}
 _TWO_EXPERTS = _WAN | {"cfg_2", "boundary"}
 _WAN_RULE = FrameRule(step=4, offset=1, minimum=5)
 # Wan I2V builds its own conditioning latents (engine.wan), so segments can also hand over
@@ -80,4 +80,4 @@ DIFFUSERS_SPECS: dict[str, tuple[EngineSpec, str]] = {
 # The storyboard's generation keys that some engine honours (the schema accepts all of them).
 GENERATION_KEYS = frozenset(
     {"steps", "cfg", "cfg_2", "flow_shift", "boundary", "loras", "source_video", "denoise",
-     "driving_video", "embedded_guidance"})
+     "driving_video", "embedded_guidance", "sampler"})

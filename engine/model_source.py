@@ -89,10 +89,18 @@ def resolve_model(model: str | os.PathLike | None, engine: str) -> ModelSource:
         if cached is None:
             raise ModelNotFound(
                 f"engine.model={text!r} is not in the local Hugging Face cache and nothing is "
-                f"downloaded at render time; fetch it first (huggingface-cli download {text}) "
-                f"or point engine.model at a folder")
+                f"downloaded at render time; fetch it first (hf download {text}) or point "
+                f"engine.model at a folder (hf download {text} --local-dir /models/"
+                f"{text.rsplit('/', 1)[-1]})")
         folder, revision = cached, cached.name
         name = text
+    elif folder.is_file():
+        raise ModelNotFound(
+            f"engine.model={text!r} is a single checkpoint file. A pipeline also needs the "
+            f"configs, tokenizer and scheduler of a diffusers folder: set engine.model=<that "
+            f"folder> (a configs-only download is enough, see `python -m flows.models`) and "
+            f"engine.options.files.transformer={text} (likewise transformer_2, vae, "
+            f"text_encoder)")
     else:
         name = folder.resolve().name
     index = folder / "model_index.json"

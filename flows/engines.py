@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from engine.base import Engine
 from engine.registry import UnknownEngineError, get_engine
 from flows.settings import CONF_DIR, ConfigInvalid
+from stages.profiles import Profile, ProfileChoice, ProfileConfigError, profiles_from_config
 
 
 def engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,3 +74,45 @@ def build_engines(engine_config: Mapping[str, Any], storyboard_fallback: str | N
         return engine, None, {}
     fallback = construct(fallback_cfg, f"fallback engine {fallback_cfg.get('name')!r}")
     return engine, fallback, dict(fallback_cfg.get("params") or {})
+
+
+def profile_choice(engine_config: Mapping[str, Any], override: str | None) -> ProfileChoice:
+    """The engine config's profiles and the command line's profile= (ConfigInvalid when the
+    config's `profiles:` is malformed)."""
+    try:
+        return ProfileChoice(profiles_from_config(engine_config), override)
+    except ProfileConfigError as exc:
+        raise ConfigInvalid(str(exc)) from None
+
+
+def with_profile_options(engine_config: Mapping[str, Any], profile: Profile | None,
+                         cli_options: list[str]) -> dict[str, Any]:
+    """The engine config with the render profile's engine options laid over its options,
+    except those set on the command line (an explicit key wins over its profile)."""
+    config = dict(engine_config)
+    if profile is None or not profile.options:
+        return config
+    options = dict(config.get("options") or {})
+    options.update({k: v for k, v in profile.options.items() if k not in cli_options})
+    config["options"] = options
+    return config
+
+
+def check_profiles_ready(choice: ProfileChoice, names: set[str]) -> None:
+    """Before any work: every profile the render uses has what it needs (a draft profile its
+    step-distilled LoRA file), with the key to set."""
+    problems = []
+    for name in sorted(names):
+        profile = choice.get(name)
+        if profile is None:
+            continue
+        for key in profile.missing:
+            problems.append(f"profile {name!r} needs its LoRA file: set {key}=/path/to/"
+                            f"<step-distilled LoRA>.safetensors (e.g. a LightX2V or Lightning "
+                            f"LoRA for this model), on the command line or in the engine config")
+        for lora in profile.loras:
+            if not Path(lora.path).is_file():
+                problems.append(f"profile {name!r}: LoRA file {lora.path} not found (set in "
+                                f"engine.profiles.{name})")
+    if problems:
+        raise ConfigInvalid("\n".join(problems))

@@ -13,7 +13,12 @@ from typing import TextIO
 
 from engine.base import Engine
 from engine.registry import UnknownEngineError, engine_spec
-from flows.engines import build_engines
+from flows.engines import (
+    build_engines,
+    check_profiles_ready,
+    profile_choice,
+    with_profile_options,
+)
 from flows.safety import image_policy, render_folder
 from flows.settings import ConfigInvalid, RenderSettings, find_storyboard, post_presets
 from flows.storage import open_storage
@@ -56,14 +61,31 @@ def prepare(settings: RenderSettings) -> Prepared:
         default_output=settings.output,
     )
     options.images = image_policy(settings)  # images confined to known folders, URLs opt-in
+    options.profiles = profile_choice(settings.engine, settings.profile)
     storyboard = validate_storyboard(path, spec, options)
-    engine, fallback, fallback_params = build_engines(settings.engine, storyboard.model.fallback)
-    plan = build_plan(storyboard, engine.identity(), dict(settings.engine.get("params") or {}))
+    check_profiles_ready(options.profiles, declared_profiles(storyboard.model, settings.profile))
+    # A render-wide profile's engine options (low_vram: quantize, offload) apply at load.
+    engine_config = with_profile_options(
+        settings.engine, options.profiles.top(storyboard.model.profile),
+        settings.engine_cli_options)
+    engine, fallback, fallback_params = build_engines(engine_config, storyboard.model.fallback)
+    plan = build_plan(storyboard, engine.identity(), dict(settings.engine.get("params") or {}),
+                      options.profiles)
     out_root, store = open_storage(settings)  # storage.root=: shared folder or fsspec URL
     # Checked, never created here: safe names, no symlinked folder below the output root.
     out_dir = render_folder(out_root, storyboard.name, settings.variant)
     return Prepared(settings, storyboard, plan, engine, store, out_dir, fallback=fallback,
                     fallback_params=fallback_params)
+
+
+def declared_profiles(model, override: str | None) -> set[str]:
+    """The profile names a render uses: the command line's, else every one the storyboard
+    declares (top level, defaults, shots)."""
+    if override is not None:
+        return {override}
+    names = {model.profile, model.defaults.profile if model.defaults else None}
+    names |= {shot.profile for shot in model.shots}
+    return {n for n in names if n is not None}
 
 
 def print_plan(prepared: Prepared, file: TextIO = sys.stdout) -> None:

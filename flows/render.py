@@ -32,7 +32,8 @@ _exit_codes: list[int] = []
 
 def settings_from_config(cfg: DictConfig, cwd: str, cli_overrides: list[str]) -> RenderSettings:
     data = OmegaConf.to_container(cfg, resolve=True)
-    post_override = any(o.split("=", 1)[0].lstrip("+~") == "post" for o in cli_overrides)
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in cli_overrides]
+    post_override = "post" in keys
     return RenderSettings(
         storyboard=data.get("storyboard") or "",
         cwd=cwd,
@@ -44,6 +45,9 @@ def settings_from_config(cfg: DictConfig, cwd: str, cli_overrides: list[str]) ->
         fps=data.get("fps"),
         resolution=data.get("resolution"),
         engine=dict(data.get("engine") or {}),
+        profile=data.get("profile"),
+        engine_cli_options=[k.split(".", 2)[2] for k in keys
+                            if k.startswith("engine.options.") and k.count(".") >= 2],
         post=list((data.get("post") or {}).get("chain") or []),
         post_override=post_override,
         output=dict(data.get("output") or {}),

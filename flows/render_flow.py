@@ -192,12 +192,20 @@ def render_flow(settings: dict[str, Any] | None = None, storyboard: str | None =
     episode = assemble_task.submit(shot_results, prepared).result()
     seconds = time.perf_counter() - started
     manifest = build_manifest(plan, shot_results, episode, prepared.out_dir,
-                              {"total_s": seconds}, engine_name(options))
+                              {"total_s": seconds}, engine_name(options),
+                              runtime=engine_runtime(prepared.engine))
     # manifest.json, the manifest inside the MP4, report.html and the Prefect report artifact
     manifest = publish_render(prepared, manifest, shot_results, source)
     view.finish()
     upload_outputs(options, prepared.out_dir)  # storage.root= an fsspec URL: mirror the folder
     return manifest
+
+
+def engine_runtime(engine) -> dict[str, Any]:
+    """How the engine ran this render (the attention kernel `auto` chose, compile, quantize):
+    {} for engines without such choices, or when every segment came from the cache."""
+    runtime = getattr(engine, "runtime", None)
+    return dict(runtime()) if callable(runtime) else {}
 
 
 def run_flow(settings: RenderSettings) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from stages.profiles import NAME as PROFILE_NAME
 from stages.storyboard import MAX_SIDE, MIN_SIDE
 from stages.units import parse_resolution
 
@@ -37,6 +38,10 @@ class RenderSettings:
     fps: int | None = None
     resolution: str | None = None  # "WxH": overrides the storyboard's resolution
     engine: dict[str, Any] = field(default_factory=lambda: {"name": "preview"})
+    # profile=NAME on the command line (stages.profiles): replaces the storyboard's profiles.
+    profile: str | None = None
+    # engine.options keys set on the command line: a profile's options never override them.
+    engine_cli_options: list[str] = field(default_factory=list)
     post: list[Any] = field(default_factory=list)
     post_override: bool = False
     output: dict[str, Any] = field(default_factory=dict)
@@ -92,6 +97,10 @@ class RenderSettings:
                 self.resolution_size()
             except ValueError as exc:
                 problems.append(f"resolution={self.resolution!r}: {exc}")
+        if self.profile is not None and not (isinstance(self.profile, str)
+                                             and PROFILE_NAME.match(self.profile)):
+            problems.append(f"profile={self.profile!r}: give a profile name, e.g. "
+                            f"profile=draft (see the engine config's profiles:)")
         if self.shots is not None and not (
             isinstance(self.shots, list) and all(isinstance(s, str) for s in self.shots)
         ):

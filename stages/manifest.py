@@ -23,12 +23,14 @@ def build_manifest(
     out_dir: Path,
     timings: dict[str, float],
     engine_name: str,
+    runtime: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     by_id = {s.id: s for s in shots}
     rel = lambda p: str(Path(p).relative_to(out_dir)) if Path(p).is_relative_to(out_dir) else str(p)
     shot_entries = []
     for shot_plan in plan.included():
         result = by_id[shot_plan.id]
+        jobs = {job.index: job for job in shot_plan.segments}
         shot_entries.append({
             "id": shot_plan.id,
             "frames": result.frames,
@@ -54,6 +56,8 @@ def build_manifest(
                     "engine": seg.generation.get("engine", engine_name),
                     "degraded": list(seg.generation.get("degraded") or []),
                     "fallback_reason": seg.generation.get("fallback_reason"),
+                    # The render profile its settings came from (stages.profiles), if any.
+                    "profile": jobs[seg.index].profile if seg.index in jobs else None,
                 }
                 for seg in result.segments
             ],
@@ -64,6 +68,8 @@ def build_manifest(
         "storyboard_file": plan.storyboard_path.name,
         "engine": engine_name,
         "engine_identity": plan.engine,
+        # Speed choices made at load (attention kernel picked by auto, compile, quantize).
+        "engine_runtime": dict(runtime or {}),
         "fps": episode.fps,
         "generation_fps": plan.fps,
         "resolution": f"{plan.width}x{plan.height}",

@@ -12,7 +12,7 @@ import hashlib
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from engine.base import CameraState, LoraRef
 from stages.camera import camera_path
@@ -20,6 +20,7 @@ from stages.keys import content_key, file_sha256
 from stages.chaining import ChainSpec, chain_lead, chain_spec, overlap_params
 from stages.overlap_join import OverlapParams
 from stages.post import PostStep, chain_fps, chain_frames_out
+from stages.profiles import Profile, ProfileChoice, effective, resolve_key
 from stages.storyboard import (
     Chain,
     GenerationKeys,
@@ -92,6 +93,7 @@ class SegmentJob:
     # (not an image file), and the frames at the end that repeat it (dropped from the clip).
     end_from: FrameRef | None = None
     trim_end: int = 0
+    profile: str | None = None  # the render profile its keys came from (stages.profiles)
 
     @property
     def ref(self) -> SegmentRef:
@@ -166,12 +168,14 @@ class RenderPlan:
 _PARAM_KEYS = tuple(k for k in GenerationKeys.model_fields if k != "loras")
 
 
-def generation_params(base: dict[str, Any], *holders: Any) -> dict[str, Any]:
-    """Engine config params overlaid with the storyboard's keys, innermost holder winning
-    (holders: segment, shot, defaults)."""
+def generation_params(base: dict[str, Any], holders: Sequence[Any],
+                      levels: Sequence[Profile | None] = ()) -> dict[str, Any]:
+    """Engine config params overlaid with the storyboard's keys and profiles by the precedence
+    rule of stages.profiles (holders: segment, shot, defaults; levels: the profile declared at
+    each of those levels, then the storyboard's)."""
     params = dict(base)
     for key in _PARAM_KEYS:
-        value = inherited(key, *holders)
+        value = resolve_key(key, holders, levels)
         if value is not None:
             params[key] = value
     return params
@@ -308,7 +312,7 @@ def _bridge_end(vs: ValidatedStoryboard, after: ShotPlan) -> tuple[Path | None, 
 
 
 def _with_bridges(vs: ValidatedStoryboard, shots: list[ShotPlan], engine_identity: dict,
-                  params: dict[str, Any], image_sha) -> list[ShotPlan]:
+                  params: dict[str, Any], image_sha, profiles: ProfileChoice) -> list[ShotPlan]:
     """Insert a bridge shot after every included shot whose transition is `generated`: one
     first-last-frame segment from its last frame to the next included shot's first frame,
     `duration` long plus the two frames it starts and ends on (both dropped from the clip)."""
@@ -329,7 +333,9 @@ def _with_bridges(vs: ValidatedStoryboard, shots: list[ShotPlan], engine_identit
         prompt = transition.prompt or after.segments[0].prompt
         negative = (defaults.negative if defaults else None) or ""
         seed = derive_seed(vs.model.seed, name, 0)
-        job_params = generation_params(params, defaults)
+        levels = profiles.levels(None, defaults, vs.model.profile)
+        job_params = generation_params(params, (None, None, defaults), levels)
+        profile = effective(levels)
         end_source = (None if end_from is None else
                       next(j.key for s in shots for j in s.segments if j.ref == end_from.segment))
         key = content_key("segment", {
@@ -341,6 +347,9 @@ def _with_bridges(vs: ValidatedStoryboard, shots: list[ShotPlan], engine_identit
                     "segment": None if end_from is None else [end_from.kind, end_source]},
             "params": job_params,
             "labels": (name, 0) if vs.engine.draws_labels else None,
+            # Only when a profile adds LoRAs, so bridges without one keep their keys.
+            **({"loras": [(file_sha256(Path(x.path)), x.strength, x.strength_2)
+                          for x in profile.loras]} if profile and profile.loras else {}),
         })
         job = SegmentJob(
             shot_id=name, index=0, frames=frames, fps=vs.fps, width=vs.width,
@@ -348,6 +357,7 @@ def _with_bridges(vs: ValidatedStoryboard, shots: list[ShotPlan], engine_identit
             start=StartCondition("chain", upstream=upstream.ref), end_image=end_image,
             camera=(), start_time=0.0, key=key, params=job_params,
             upstream_key=upstream.key, chain=ChainSpec(lead=1), end_from=end_from, trim_end=1,
+            loras=profile.loras if profile else (), profile=profile.name if profile else None,
         )
         bridge = ShotPlan(id=name, segments=[job], transition=Transition(), include=True,
                           bridge=True)
@@ -384,7 +394,8 @@ def _anchor_identity(anchor: FrameRef | None, image_sha, jobs: list[SegmentJob],
 
 
 def build_plan(
-    vs: ValidatedStoryboard, engine_identity: dict[str, Any], params: dict[str, Any] | None = None
+    vs: ValidatedStoryboard, engine_identity: dict[str, Any], params: dict[str, Any] | None = None,
+    profiles: ProfileChoice | None = None,
 ) -> RenderPlan:
     """Plan every segment of the shots `vs` selects (and the shots they chain from).
 
@@ -392,6 +403,7 @@ def build_plan(
     so they are part of every key.
     """
     params = dict(params or {})
+    profiles = profiles or ProfileChoice()
     defaults = vs.model.defaults
     needed = _needed_shots(vs)
     selected = set(vs.selected)
@@ -461,8 +473,11 @@ def build_plan(
             negative = inherited("negative", seg, shot, defaults) or ""
             path = camera_path(camera, frame_cursor, frames, vs.fps, shot_seconds)
             holders = (seg, shot, defaults)
-            seg_params = generation_params(params, *holders)
-            loras = tuple(
+            levels = profiles.levels(shot, defaults, vs.model.profile)
+            seg_params = generation_params(params, holders, levels)
+            profile = effective(levels)
+            # A profile's LoRAs (a step-distilled LoRA) come with the storyboard's, not instead.
+            loras = (profile.loras if profile else ()) + tuple(
                 LoraRef(str(_image_path(vs, lora.path)), lora.strength, lora.strength_2)
                 for lora in (inherited("loras", *holders) or []))
             source = _image_path(vs, inherited("source_video", shot, defaults))
@@ -498,6 +513,7 @@ def build_plan(
                 params=seg_params, loras=loras, source_video=source, driving_video=driving,
                 camera_apply=camera_apply(camera), upstream_key=upstream_key,
                 chain=spec, anchor=anchor, prompt_from=scheduled[0] if scheduled else None,
+                profile=profile.name if profile else None,
             ))
         plan_shot = ShotPlan(
             id=shot.id, segments=jobs,
@@ -520,7 +536,7 @@ def build_plan(
         shots.append(plan_shot)
         previous_last = jobs[-1]
 
-    shots = _with_bridges(vs, shots, engine_identity, params, image_sha)
+    shots = _with_bridges(vs, shots, engine_identity, params, image_sha, profiles)
     plan = RenderPlan(
         name=vs.name, storyboard_path=vs.path, engine=engine_identity, fps=vs.fps,
         width=vs.width, height=vs.height, post=vs.post, post_fps=chain_fps(vs.post, vs.fps),

@@ -30,6 +30,8 @@ MAX_FPS = 120
 MIN_SIDE, MAX_SIDE = 64, 4096
 MAX_SEED = 2**63 - 1
 SHOT_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
+# A render profile's name (stages.profiles): defined per engine in conf/engine/<name>.yaml.
+ProfileName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", strict=True)]
 
 # Camera value ranges: far enough for any real move, near enough to catch a unit mistake
 # (rotate is degrees, pans are fractions of the frame).
@@ -185,6 +187,8 @@ class GenerationKeys(_Model):
     loras: list[Lora] | None = None
     denoise: Annotated[float, Field(gt=0.0, le=1.0)] | None = None  # v2v strength
     embedded_guidance: Guidance | None = None  # HunyuanVideo's distilled guidance
+    # Flow-matching scheduler for the call (engine.samplers): unipc | euler | dpmpp.
+    sampler: Literal["unipc", "euler", "dpmpp"] | None = None
 
 
 ChainMode = Literal["last_frame", "overlap", "latent", "svi"]
@@ -291,6 +295,7 @@ class ShotDefaults(GenerationKeys):
     source_video: ImagePath | None = None   # v2v: the video to restyle (relative path)
     driving_video: ImagePath | None = None  # animate: the pose video to perform
     chain: Chain | None = None              # how the shot's segments hand over
+    profile: ProfileName | None = None      # draft | final | two_pass | ... (stages.profiles)
 
 
 class Shot(ShotDefaults):
@@ -354,6 +359,8 @@ class Storyboard(_Model):
     fps: Annotated[int, Field(ge=1, le=MAX_FPS, strict=True)] | None = None
     resolution: tuple[int, int] | None = None
     seed: Seed = 0
+    # The render's profile (stages.profiles); the only place for one that sets engine options.
+    profile: ProfileName | None = None
     defaults: ShotDefaults | None = None
     shots: list[Shot] = Field(min_length=1)
     post: list[PostItem] | None = None

@@ -36,6 +36,7 @@ from stages.storyboard import (
     Transition,
     camera_keys,
 )
+from stages.profiles import ProfileChoice
 from stages.yaml_source import KeyPath, YamlSource, YamlSyntaxError, format_key_path, load_yaml
 
 # Keys that make Hydra or OmegaConf build objects or change composition; storyboards are data.
@@ -88,6 +89,8 @@ class ValidateOptions:
     post_override: bool = False  # the command line chose the chain: it beats the storyboard's
     default_output: Mapping[str, Any] = field(default_factory=dict)  # storyboard keys win
     images: ImagePolicy = field(default_factory=ImagePolicy)  # where images may come from
+    # The engine config's render profiles and the command line's profile= (stages.profiles).
+    profiles: ProfileChoice = field(default_factory=ProfileChoice)
 
 
 # Which model describes the mapping found at a (cleaned) key path; for "did you mean".
@@ -567,6 +570,7 @@ def validate_storyboard(
         seen.setdefault(shot.id, i)
         checker.shot(i, shot, model.defaults, fps)
     checker.generated_transitions(model.shots, model.defaults)
+    _check_profiles(checker, model, options.profiles)
     for key in ("image", "end_image"):
         value = getattr(model.defaults, key, None) if model.defaults else None
         if value is not None:
@@ -613,6 +617,41 @@ def validate_storyboard(
         width=width, height=height, engine=engine, selected=selected, output=output,
         images=dict(checker.resolver.resolved), warnings=checker.warnings, audio=audio,
     )
+
+
+def _check_profiles(checker: _Checker, model: Storyboard, choice: ProfileChoice) -> None:
+    """Profile names the engine config defines; engine options only for the whole render."""
+    known = sorted(choice.profiles)
+    engine = checker.engine.name
+
+    def unknown(name: str) -> str:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return (f"unknown profile {name!r} for engine {engine!r}{hint} (its profiles: "
+                f"{', '.join(known) or 'none'}; they are defined in conf/engine/{engine}.yaml "
+                f"under profiles:)")
+
+    if choice.override is not None:
+        if choice.override not in choice.profiles:
+            checker.problems.append(Problem("command line", "profile", unknown(choice.override)))
+        return  # the command line's profile replaces the storyboard's
+    declared: list[tuple[KeyPath, str]] = []
+    if model.profile is not None:
+        declared.append((("profile",), model.profile))
+    if model.defaults is not None and model.defaults.profile is not None:
+        declared.append((("defaults", "profile"), model.defaults.profile))
+    declared += [(("shots", i, "profile"), shot.profile) for i, shot in enumerate(model.shots)
+                 if shot.profile is not None]
+    for path, name in declared:
+        profile = choice.get(name)
+        if profile is None:
+            checker.add(path, unknown(name))
+        elif profile.options and path != ("profile",):
+            checker.add(path, f"profile {name!r} sets engine options "
+                              f"({', '.join(sorted(profile.options))}), which change how the "
+                              f"model loads: set it for the whole render (`profile: {name}` at "
+                              f"the top of the storyboard, or profile={name} on the command "
+                              f"line)")
 
 
 def _audio_track(checker: _Checker, audio: Audio, base: Path) -> AudioTrack | None:

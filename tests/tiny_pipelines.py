@@ -48,11 +48,11 @@ def tiny_wan_vae(z_dim: int = 16):
 
 
 def tiny_wan_transformer(in_channels: int = 16, seed: int = 0, image_dim: int | None = None,
-                         vace: bool = False):
+                         vace: bool = False, head_dim: int = 12):
     from diffusers import WanTransformer3DModel, WanVACETransformer3DModel
 
     torch.manual_seed(seed)
-    common = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+    common = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=head_dim,
                   in_channels=in_channels, out_channels=16, text_dim=32, freq_dim=256,
                   ffn_dim=32, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
                   rope_max_seq_len=32)
@@ -69,11 +69,12 @@ def _unipc():
                                    flow_shift=3.0)
 
 
-def save_wan_t2v(path: Path) -> Path:
+def save_wan_t2v(path: Path, head_dim: int = 12) -> Path:
+    """head_dim=16 gives 32-wide layers, which GGUF's Q8_0 blocks (32 values) can quantize."""
     from diffusers import WanPipeline
 
     pipe = WanPipeline(tokenizer=tiny_tokenizer(), text_encoder=tiny_t5(), vae=tiny_wan_vae(),
-                       scheduler=_unipc(), transformer=tiny_wan_transformer())
+                       scheduler=_unipc(), transformer=tiny_wan_transformer(head_dim=head_dim))
     pipe.save_pretrained(path)
     return path
 

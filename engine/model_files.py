@@ -1,0 +1,793 @@
+"""Single checkpoint files (ComfyUI / original-layout safetensors, fp8 "scaled", GGUF) as
+replacements for the components of a diffusers folder: `engine.options.files`.
+
+Why this module exists: users hold ComfyUI's single files (`wan2.2_i2v_high_noise_14B_fp8_scaled
+.safetensors`, `wan_2.1_vae.safetensors`, `umt5_xxl_fp8_e4m3fn_scaled.safetensors`, city96's
+GGUF quantizations), not diffusers folders. A single file has weights only: no tokenizer, no
+scheduler, no configs, and nothing may be downloaded at run time. So `engine.model` stays the
+diffusers folder (the *base*: configs, tokenizer, scheduler, and the weights of every component
+not replaced; a configs-only download is enough when files replace the big ones), and
+`engine.options.files` maps component names (transformer, transformer_2, vae, text_encoder,
+image_encoder) to files. Everything about file formats lives here, in three steps:
+
+1. `inspect_files` (engine construction; reads headers, never weights): GGUF by its magic bytes,
+   safetensors by its JSON header (a header that promises more bytes than the file has is a
+   truncated download). Tensor names say which model it is (a Wan transformer in the original
+   or diffusers layout, a Wan VAE, a UMT5 encoder, ... or an SDXL UNet, a LoRA), and the shapes
+   are checked against the base's config for that component, after diffusers' own single-file
+   key conversion run on meta tensors. A file of the wrong model, size or format is an
+   EngineConfigError (exit 2) naming the key, the file and what was found, before any load.
+2. `load_components` (inside the model pool's load): original-layout names are converted by
+   diffusers' single-file converters (the mapping functions `from_single_file` uses), fp8
+   weights are multiplied by their scales (ComfyUI's `scale_weight` / `weight_scale`, per
+   tensor or per channel), each tensor is cast as `from_pretrained` casts it (modules the class
+   keeps in fp32 stay fp32), and the component is built from the base's config offline. GGUF
+   transformers go through `from_single_file` with diffusers' GGUF quantizer and stay
+   quantized. The modules reach `from_pretrained` as component overrides.
+3. `ModelFile.identity`: file name, size and a hash of the first and last MiB, for content keys
+   (no absolute paths; cheap on 14B files; any re-download or different fine-tune changes it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .diffusers_options import EngineConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model_source import ModelSource
+
+log = logging.getLogger(__name__)
+
+GGUF_MAGIC = b"GGUF"
+_MAX_HEADER = 200 * 2**20  # a safetensors header larger than this is not one
+_FINGERPRINT_SPAN = 2**20
+
+# Markers and extra tensors of ComfyUI's fp8 layouts; dropped on load (scales are applied).
+_SCALE_SUFFIXES = (".scale_weight", ".weight_scale")
+_DROP_SUFFIXES = (".scale_input", ".input_scale", ".comfy_quant")
+_DROP_NAMES = ("scaled_fp8", "spiece_model")
+_FP8 = ("F8_E4M3", "F8_E5M2")
+_FP8_FORMATS = ("float8_e4m3fn", "float8_e5m2")
+
+# llama.cpp / city96 names of a T5 encoder in GGUF -> transformers names.
+_T5_GGUF_NAMES = (
+    ("enc.", "encoder."), (".blk.", ".block."), ("token_embd", "shared"),
+    ("output_norm", "final_layer_norm"), ("attn_q", "layer.0.SelfAttention.q"),
+    ("attn_k", "layer.0.SelfAttention.k"), ("attn_v", "layer.0.SelfAttention.v"),
+    ("attn_o", "layer.0.SelfAttention.o"), ("attn_norm", "layer.0.layer_norm"),
+    ("attn_rel_b", "layer.0.SelfAttention.relative_attention_bias"),
+    ("ffn_up", "layer.1.DenseReluDense.wi_1"), ("ffn_down", "layer.1.DenseReluDense.wo"),
+    ("ffn_gate", "layer.1.DenseReluDense.wi_0"), ("ffn_norm", "layer.1.layer_norm"),
+)
+
+
+@dataclass(frozen=True)
+class _Signature:
+    family: str
+    layout: str           # diffusers | original | transformers | llama.cpp
+    anchors: tuple[str, ...]
+    label: str
+
+
+# What a file's tensor names look like, most specific first. `anchors` must all be present
+# under one common prefix (model.diffusion_model., first_stage_model., ... or none).
+SIGNATURES: tuple[_Signature, ...] = (
+    _Signature("lora", "lora", ("lora_A.weight",), "a LoRA (adapter weights, not a model)"),
+    _Signature("lora", "lora", ("lora_down.weight",), "a LoRA (adapter weights, not a model)"),
+    _Signature("wan_transformer", "original", ("blocks.0.self_attn.q.weight", "head.modulation"),
+               "a Wan transformer in the original Wan / ComfyUI layout"),
+    _Signature("wan_transformer", "diffusers",
+               ("blocks.0.attn1.to_q.weight", "condition_embedder.time_proj.weight"),
+               "a Wan transformer in the diffusers layout"),
+    _Signature("wan_vae", "original", ("decoder.middle.0.residual.0.gamma",),
+               "a Wan VAE in the original layout"),
+    _Signature("wan_vae", "diffusers", ("decoder.mid_block.resnets.0.norm1.gamma",),
+               "a Wan VAE in the diffusers layout"),
+    _Signature("t5", "transformers", ("encoder.block.0.layer.0.SelfAttention.q.weight",),
+               "a T5 / UMT5 text encoder (transformers layout)"),
+    _Signature("t5", "llama.cpp", ("enc.blk.0.attn_q.weight",),
+               "a T5 / UMT5 text encoder (llama.cpp GGUF names)"),
+    _Signature("wan_t5", "original", ("blocks.0.attn.q.weight", "token_embedding.weight"),
+               "Wan's original T5 checkpoint (models_t5_umt5-xxl-enc layout)"),
+    _Signature("clip_vision", "transformers",
+               ("vision_model.encoder.layers.0.self_attn.q_proj.weight",),
+               "a CLIP vision encoder (transformers layout)"),
+    _Signature("open_clip", "original", ("visual.transformer.resblocks.0.attn.in_proj_weight",),
+               "an open_clip vision encoder (Wan's original models_clip_open-clip layout)"),
+    _Signature("clip_text", "transformers",
+               ("text_model.encoder.layers.0.self_attn.q_proj.weight",),
+               "a CLIP text encoder"),
+    _Signature("sd_unet", "original", ("input_blocks.0.0.weight", "out.2.weight"),
+               "an SD 1.x / SDXL UNet"),
+    _Signature("unet", "diffusers", ("conv_in.weight", "time_embedding.linear_1.weight",
+                                     "down_blocks.0.resnets.0.conv1.weight"),
+               "a diffusers UNet"),
+    _Signature("flux", "original", ("double_blocks.0.img_attn.qkv.weight",),
+               "a Flux transformer"),
+    _Signature("hunyuan_video", "original", ("double_blocks.0.img_attn_qkv.weight",),
+               "a HunyuanVideo transformer (original layout)"),
+    _Signature("ltx", "diffusers", ("transformer_blocks.0.attn1.to_q.weight",
+                                    "adaln_single.emb.timestep_embedder.linear_1.weight"),
+               "an LTX-Video transformer"),
+    _Signature("sd3", "original", ("joint_blocks.0.x_block.attn.qkv.weight",),
+               "an SD3 transformer"),
+    _Signature("sd_vae", "original", ("decoder.mid.block_1.norm1.weight",),
+               "an SD / SDXL / Flux VAE (original layout)"),
+    _Signature("sd_vae", "diffusers", ("decoder.mid_block.resnets.0.norm1.weight",
+                                       "decoder.conv_in.weight"),
+               "a diffusers AutoencoderKL"),
+)
+
+# The base's component class -> the family its file must have (others: shape check only).
+EXPECTED_FAMILY = {
+    "WanTransformer3DModel": "wan_transformer",
+    "WanVACETransformer3DModel": "wan_transformer",
+    "WanAnimateTransformer3DModel": "wan_transformer",
+    "AutoencoderKLWan": "wan_vae",
+    "UMT5EncoderModel": "t5",
+    "T5EncoderModel": "t5",
+    "CLIPVisionModel": "clip_vision",
+    "CLIPVisionModelWithProjection": "clip_vision",
+}
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One `engine.options.files` entry, inspected (headers only)."""
+
+    component: str
+    path: Path
+    format: str          # safetensors | gguf
+    layout: str          # diffusers | original | transformers | llama.cpp
+    quantization: str    # e.g. "bf16", "fp8 scaled", "GGUF Q8_0"
+    prefix: str          # key prefix stripped on load ("model.diffusion_model.", ...)
+    size: int
+    digest: str
+    library: str         # diffusers | transformers (the base's component library)
+    model_class: str     # the base's component class
+    # The component's parameter names (a diffusers-layout file loads only these).
+    keys: frozenset = field(default=frozenset(), repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"engine.options.files.{self.component}"
+
+    @property
+    def identity(self) -> str:
+        """For content keys: no folders, only what identifies the bytes."""
+        return f"{self.path.name}:{self.size}:{self.digest}"
+
+    def describe(self) -> str:
+        return f"{self.path.name} ({self.format}, {self.layout} layout, {self.quantization})"
+
+    def loaded_bytes(self, dtype_bytes: int) -> int:
+        """Approximate memory once loaded at `dtype_bytes` per weight (2 for bf16): GGUF stays
+        quantized (its file size); fp8 and fp16/fp32 files are cast to the compute dtype."""
+        if self.format == "gguf":
+            return self.size
+        per_weight = {"fp32": 4, "fp16": 2, "bf16": 2}.get(self.quantization, 1)
+        return self.size * dtype_bytes // per_weight
+
+
+# -- reading headers --------------------------------------------------------------------------
+
+
+@dataclass
+class _Header:
+    format: str
+    tensors: dict[str, tuple[tuple[int, ...], str]]  # name -> (shape, dtype / GGUF type)
+    metadata: dict[str, Any]
+    gguf_arch: str | None = None
+
+
+class _Unreadable(Exception):
+    """The file is not a model file this engine reads; the message says what it is."""
+
+
+def file_fingerprint(path: Path, size: int | None = None) -> str:
+    """Hash of the size and the first and last MiB: changes with any re-download or re-save,
+    costs two small reads on a 14B file."""
+    size = path.stat().st_size if size is None else size
+    digest = hashlib.sha256(f"{size}\0".encode())
+    with open(path, "rb") as fh:
+        digest.update(fh.read(_FINGERPRINT_SPAN))
+        if size > 2 * _FINGERPRINT_SPAN:
+            fh.seek(size - _FINGERPRINT_SPAN)
+            digest.update(fh.read(_FINGERPRINT_SPAN))
+    return digest.hexdigest()[:16]
+
+
+def read_header(path: Path) -> _Header:
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    if head[:4] == GGUF_MAGIC:
+        return _read_gguf(path)
+    if len(head) < 9:
+        raise _Unreadable(f"a {size}-byte file: too short to be a safetensors or GGUF model "
+                          f"(an interrupted download?)")
+    (length,) = struct.unpack("<Q", head[:8])
+    if head[8:9] != b"{" or length > _MAX_HEADER:
+        if head[:4] == b"PK\x03\x04" or head[:2] in (b"\x80\x02", b"\x80\x04"):
+            raise _Unreadable("a PyTorch pickle checkpoint (.pt/.pth/.ckpt/.bin); pickles can "
+                              "run code and are not read here: use the .safetensors or .gguf "
+                              "release of the model")
+        raise _Unreadable("neither safetensors (no JSON header) nor GGUF (no GGUF magic bytes)")
+    if 8 + length > size:
+        raise _Unreadable(f"a truncated safetensors file: its header needs {8 + length} bytes, "
+                          f"the file has {size} (an interrupted download?)")
+    with open(path, "rb") as fh:
+        fh.seek(8)
+        raw = fh.read(length)
+    try:
+        header = json.loads(raw)
+    except ValueError:
+        raise _Unreadable("a damaged safetensors file (its header is not valid JSON)") from None
+    if not isinstance(header, dict):
+        raise _Unreadable("a damaged safetensors file (its header is not a JSON object)")
+    metadata = header.pop("__metadata__", None) or {}
+    tensors: dict[str, tuple[tuple[int, ...], str]] = {}
+    end = 0
+    try:
+        for name, info in header.items():
+            tensors[name] = (tuple(int(d) for d in info["shape"]), str(info["dtype"]))
+            end = max(end, int(info["data_offsets"][1]))
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise _Unreadable("a damaged safetensors file (a tensor entry in its header is "
+                          "malformed)") from None
+    if 8 + length + end > size:
+        raise _Unreadable(f"a truncated safetensors file: its tensors need {8 + length + end} "
+                          f"bytes, the file has {size} (an interrupted download? download it "
+                          f"again)")
+    return _Header("safetensors", tensors, metadata if isinstance(metadata, dict) else {})
+
+
+def _read_gguf(path: Path) -> _Header:
+    try:
+        import gguf
+    except ImportError:  # pragma: no cover - a project dependency
+        raise _Unreadable("a GGUF file, but the `gguf` package is not installed "
+                          "(pip install 'gguf>=0.10')") from None
+    try:
+        reader = gguf.GGUFReader(str(path))
+        tensors = {}
+        for t in reader.tensors:
+            shape = tuple(int(d) for d in reversed([int(x) for x in t.shape]))
+            _ = t.data.shape  # a truncated file fails here
+            tensors[t.name] = (shape, t.tensor_type.name)
+    except Exception as exc:  # noqa: BLE001 - the reader raises many kinds on a bad file
+        raise _Unreadable(f"a damaged or truncated GGUF file ({type(exc).__name__}: the tensor "
+                          f"table does not fit the file; an interrupted download?)") from None
+    metadata: dict[str, Any] = {}
+    arch = None
+    for name, entry in reader.fields.items():
+        metadata[name] = None  # names only: values are never shown
+        if name == "general.architecture":
+            try:
+                arch = bytes(entry.parts[entry.data[-1]]).decode("utf-8")
+            except (IndexError, UnicodeDecodeError):
+                arch = None
+    return _Header("gguf", tensors, metadata, gguf_arch=arch)
+
+
+# -- what a file holds ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Match:
+    signature: _Signature
+    prefix: str
+
+
+def identify(names: set[str], prefer: str | None = None) -> _Match | None:
+    """The first signature whose anchors are all present under one prefix; signatures of
+    family `prefer` first (so an all-in-one checkpoint yields the part the component wants)."""
+    ordered = sorted(SIGNATURES, key=lambda s: s.family != prefer)
+    for sig in ordered:
+        first = sig.anchors[0]
+        for name in names:
+            if not name.endswith(first):
+                continue
+            prefix = name[: len(name) - len(first)]
+            if prefix and not prefix.endswith("."):
+                continue
+            if all(prefix + anchor in names for anchor in sig.anchors[1:]):
+                return _Match(sig, prefix)
+    return None
+
+
+def describe_header(header: _Header, match: _Match | None) -> str:
+    count = len(header.tensors)
+    what = f"a {header.format} file with {count:,} tensor{'s' if count != 1 else ''}"
+    if header.gguf_arch:
+        what += f" (GGUF architecture {header.gguf_arch!r})"
+    if match is None:
+        names = set(header.tensors)
+        sample = ", ".join(sorted(names, key=len)[:2])
+        return f"{what} whose names match no model this engine reads (e.g. {sample})"
+    example = match.prefix + match.signature.anchors[0].split(".")[0]
+    return f"{what} whose names look like {match.signature.label} ({example}...)"
+
+
+def quantization_of(header: _Header) -> str:
+    counts: dict[str, int] = {}
+    for _shape, dtype in header.tensors.values():
+        counts[dtype] = counts.get(dtype, 0) + 1
+    if header.format == "gguf":
+        quant = sorted((t for t in counts if t not in ("F32", "F16")),
+                       key=lambda t: -counts[t])
+        return "GGUF " + ", ".join(quant or ["F16/F32"])
+    if any(d in _FP8 for d in counts):
+        scaled = any(n.endswith(_SCALE_SUFFIXES) for n in header.tensors)
+        return "fp8 scaled" if scaled else "fp8"
+    main = max(counts, key=lambda d: counts[d], default="?")
+    return {"F32": "fp32", "F16": "fp16", "BF16": "bf16"}.get(main, main.lower())
+
+
+# -- the base's side ----------------------------------------------------------------------------
+
+
+def _components(base: Path) -> dict[str, tuple[str | None, str | None]]:
+    try:
+        meta = json.loads((base / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: (v[0], v[1]) for k, v in meta.items()
+            if not k.startswith("_") and isinstance(v, list) and len(v) == 2}
+
+
+def _single_file_loadable(class_name: str) -> bool:
+    from diffusers.loaders.single_file_model import SINGLE_FILE_LOADABLE_CLASSES
+
+    return class_name in SINGLE_FILE_LOADABLE_CLASSES
+
+
+def _model_class(library: str, name: str):
+    import importlib
+
+    module = importlib.import_module(library)
+    return getattr(module, name, None)
+
+
+def expected_shapes(library: str, class_name: str, folder: Path) -> tuple[dict[str, tuple], set]:
+    """Parameter names and shapes of the base's component, built on the meta device from its
+    config (no weights); plus the names tied to another parameter (may be absent in files)."""
+    from accelerate import init_empty_weights
+
+    cls = _model_class(library, class_name)
+    with init_empty_weights():
+        if library == "diffusers":
+            model = cls.from_config(cls.load_config(str(folder)))
+        else:
+            config = cls.config_class.from_pretrained(str(folder))
+            model = cls(config)
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    tied = getattr(model, "_tied_weights_keys", None) or ()
+    return shapes, set(tied.keys() if isinstance(tied, dict) else tied)
+
+
+def _strip(names: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    if not prefix:
+        return {k: v for k, v in names.items() if k not in _DROP_NAMES}
+    return {k[len(prefix):]: v for k, v in names.items() if k.startswith(prefix)}
+
+
+def _weights_only(shapes: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in shapes.items()
+            if not k.endswith(_SCALE_SUFFIXES + _DROP_SUFFIXES) and k not in _DROP_NAMES}
+
+
+def converted_shapes(library: str, class_name: str, layout: str,
+                     shapes: Mapping[str, tuple], config: Mapping[str, Any]) -> dict[str, tuple]:
+    """The file's names and shapes as the component will see them: diffusers' single-file
+    converter for original layouts, run on meta tensors (no weights read)."""
+    if layout != "original" or library != "diffusers":
+        return dict(shapes)
+    import torch
+    from diffusers.loaders.single_file_model import SINGLE_FILE_LOADABLE_CLASSES
+
+    convert = SINGLE_FILE_LOADABLE_CLASSES[class_name]["checkpoint_mapping_fn"]
+    meta = {k: torch.empty(v, device="meta") for k, v in shapes.items()}
+    out = convert(checkpoint=meta, config=dict(config))
+    return {k: tuple(v.shape) for k, v in out.items()}
+
+
+def _t5_name(name: str) -> str:
+    for old, new in _T5_GGUF_NAMES:
+        name = name.replace(old, new)
+    return name
+
+
+def _fmt(shape: tuple) -> str:
+    return "x".join(str(d) for d in shape) or "scalar"
+
+
+# -- inspection (engine construction) ---------------------------------------------------------
+
+
+def inspect_files(files: Mapping[str, Any] | None, source: "ModelSource",
+                  engine: str) -> dict[str, ModelFile]:
+    """Check every `engine.options.files` entry against the base folder; EngineConfigError
+    naming the key, the file and what was found when one cannot serve its component."""
+    chosen = {k: v for k, v in dict(files or {}).items() if v not in (None, "")}
+    components = _components(source.path)
+    out: dict[str, ModelFile] = {}
+    for component, value in chosen.items():
+        out[component] = _inspect_one(component, value, source, components, engine)
+    missing = [c for c in missing_weights(source.path) if c not in out]
+    if missing:
+        folders = ", ".join(missing) + (" folders have" if len(missing) > 1 else " folder has")
+        raise EngineConfigError(
+            f"engine.model={source.name!r}: its {folders} a config but no weights (a "
+            f"configs-only download?); set engine.options.files.{missing[0]}=<a single file "
+            f"for it> or download the weights (`python -m flows.models engine={engine}` "
+            f"prints the command)")
+    return out
+
+
+def _inspect_one(component: str, value: Any, source: "ModelSource",
+                 components: Mapping[str, tuple], engine: str) -> ModelFile:
+    key = f"engine.options.files.{component}"
+    if not isinstance(value, (str, Path)):
+        raise EngineConfigError(f"{key}={value!r}: expected the path of a .safetensors or "
+                                f".gguf file")
+    library, class_name = components.get(component, (None, None))
+    models = [c for c, (lib, cls) in components.items()
+              if lib is not None and _needs_weights(source.path / c, cls)]
+    if library is None or class_name is None:
+        raise EngineConfigError(
+            f"{key}: engine.model={source.name!r} ({source.pipeline_class}) has no {component!r} "
+            f"component; files can replace {', '.join(models) or 'none of its components'}")
+    if not _needs_weights(source.path / component, class_name):
+        raise EngineConfigError(f"{key}: {component!r} of engine.model={source.name!r} is a "
+                                f"{class_name}, which has no weights to replace; files can "
+                                f"replace {', '.join(models)}")
+    path = Path(str(value)).expanduser()
+    shown = Path(str(value)).name or str(value)
+    if not path.is_file():
+        what = "a folder, not a file" if path.is_dir() else "no such file"
+        raise EngineConfigError(f"{key}={value}: {what}; give the .safetensors or .gguf file "
+                                f"of the {component} (a ComfyUI or original checkpoint, or a "
+                                f"GGUF quantization)")
+    path = path.resolve()
+    try:
+        header = read_header(path)
+    except _Unreadable as exc:
+        raise EngineConfigError(f"{key}={shown}: {exc}") from None
+    except OSError as exc:
+        raise EngineConfigError(f"{key}={shown}: cannot read it ({exc.strerror})") from None
+    names = set(header.tensors)
+    expected_family = EXPECTED_FAMILY.get(class_name)
+    match = identify(names, prefer=expected_family)
+    found = describe_header(header, match)
+    want = f"the {component} of {source.pipeline_class} ({class_name})"
+    if match is not None and match.signature.family == "lora":
+        raise EngineConfigError(f"{key}={shown}: {found}; it needs {want}. A LoRA goes in a "
+                                f"storyboard's `loras:` list, not in engine.options.files")
+    if expected_family is not None and (match is None or match.signature.family != expected_family):
+        raise EngineConfigError(
+            f"{key}={shown}: {found}, but it needs {want}. Give the file of that model (for "
+            f"Wan: diffusion_models/ for transformers, vae/ for the VAE, text_encoders/ for "
+            f"umt5) or remove the entry to use engine.model's own {component}")
+    prefix = match.prefix if match is not None else ""
+    names_kind = match.signature.layout if match is not None else "diffusers"
+    if library == "diffusers" and not _single_file_loadable(class_name):
+        raise EngineConfigError(
+            f"{key}={shown}: diffusers has no single-file loader for {class_name}, the "
+            f"{component} of {source.pipeline_class}; use a diffusers folder for it instead")
+    if header.format == "safetensors":
+        _check_quantization(key, shown, header)
+    else:
+        _check_gguf(key, shown, header)
+    layout, keys = _check_shapes(key, shown, found, header, prefix, names_kind, library,
+                                 class_name, source, component)
+    size = path.stat().st_size
+    return ModelFile(component=component, path=path, format=header.format, layout=layout,
+                     quantization=quantization_of(header), prefix=prefix, size=size,
+                     digest=file_fingerprint(path, size), library=library,
+                     model_class=class_name, keys=keys)
+
+
+def _check_gguf(key: str, shown: str, header: _Header) -> None:
+    if any(n.startswith("comfy.gguf.orig_shape.") for n in header.metadata):
+        raise EngineConfigError(f"{key}={shown}: a GGUF file with reshaped tensors "
+                                f"(comfy.gguf.orig_shape, an SD1/SDXL-style conversion), "
+                                f"which diffusers' GGUF loader cannot read")
+    from diffusers.quantizers.gguf.utils import SUPPORTED_GGUF_QUANT_TYPES
+
+    readable = {t.name for t in SUPPORTED_GGUF_QUANT_TYPES} | {"F32", "F16"}
+    odd = sorted({t for _shape, t in header.tensors.values()} - readable)
+    if odd:
+        raise EngineConfigError(f"{key}={shown}: GGUF quantization {', '.join(odd)}, which "
+                                f"diffusers' GGUF loader cannot read (it reads "
+                                f"{', '.join(sorted(readable))}); use another quantization "
+                                f"of the model")
+
+
+def _check_quantization(key: str, shown: str, header: _Header) -> None:
+    raw = header.metadata.get("_quantization_metadata")
+    if raw:
+        try:
+            layers = json.loads(raw).get("layers", {})
+        except (ValueError, AttributeError):
+            layers = {}
+        formats = {str(v.get("format") if isinstance(v, dict) else v) for v in layers.values()}
+        other = sorted(f for f in formats if f not in _FP8_FORMATS)
+        if other:
+            raise EngineConfigError(
+                f"{key}={shown}: ComfyUI quantization {', '.join(other)}, which this engine "
+                f"cannot read; use an fp16/bf16, fp8 (\"fp8_scaled\") or GGUF release of the model")
+    dtypes = {dtype for _shape, dtype in header.tensors.values()}
+    odd = sorted(d for d in dtypes if d not in ("F32", "F16", "BF16", *_FP8, "U8", "I64", "I32"))
+    if odd:
+        raise EngineConfigError(f"{key}={shown}: tensors of type {', '.join(odd)}, which this "
+                                f"engine cannot read; use an fp16/bf16, fp8 or GGUF release")
+    big_u8 = [n for n, (shape, d) in header.tensors.items()
+              if d == "U8" and n.endswith(".weight") and len(shape) == 2]
+    if big_u8:
+        raise EngineConfigError(f"{key}={shown}: packed 4-bit weights (uint8 {big_u8[0]}, "
+                                f"nvfp4/int4 style), which this engine cannot read; use an "
+                                f"fp16/bf16, fp8 or GGUF release")
+
+
+def _check_shapes(key, shown, found, header, prefix, names_kind, library, class_name, source,
+                  component) -> tuple[str, frozenset]:
+    """The file's layout ("diffusers" / "transformers": its names are the component's own;
+    "llama.cpp": T5 names mapped; "original": diffusers' single-file converter maps them) and
+    the component's parameter names, or EngineConfigError when the file does not fit."""
+    folder = source.path / component
+    try:
+        expected, tied = expected_shapes(library, class_name, folder)
+    except Exception as exc:  # noqa: BLE001 - a config the class cannot read
+        raise EngineConfigError(f"{key}: cannot read the {component} config of engine.model="
+                                f"{source.name!r} ({type(exc).__name__}: {exc})") from None
+    mine = _weights_only(_strip({k: v[0] for k, v in header.tensors.items()}, prefix))
+    own = "diffusers" if library == "diffusers" else "transformers"
+    if names_kind == "llama.cpp":
+        own, mine = "llama.cpp", {_t5_name(k): v for k, v in mine.items()}
+    layout, got = own, mine
+    missing, wrong = _misfit(expected, tied, got)
+    if (missing or wrong) and library == "diffusers":
+        try:  # not the component's own names: diffusers' converter for original layouts
+            config = json.loads((folder / "config.json").read_text())
+            converted = converted_shapes(library, class_name, "original", mine, config)
+        except Exception:  # noqa: BLE001 - the converter does not fit these names
+            converted = None
+        if converted is not None:
+            c_missing, c_wrong = _misfit(expected, tied, converted)
+            if names_kind == "original" or len(c_missing) + len(c_wrong) < \
+                    len(missing) + len(wrong):
+                layout, got, missing, wrong = "original", converted, c_missing, c_wrong
+    if not missing and not wrong:
+        extra = [k for k in got if k not in expected]
+        if extra:
+            log.warning("%s=%s: %d tensors the %s does not use are ignored (e.g. %s)",
+                        key, shown, len(extra), class_name, extra[0])
+        return layout, frozenset(expected)
+    details = []
+    if wrong:
+        k = wrong[0]
+        more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+        details.append(f"{k} is {_fmt(got[k])} in the file but {_fmt(expected[k])} in the "
+                       f"config{more}")
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        details.append(f"{len(missing)} of the {len(expected)} tensors it needs are missing "
+                       f"(e.g. {missing[0]}{more})")
+    raise EngineConfigError(
+        f"{key}={shown}: {found}, which does not fit the {component} config of engine.model="
+        f"{source.name!r} ({class_name}): {'; '.join(details)}. The file is another size or "
+        f"variant of the model than the folder (e.g. 14B weights with a 1.3B folder): point "
+        f"engine.model at the matching diffusers folder, or use the matching file")
+
+
+def _misfit(expected: Mapping[str, tuple], tied: set, got: Mapping[str, tuple]
+            ) -> tuple[list[str], list[str]]:
+    """(names the component needs that `got` lacks, names whose shapes differ)."""
+    missing = sorted(k for k in expected if k not in got and k not in tied)
+    # The weight matrices first: "to_q is 5120x5120 in the file but 1536x1536" says the most.
+    wrong = sorted((k for k in expected if k in got and tuple(got[k]) != tuple(expected[k])),
+                   key=lambda k: (-min(len(expected[k]), 2), k))
+    return missing, wrong
+
+
+# -- weights in a base folder -------------------------------------------------------------------
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
+
+
+_NOT_MODELS = ("Tokenizer", "TokenizersBackend", "Processor", "Scheduler", "FeatureExtractor")
+
+
+def _needs_weights(folder: Path, class_name: str | None) -> bool:
+    """A model component (a config.json, a model class), not a scheduler, tokenizer or
+    processor."""
+    return bool(class_name) and not any(word in class_name for word in _NOT_MODELS) and \
+        (folder / "config.json").is_file()
+
+
+def has_weights(folder: Path) -> bool:
+    """The component folder holds its weights: every shard its index names, or a weight file."""
+    if not folder.is_dir():
+        return False
+    for index in folder.glob("*.index.json"):
+        try:
+            shards = set(json.loads(index.read_text()).get("weight_map", {}).values())
+        except (OSError, ValueError, AttributeError):
+            return False
+        return bool(shards) and all((folder / s).is_file() for s in shards)
+    return any(p.suffix in _WEIGHT_SUFFIXES and p.is_file() for p in folder.iterdir())
+
+
+def missing_weights(base: Path) -> list[str]:
+    """Model components of a diffusers folder whose weights are not on disk."""
+    return [c for c, (lib, cls) in _components(base).items()
+            if lib is not None and _needs_weights(base / c, cls) and not has_weights(base / c)]
+
+
+# -- loading (inside the model pool's load) -----------------------------------------------------
+
+
+def load_components(files: Mapping[str, ModelFile], base: Path,
+                    dtypes: Mapping[str, Any]) -> dict[str, Any]:
+    """The modules for `from_pretrained(base, **components)`, one per file."""
+    return {c: load_component(mf, base, dtypes[c]) for c, mf in files.items()}
+
+
+def load_component(mf: ModelFile, base: Path, dtype) -> Any:
+    cls = _model_class(mf.library, mf.model_class)
+    if mf.library == "diffusers" and mf.format == "gguf":
+        model = _load_gguf(cls, mf, base, dtype)
+    else:
+        model = _load_dense(cls, mf, base / mf.component, dtype)
+    left = [n for n, p in model.named_parameters() if p.device.type == "meta"]
+    if left:
+        raise ValueError(f"{mf.key}={mf.path.name}: {len(left)} weights stayed empty after "
+                         f"loading (e.g. {left[0]})")
+    return model.eval()
+
+
+def _load_gguf(cls, mf: ModelFile, base: Path, dtype):
+    """GGUF stays quantized: diffusers' GGUF quantizer (GGUFLinear layers dequantize on the
+    fly; diffusers' converter maps original names)."""
+    from diffusers import GGUFQuantizationConfig
+    from diffusers.models.model_loading_utils import load_gguf_checkpoint
+
+    from .diffusers_engine import dtype_keyword
+
+    state = _strip(load_gguf_checkpoint(str(mf.path)), mf.prefix)
+    if mf.layout == "diffusers" and mf.keys:
+        # Exactly the component's names, so from_single_file does not "convert" them.
+        state = {k: v for k, v in state.items() if k in mf.keys}
+    return cls.from_single_file(state, config=str(base), subfolder=mf.component,
+                                local_files_only=True, **{dtype_keyword(): dtype},
+                                quantization_config=GGUFQuantizationConfig(compute_dtype=dtype))
+
+
+def _load_dense(cls, mf: ModelFile, folder: Path, dtype):
+    """Safetensors (and GGUF encoders, dequantized): names converted by diffusers' single-file
+    converter where the layout is original, fp8 weights times their scales, each tensor cast
+    as `from_pretrained` would (modules the class keeps in fp32 stay fp32)."""
+    from accelerate import init_empty_weights
+
+    state = read_gguf_dense(mf) if mf.format == "gguf" else read_tensors(mf)
+    if mf.library == "diffusers":
+        config = cls.load_config(str(folder))
+        if mf.layout == "original":
+            from diffusers.loaders.single_file_model import SINGLE_FILE_LOADABLE_CLASSES
+
+            convert = SINGLE_FILE_LOADABLE_CLASSES[mf.model_class]["checkpoint_mapping_fn"]
+            state = convert(checkpoint=state, config=dict(config))
+        with init_empty_weights():
+            model = cls.from_config(config)
+    else:
+        config = cls.config_class.from_pretrained(str(folder))
+        with init_empty_weights():
+            model = cls(config)
+    keep = _fp32_modules(model, mf.library, dtype)
+    state = dequantize_state(state, mf, dtype, keep)
+    result = model.load_state_dict(state, strict=False, assign=True)
+    if result.unexpected_keys:
+        log.warning("%s=%s: %d tensors the %s does not use are ignored (e.g. %s)", mf.key,
+                    mf.path.name, len(result.unexpected_keys), mf.model_class,
+                    result.unexpected_keys[0])
+    if mf.library == "transformers":
+        model.tie_weights()
+    return model
+
+
+def _fp32_modules(model, library: str, dtype) -> set[str]:
+    """Module names `from_pretrained` keeps in fp32 at this dtype: diffusers always (no
+    quantizer), transformers for fp16 (and its `_strict` list for bf16 too)."""
+    import torch
+
+    keep = set()
+    if library == "diffusers":
+        keep |= set(getattr(model, "_keep_in_fp32_modules", None) or ())
+    else:
+        if dtype == torch.float16:
+            keep |= set(getattr(model, "_keep_in_fp32_modules", None) or ())
+        if dtype in (torch.float16, torch.bfloat16):
+            keep |= set(getattr(model, "_keep_in_fp32_modules_strict", None) or ())
+    return keep
+
+
+def read_tensors(mf: ModelFile) -> dict[str, Any]:
+    """A safetensors file's tensors as stored (fp8 weights and their scales side by side),
+    the prefix stripped, llama.cpp T5 names mapped, markers and non-float blobs dropped."""
+    from safetensors import safe_open
+
+    state: dict[str, Any] = {}
+    with safe_open(str(mf.path), framework="pt", device="cpu") as fh:
+        for name in fh.keys():
+            if mf.prefix and not name.startswith(mf.prefix):
+                continue
+            stripped = name[len(mf.prefix):]
+            if stripped in _DROP_NAMES or stripped.endswith(_DROP_SUFFIXES):
+                continue
+            tensor = fh.get_tensor(name)
+            if tensor.is_floating_point():
+                state[_t5_name(stripped) if mf.layout == "llama.cpp" else stripped] = tensor
+    if mf.layout == "diffusers" and mf.keys:  # no renames: only the component's own names
+        state = {k: v for k, v in state.items() if k in mf.keys or k.endswith(_SCALE_SUFFIXES)}
+    return state
+
+
+def dequantize_state(state: dict[str, Any], mf: ModelFile, dtype, keep: set[str]
+                     ) -> dict[str, Any]:
+    """ComfyUI fp8 weights times their scales (per tensor or per output channel, in fp32),
+    then every tensor in `dtype`, or fp32 inside the `keep` modules; scales dropped. Tensors
+    are replaced one by one, so the peak is one model in `dtype` plus one tensor."""
+    import torch
+
+    fp8 = {getattr(torch, "float8_e4m3fn", None), getattr(torch, "float8_e5m2", None)} - {None}
+    out: dict[str, Any] = {}
+    for name in list(state):
+        if name.endswith(_SCALE_SUFFIXES):
+            continue
+        tensor = state.pop(name)
+        if tensor.dtype in fp8:
+            stem = name[: -len(".weight")] if name.endswith(".weight") else name
+            scale = next((state[stem + s] for s in _SCALE_SUFFIXES if stem + s in state), None)
+            tensor = _dequantize(tensor, scale, name, mf)
+        wanted = torch.float32 if any(part in keep for part in name.split(".")) else dtype
+        out[name] = tensor.to(wanted)
+    return out
+
+
+def _dequantize(weight, scale, name: str, mf: ModelFile):
+    import torch
+
+    value = weight.to(torch.float32)
+    if scale is None:
+        return value
+    scale = scale.to(torch.float32)
+    if scale.numel() == 1:
+        return value * scale.reshape(())
+    if value.ndim >= 1 and scale.numel() == value.shape[0]:
+        return value * scale.reshape(-1, *([1] * (value.ndim - 1)))
+    raise ValueError(f"{mf.key}={mf.path.name}: {name} has a scale of shape "
+                     f"{tuple(scale.shape)} for a weight of shape {tuple(value.shape)}; only "
+                     f"per-tensor and per-channel fp8 scales are supported")
+
+
+def read_gguf_dense(mf: ModelFile) -> dict[str, Any]:
+    """A GGUF text/image encoder dequantized (diffusers' dequantizers: fp16 for the quantized
+    types; transformers models have no GGUF quantizer), llama.cpp's T5 names mapped."""
+    from diffusers.models.model_loading_utils import load_gguf_checkpoint
+    from diffusers.quantizers.gguf.utils import dequantize_gguf_tensor
+
+    state = _strip(load_gguf_checkpoint(str(mf.path)), mf.prefix)
+    out = {}
+    for name in list(state):
+        tensor = state.pop(name)
+        out[_t5_name(name) if mf.layout == "llama.cpp" else name] = \
+            dequantize_gguf_tensor(tensor)
+    return out
