@@ -130,6 +130,9 @@ class DiffusersEngine(Engine):
         self.device = parallel.rank_device(resolve_device(self.options.device),
                                            self.options.parallel)
         self.dtype_name = resolve_dtype(self.options.dtype, self.device)
+        # What a load holds, for the pool's budget (single files may replace most weights).
+        self._estimate = (sum(self.component_bytes().values()) if self.model_files
+                          else self.source.weight_bytes)
         self.offload_reason = ""
         if self.options.offload == "auto":
             self._fit_offload()
@@ -144,7 +147,8 @@ class DiffusersEngine(Engine):
     # -- what the engine is ----------------------------------------------------------------
 
     def component_bytes(self) -> dict[str, int]:
-        """Bytes of weights on disk per component (single files replacing folder ones)."""
+        """Approximate bytes of weights per component once loaded: the folder's files, and for
+        single files their loaded size (fp8 files are cast up to the compute dtype)."""
         sizes = {}
         for component in self.source.components:
             folder = self.source.path / component
@@ -152,7 +156,8 @@ class DiffusersEngine(Engine):
                 f.stat().st_size for f in folder.rglob("*")
                 if f.suffix in (".safetensors", ".bin", ".pt", ".pth", ".gguf")
             ) if folder.is_dir() else 0
-        sizes.update({c: f.size for c, f in self.model_files.items()})
+        width = {"fp32": 4}.get(self.dtype_name, 2)
+        sizes.update({c: f.loaded_bytes(width) for c, f in self.model_files.items()})
         return sizes
 
     def _fit_offload(self) -> None:
@@ -285,7 +290,7 @@ class DiffusersEngine(Engine):
             budget = int(self.options.pool_budget_gb * 2**30)
         try:
             entry = self.pool.acquire(self.pool_key, self._load_pipeline,
-                                      estimate=self.source.weight_bytes, budget=budget)
+                                      estimate=self._estimate, budget=budget)
             self.load_report = getattr(entry.value, "_reelforge_load_report", None)
             return entry
         except EngineLoadError:

@@ -202,7 +202,10 @@ class WanV2V(_Wan):
     the source, 1 ignores it). A camera path warps the source frames first (a guide)."""
 
     spec = DIFFUSERS_SPECS["wan_v2v"][0]
-    layouts = ("WanVideoToVideoPipeline",)
+    # A Wan T2V folder (what the README recommends) loads as WanPipeline; the video-to-video
+    # pipeline is built from it with from_pipe, sharing the weights.
+    layouts = ("WanVideoToVideoPipeline", "WanPipeline")
+    mode_pipelines = {"v2v": "WanVideoToVideoPipeline"}
 
     def call_kwargs(self, pipe, entry, request):
         source = request.source_video

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.base import CameraState, EngineError, GenerationRequest, LoraRef
+from engine.base import CameraState, EngineError, LoraRef
 from engine.diffusers_options import EngineConfigError
 from engine.model_pool import ModelPool
 from engine.registry import get_engine
@@ -29,11 +29,7 @@ def models(tmp_path_factory):
     }
 
 
-def request(**kw) -> GenerationRequest:
-    base = dict(prompt="a lighthouse", width=64, height=64, num_frames=9, fps=16, seed=3,
-                params={"steps": 2})
-    base.update(kw)
-    return GenerationRequest(**base)
+request = tiny.tiny_request
 
 
 def image(seed: int) -> np.ndarray:
@@ -263,3 +259,10 @@ def test_v2v_restyles_the_source_at_denoise_strength(more_models):
     assert not np.array_equal(light, heavy)
     with pytest.raises(EngineError, match="source frames"):
         v2v.generate(request(source_video=source[:5]))
+
+
+def test_v2v_loads_the_t2v_folder_the_readme_recommends(models):
+    v2v = engine("wan_v2v", models["t2v"])  # a WanPipeline folder; v2v built with from_pipe
+    source = np.stack([image(i) for i in range(9)])
+    frames = v2v.generate(request(source_video=source, params={"steps": 2, "denoise": 0.5}))
+    assert frames.shape == (9, 64, 64, 3)

@@ -6,14 +6,12 @@ quantization choices reach the segment key, and `attention_backend: auto`."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from engine import attention, step_cache
-from engine.base import GenerationRequest
 from engine.diffusers_options import EngineConfigError
 from engine.model_pool import ModelPool
 from engine.registry import get_engine
@@ -32,11 +30,7 @@ def models(tmp_path_factory):
             "cog": tiny.save_cogvideox(root / "cog"), "svd": tiny.save_svd(root / "svd")}
 
 
-def request(**kw) -> GenerationRequest:
-    base = dict(prompt="a lighthouse", width=64, height=64, num_frames=9, fps=16, seed=3,
-                params={"steps": 2})
-    base.update(kw)
-    return GenerationRequest(**base)
+request = tiny.tiny_request
 
 
 def engine(name: str, model, **options):
@@ -183,6 +177,9 @@ def test_quantization_is_in_the_key_and_fp8_needs_a_gpu(models):
     assert stored.identity() != default.identity()
     frames = stored.generate(request())
     assert frames.shape == (9, 64, 64, 3) and stored.runtime()["quantize"] == "fp8_storage"
+    int8 = engine("wan21_t2v", models["t2v"], quantize="int8")  # torchao, weight-only
+    assert int8.identity() not in (default.identity(), stored.identity())
+    assert int8.generate(request()).shape == (9, 64, 64, 3)
     with pytest.raises(Exception, match="fp8.*compute capability 8.9"):
         engine("wan21_t2v", models["t2v"], quantize="fp8").load()
     with pytest.raises(EngineConfigError, match="quantize='int4'.*fp8_storage"):
@@ -207,3 +204,46 @@ def test_auto_attention_picks_the_fastest_exact_kernel_that_runs(monkeypatch):
 def test_explicit_backend_that_is_not_installed_is_a_config_error(models):
     with pytest.raises(Exception, match="attention_backend='flash'"):
         engine("wan21_t2v", models["t2v"], attention_backend="flash").load()
+
+
+def test_samplers_build_flow_schedulers_with_the_shift():
+    from diffusers import EulerDiscreteScheduler, UniPCMultistepScheduler
+
+    from engine.base import EngineError
+    from engine.samplers import scheduler_for
+
+    unipc = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                    flow_shift=3.0)
+    euler = scheduler_for(unipc, "euler", None, "wan21_t2v")
+    assert type(euler).__name__ == "FlowMatchEulerDiscreteScheduler"
+    assert euler.config.shift == 3.0  # the pipeline's shift carries over
+    dpmpp = scheduler_for(unipc, "dpmpp", 8.0, "wan21_t2v")
+    assert type(dpmpp).__name__ == "DPMSolverMultistepScheduler"
+    assert dpmpp.config.flow_shift == 8.0 and dpmpp.config.algorithm_type == "dpmsolver++"
+    assert scheduler_for(unipc, None, None, "wan21_t2v") is unipc
+    with pytest.raises(EngineError, match="not a flow-matching scheduler"):
+        scheduler_for(EulerDiscreteScheduler(), "euler", None, "svd")
+
+
+def test_sampler_key_renders_and_changes_the_pixels(models):
+    wan = engine("wan21_t2v", models["t2v"])
+    unipc = wan.generate(request(params={"steps": 3}))
+    euler = wan.generate(request(params={"steps": 3, "sampler": "euler"}))
+    assert euler.shape == unipc.shape and not np.array_equal(euler, unipc)
+    pipe = wan.pool._entries[wan.pool_key].value
+    assert type(pipe.scheduler).__name__ == "UniPCMultistepScheduler"  # restored after the call
+
+
+def test_offload_auto_fits_the_vram_budget():
+    from engine.accel import GIB, fit_offload
+
+    # Wan 2.1 14B in bf16: transformer 28 GiB, UMT5-XXL 11 GiB, VAE 0.5 GiB.
+    sizes = {"transformer": 28 * GIB, "text_encoder": 11 * GIB, "vae": GIB // 2}
+    denoisers = ("transformer",)
+    assert fit_offload(sizes, denoisers, "none", 80 * GIB)[0] == "none"
+    assert fit_offload(sizes, denoisers, "none", 40 * GIB)[0] == "model"
+    assert fit_offload(sizes, denoisers, "none", 24 * GIB)[0] == "group"
+    # fp8 storage halves the transformer: it now fits a 24 GB card component by component.
+    mode, why = fit_offload(sizes, denoisers, "fp8_storage", 24 * GIB)
+    assert mode == "model" and "14.0 GiB" in why
+    assert fit_offload(sizes, denoisers, "fp8_storage", 6 * GIB)[0] == "sequential"

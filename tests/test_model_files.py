@@ -28,7 +28,6 @@ import numpy as np
 import pytest
 import torch
 
-from engine.base import GenerationRequest
 from engine.diffusers_options import EngineConfigError
 from engine.model_pool import ModelPool
 from engine.registry import get_engine
@@ -41,11 +40,7 @@ LATENT_ERROR, MEAN_LEVELS, OFF_PIXELS = 0.01, 0.3, 0.03
 SAME_LATENTS = 1e-5
 
 
-def request(**kw) -> GenerationRequest:
-    base = dict(prompt="a lighthouse", width=64, height=64, num_frames=9, fps=16, seed=3,
-                params={"steps": 2})
-    base.update(kw)
-    return GenerationRequest(**base)
+request = tiny.tiny_request
 
 
 def image(seed: int) -> np.ndarray:

@@ -226,3 +226,13 @@ def save_wan21_i2v(path: Path) -> Path:
         image_encoder=encoder, image_processor=CLIPImageProcessor(crop_size=32, size=32))
     pipe.save_pretrained(path)
     return path
+
+
+def tiny_request(**kw):
+    """A 2-step, 9-frame, 64x64 request for these pipelines; keywords override any field."""
+    from engine.base import GenerationRequest
+
+    base = dict(prompt="a lighthouse", width=64, height=64, num_frames=9, fps=16, seed=3,
+                params={"steps": 2})
+    base.update(kw)
+    return GenerationRequest(**base)
