@@ -146,8 +146,11 @@ def check_engine(name: str, config: dict[str, Any], models_dir: Path,
         _check_components(report, weights, base, replaced)
     for component, value in sorted(files.items()):
         _check_file(report, component, value)
+    _check_profiles(report, config)
     if base is not None and report.status in ("ready", "found") and construct:
-        _construct(report, name, config, use)
+        engine = _construct(report, name, config, use)
+        if engine is not None:
+            _check_calibration(report, engine, use)
     if base is not None and not configured and report.status != "problem":
         report.add("render with", f"python -m flows.render storyboard=ep01 engine={name} "
                                   f"engine.model={_quote(use)}")
@@ -286,19 +289,59 @@ def _check_file(report: Report, component: str, value: Any) -> None:
                     f"{describe_header(header, match)}")
 
 
-def _construct(report: Report, name: str, config: dict[str, Any], model: str) -> None:
+def _check_profiles(report: Report, config: dict[str, Any]) -> None:
+    """The LoRA files the engine config's profiles need (draft: a step-distilled LoRA)."""
+    from stages.profiles import ProfileConfigError, profiles_from_config
+
+    try:
+        profiles = profiles_from_config(config)
+    except ProfileConfigError as exc:
+        report.worse("problem")
+        report.add("problem", str(exc))
+        return
+    for name, profile in sorted(profiles.items()):
+        for key in profile.missing:
+            report.add(f"profile {name}", f"set {key}=<step-distilled LoRA>.safetensors "
+                                          f"(LightX2V / Lightning) to use it")
+        for lora in profile.loras:
+            if not Path(lora.path).is_file():
+                report.worse("problem")
+                report.add(f"profile {name}", f"LoRA {lora.path} not found")
+
+
+def _check_calibration(report: Report, engine: Any, model: str) -> None:
+    """Which step counts MagCache (step_cache=mag) is calibrated for."""
+    from engine.diffusers_options import EngineConfigError
+    from engine.step_cache import read_calibration
+
+    path = engine.calibration_path()
+    if not path.is_file():
+        report.add("magcache", f"not calibrated (for step_cache=mag: python -m flows.calibrate "
+                               f"engine={engine.spec.name} engine.model={_quote(model)} "
+                               f"steps=N)")
+        return
+    try:
+        steps = sorted(read_calibration(path), key=int)
+    except EngineConfigError as exc:
+        report.add("magcache", str(exc))
+        return
+    report.add("magcache", f"calibrated for {', '.join(steps)} steps ({path})")
+
+
+def _construct(report: Report, name: str, config: dict[str, Any], model: str) -> Any:
     """Build the engine as a render would (headers and configs only): its verdict on the
-    layout and the files."""
+    layout and the files. Returns the engine, or None when it cannot be built."""
     from engine.diffusers_options import EngineConfigError
     from engine.registry import get_engine
     from flows.engines import engine_options
 
     options = engine_options({**config, "model": model})
     try:
-        get_engine(name, **options)
+        return get_engine(name, **options)
     except (EngineConfigError, ValueError, TypeError) as exc:
         report.worse("problem")
         report.add("problem", str(exc))
+        return None
 
 
 # -- command line -----------------------------------------------------------------------------

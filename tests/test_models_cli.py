@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(*args: str, tmp: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_CACHE": str(tmp / "hf-cache"), "HF_HUB_OFFLINE": "1",
-           "REELFORGE_MODELS_DIR": str(tmp / "unused")}
+           "REELFORGE_MODELS_DIR": str(tmp / "unused"),
+           "REELFORGE_CALIBRATION_DIR": str(tmp / "magcache")}
     return subprocess.run([sys.executable, "-m", "flows.models", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -74,6 +75,11 @@ def test_every_engine_found_or_missing_with_the_download_command(models_dir, tmp
         assert section(out, engine)
     assert "huggingface-cli" not in out
     assert '--include "model_index.json" --include "*/*"' in "\n".join(section(out, "ltx"))
+    # What the found engine still needs for its draft profile and for step_cache=mag.
+    assert ("  profile draft: set engine.profiles.draft.lora=<step-distilled LoRA>.safetensors "
+            "(LightX2V / Lightning) to use it") in found
+    assert any(line.startswith("  magcache: not calibrated (for step_cache=mag: python -m "
+                               "flows.calibrate engine=wan21_t2v") for line in found)
 
 
 def test_single_files_over_a_configs_only_folder(models_dir, tmp_path):
