@@ -155,4 +155,6 @@ def cli() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli())
+    from engine.parallel import launched  # under torchrun: rank 0 renders, the others follow
+
+    sys.exit(launched(cli))

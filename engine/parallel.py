@@ -1,0 +1,779 @@
+"""One generation over several GPUs: diffusers' context parallelism, and the processes around it.
+
+`engine.options.parallel: {ulysses: N, ring: M}` splits the denoiser's token sequence over
+N x M processes, one GPU each, started by torchrun (or any launcher that sets RANK, WORLD_SIZE,
+LOCAL_RANK, MASTER_ADDR, MASTER_PORT):
+
+    torchrun --standalone --nproc-per-node 4 -m flows.render storyboard=ep01 engine=wan21_t2v \
+        engine.model=/models/Wan2.1-T2V-14B engine.options.parallel.ulysses=4
+
+Ulysses exchanges attention heads with an all-to-all (the degree must divide the model's head
+count, and the token count must divide by it unless `anything: true`); ring passes key/value
+blocks around (any head count; needs an attention kernel that returns the log-sum-exp: flash,
+cuDNN, not PyTorch's plain SDPA). Both are exact up to floating-point summation order, so a
+segment rendered over 4 GPUs has the same content key as on one. CFG parallelism (the
+conditional and unconditional passes on different GPUs) is not in diffusers 0.42.1
+(`_modeling_parallel.py`: "TODO: CFG/Data Parallel"): `cfg` is accepted only as 1.
+
+Every rank must make the same pipeline call with the same inputs at the same time. Rank 0 runs
+the render (flow, cache, files); the other ranks run `follow()`: rank 0 sends each request
+through the process group's key-value store right before its own call, the followers make the
+same engine call and discard the output, and a `stop` message ends them when rank 0's work ends
+(also on failure or Ctrl-C: `launched()` sends it in a `finally`). Only rank 0 writes anything.
+Nothing waits forever: collectives and the store have the process group's timeout
+(REELFORGE_PARALLEL_TIMEOUT_S, default 1800 s), an idle follower gives up when rank 0's
+heartbeat stops for that long, and when rank 0's call fails it gives the followers a minute
+to report theirs: all failed the same way (before any collective) or finished, and the ranks
+are still in step; otherwise the launch is marked broken and every later call fails at once
+(ParallelError: restart; finished segments are cached). When rank 0 then exits with an error,
+torchrun ends the other ranks; else they end at the collective timeout.
+
+Load order (engine.accel.apply_load_options): placement, quantization, the regional compile of
+the repeated blocks, then the attention backend and `enable_parallelism`, so the split/gather
+hooks wrap the compiled blocks from outside. Compiling after `enable_parallelism` with
+fullgraph fails: dynamo cannot trace the split hook on `blocks.0` ("Unsupported hasattr call",
+measured on the CPU with gloo). diffusers itself requires the attention backend to be set before
+`enable_parallelism`.
+
+The device mesh is built once per (ring, ulysses) shape on every rank at the same point (rank
+0 before it loads weights, a follower when it first sees that shape in a message) and handed to
+diffusers, so loading a pipeline involves no collective and ranks may load at different times.
+
+On the CPU (gloo) Ulysses runs, for tests: diffusers 0.42.1 picks the device in
+`ModelMixin._resolve_parallel_config` as `rank % torch.accelerator.device_count()`, a
+ZeroDivisionError without an accelerator, so on the CPU the model's resolver is replaced by one
+that does the same setup on the CPU. Ring cannot run on the CPU: the only context-parallel
+backend there is PyTorch SDPA ("native"), which returns no log-sum-exp ("Native attention does
+not support return_lse=True").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import functools
+import logging
+import os
+import pickle
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping
+
+from .base import EngineError
+from .diffusers_options import EngineConfigError
+
+log = logging.getLogger(__name__)
+
+KEYS = ("ulysses", "ring", "cfg", "anything")
+TIMEOUT_ENV = "REELFORGE_PARALLEL_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 1800.0
+# Context-parallel attention kernels auto picks from, fastest first. Ring needs the kernel to
+# return the log-sum-exp (PyTorch SDPA does not); diffusers' `_flash_3` has no context-parallel
+# path (only `_flash_3_hub`, which downloads kernels), so auto never picks it here.
+ULYSSES_BACKENDS = ("flash", "_native_cudnn", "native")
+RING_BACKENDS = ("flash", "_native_cudnn", "_native_flash")
+NO_LSE = ("native", "_native_npu")
+
+
+class ParallelError(EngineError):
+    """The ranks cannot (or can no longer) work together; retrying does not help."""
+
+
+# -- the option ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParallelConfig:
+    """`engine.options.parallel`: degrees of context parallelism, their product = processes.
+
+    ulysses:  Ulysses attention degree (all-to-all of heads; divides the head count).
+    ring:     ring attention degree (K/V passed around; needs flash or cuDNN attention).
+    cfg:      CFG parallelism; only 1 (diffusers 0.42.1 has none).
+    anything: Ulysses/ring "anything" mode: token counts (and for Ulysses head counts) that do
+              not divide by the degree; one of ulysses / ring must be 1.
+    """
+
+    ulysses: int = 1
+    ring: int = 1
+    cfg: int = 1
+    anything: bool = False
+
+    @property
+    def size(self) -> int:
+        return self.ulysses * self.ring * self.cfg
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.ring, self.ulysses)
+
+    def describe(self) -> str:
+        parts = [f"{k}={getattr(self, k)}" for k in ("ulysses", "ring") if getattr(self, k) > 1]
+        return " ".join(parts + (["anything"] if self.anything else []))
+
+
+def parse(value: Any, engine: str) -> ParallelConfig | None:
+    """The option's value (a mapping, a ParallelConfig, None) as a ParallelConfig, or None when
+    off (None, {} or every degree 1). EngineConfigError naming key, value and fix otherwise."""
+    if value is None or isinstance(value, ParallelConfig):
+        return None if value is None or value.size == 1 else value
+    where = f"engine.options.parallel for engine {engine!r}"
+    if not isinstance(value, Mapping):
+        raise EngineConfigError(f"{where}: {value!r} is not a mapping; expected e.g. "
+                                f"{{ulysses: 4}} or {{ulysses: 2, ring: 2}} (null: off)")
+    for key in value:
+        if key not in KEYS:
+            close = difflib.get_close_matches(str(key), KEYS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise EngineConfigError(f"engine.options.parallel.{key}: unknown key for engine "
+                                    f"{engine!r}{hint} (keys: {', '.join(KEYS)})")
+    degrees = {}
+    for key in ("ulysses", "ring", "cfg"):
+        degree = value.get(key, 1)
+        if degree is None:
+            degree = 1
+        if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1:
+            raise EngineConfigError(f"engine.options.parallel.{key}={degree!r} for engine "
+                                    f"{engine!r}: expected a whole number of GPUs >= 1")
+        degrees[key] = degree
+    anything = value.get("anything", False)
+    if not isinstance(anything, bool):
+        raise EngineConfigError(f"engine.options.parallel.anything={anything!r} for engine "
+                                f"{engine!r}: expected true or false")
+    if degrees["cfg"] > 1:
+        raise EngineConfigError(
+            f"engine.options.parallel.cfg={degrees['cfg']} for engine {engine!r}: CFG "
+            f"parallelism is not available in diffusers 0.42.1 (its parallel module lists "
+            f"CFG/data parallel as to do); use ulysses and/or ring, with cfg: 1")
+    if anything and degrees["ulysses"] > 1 and degrees["ring"] > 1:
+        raise EngineConfigError(
+            f"engine.options.parallel.anything=true for engine {engine!r}: works with ulysses "
+            f"or ring alone, not both ({degrees['ulysses']} x {degrees['ring']}); set one to 1")
+    config = ParallelConfig(anything=anything, **degrees)
+    return None if config.size == 1 else config
+
+
+def check_options(config: ParallelConfig, offload: str, step_cache: str, device: str,
+                  engine: str) -> None:
+    """Options that cannot go with context parallelism (checked with the other options)."""
+    if offload != "none":
+        raise EngineConfigError(
+            f"engine.options.offload={offload!r} with engine.options.parallel for engine "
+            f"{engine!r}: context parallelism keeps the whole model on every GPU (it splits "
+            f"activations, not weights); set offload=none, or drop parallel and use offload")
+    if step_cache != "none":
+        raise EngineConfigError(
+            f"engine.options.step_cache={step_cache!r} with engine.options.parallel for engine "
+            f"{engine!r}: diffusers' step caches decide per rank on that rank's share of the "
+            f"tokens, so ranks could disagree and stall; set step_cache=none")
+    if device.startswith("cuda:"):
+        raise EngineConfigError(
+            f"engine.options.device={device!r} with engine.options.parallel for engine "
+            f"{engine!r}: each process uses the GPU of its LOCAL_RANK; set device=auto or cuda")
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Launch:
+    """This process's place in a torchrun-style launch (environment variables)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+
+
+def launch_from_env(environ: Mapping[str, str] | None = None) -> Launch | None:
+    """RANK / WORLD_SIZE / LOCAL_RANK as torchrun sets them; None for a single process."""
+    env = os.environ if environ is None else environ
+    try:
+        world = int(env.get("WORLD_SIZE", "1"))
+        rank = int(env.get("RANK", "0"))
+        local = int(env.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        raise ParallelError(f"RANK={env.get('RANK')!r}, WORLD_SIZE={env.get('WORLD_SIZE')!r}, "
+                            f"LOCAL_RANK={env.get('LOCAL_RANK')!r}: expected whole numbers "
+                            f"(torchrun sets them)") from None
+    if world <= 1:
+        return None
+    if not 0 <= rank < world or local < 0:
+        raise ParallelError(f"RANK={rank} is not within WORLD_SIZE={world} (LOCAL_RANK={local})")
+    return Launch(rank, world, local)
+
+
+def timeout_from_env(environ: Mapping[str, str] | None = None) -> float:
+    env = os.environ if environ is None else environ
+    raw = env.get(TIMEOUT_ENV)
+    if raw in (None, ""):
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ParallelError(f"{TIMEOUT_ENV}={raw!r}: expected a positive number of seconds")
+    return value
+
+
+def torchrun_hint(size: int) -> str:
+    return (f"start {size} processes, one per GPU: torchrun --nproc-per-node {size} "
+            f"-m flows.render storyboard=... (README: One shot across several GPUs)")
+
+
+def rank_device(device: str, config: ParallelConfig | None,
+                environ: Mapping[str, str] | None = None) -> str:
+    """The device of this rank: cuda -> cuda:LOCAL_RANK under a launch; unchanged otherwise.
+    A launch whose size differs from the degrees' product is a config error."""
+    if config is None:
+        return device
+    launch = launch_from_env(environ)
+    if launch is None:
+        return device  # not launched: load() says how to start it
+    if launch.world_size != config.size:
+        raise EngineConfigError(
+            f"engine.options.parallel={{{config.describe()}}} needs {config.size} processes, "
+            f"but {launch.world_size} were started (WORLD_SIZE); make the product of the "
+            f"degrees equal --nproc-per-node")
+    if device == "cuda":
+        return f"cuda:{launch.local_rank}"
+    return device
+
+
+@dataclass
+class Session:
+    """The process group of a launch and its key-value store (rank 0 leads, others follow)."""
+
+    launch: Launch
+    store: Any
+    timeout_s: float
+    device_type: str
+    leader: "Leader | None" = None
+    meshes: dict = dataclasses.field(default_factory=dict)
+    _mesh_lock: Any = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+    def mesh(self, config: ParallelConfig):
+        """The (ring, ulysses) device mesh for `config`, built on first use. Every rank builds
+        it at the same logical point (a collective); diffusers then only slices it."""
+        with self._mesh_lock:  # one collective at a time from this process
+            return self._mesh(config)
+
+    def _mesh(self, config: ParallelConfig):
+        if config.shape not in self.meshes:
+            from torch.distributed.device_mesh import init_device_mesh
+
+            mesh = init_device_mesh(self.device_type, config.shape,
+                                    mesh_dim_names=("ring", "ulysses"))
+            mesh["ring", "ulysses"]._flatten()  # diffusers' setup flattens; do it here, once
+            self.meshes[config.shape] = mesh
+        return self.meshes[config.shape]
+
+
+_SESSION: Session | None = None
+
+
+def session() -> Session | None:
+    return _SESSION
+
+
+def start(launch: Launch, timeout_s: float | None = None) -> Session:
+    """Join the process group (gloo on the CPU; NCCL for tensors plus gloo for CPU-side
+    collectives on GPUs), with a timeout on every collective and store wait."""
+    global _SESSION
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+    from torch.distributed import distributed_c10d
+
+    timeout_s = timeout_from_env() if timeout_s is None else timeout_s
+    cuda = torch.cuda.is_available()
+    if cuda:
+        if launch.local_rank >= torch.cuda.device_count():
+            raise ParallelError(f"LOCAL_RANK={launch.local_rank} but this machine shows "
+                                f"{torch.cuda.device_count()} GPUs; start at most that many "
+                                f"processes per node")
+        torch.cuda.set_device(launch.local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="cpu:gloo,cuda:nccl" if cuda else "gloo",
+                                timeout=datetime.timedelta(seconds=timeout_s))
+    store = dist.PrefixStore("reelforge/", distributed_c10d._get_default_store())
+    _SESSION = Session(launch, store, timeout_s, "cuda" if cuda else "cpu")
+    log.info("parallel: rank %d of %d joined (%s)", launch.rank, launch.world_size,
+             "NCCL" if cuda else "gloo")
+    return _SESSION
+
+
+def close() -> None:
+    global _SESSION
+    sess, _SESSION = _SESSION, None
+    if sess is None:
+        return
+    if sess.leader is not None:
+        sess.leader.close()
+    import torch.distributed as dist
+
+    if dist.is_initialized() and not (sess.leader is not None and sess.leader.broken):
+        with contextlib.suppress(Exception):
+            dist.destroy_process_group()
+
+
+def launched(main: Callable[[], int], environ: Mapping[str, str] | None = None) -> int:
+    """Run `main` once per launch: directly in a single process; under torchrun, on rank 0
+    while the other ranks follow it (`follow`) until it returns, fails or is interrupted."""
+    launch = launch_from_env(environ)
+    if launch is None:
+        return main()
+    sess = start(launch)
+    try:
+        if launch.rank != 0:
+            if not log.handlers:  # a follower's only output: what it followed, and why it ended
+                handler = logging.StreamHandler()
+                handler.setFormatter(logging.Formatter(f"[rank {launch.rank}] %(message)s"))
+                log.addHandler(handler)
+                log.setLevel(logging.INFO)
+            return follow(sess.store, launch.rank, launch.world_size, sess.timeout_s)
+        leader = lead(sess)
+        try:
+            status = main()
+            if status == 0 and leader.calls == 0:
+                log.warning("parallel: %d processes were started, but nothing was generated "
+                            "with engine.options.parallel (all cached, or no engine sets it)",
+                            launch.world_size)
+            return status
+        finally:
+            leader.stop()
+    finally:
+        close()
+
+
+def lead(sess: Session) -> "Leader":
+    sess.leader = Leader(sess.store, sess.launch.world_size, sess.timeout_s)
+    return sess.leader
+
+
+# -- rank 0: send each call ----------------------------------------------------------------------
+
+
+def options_mapping(options: Any) -> dict[str, Any]:
+    """Constructor options that rebuild an engine's options (DiffusersOptions or a mapping)."""
+    if isinstance(options, Mapping):
+        return dict(options)
+    values = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
+              if f.name != "extra"}
+    values.update(getattr(options, "extra", None) or {})
+    return values
+
+
+def engine_spec(engine: Any) -> tuple[str, str, dict[str, Any]]:
+    cls = type(engine)
+    return (cls.__module__, cls.__qualname__, options_mapping(engine.options))
+
+
+def engine_from_spec(spec: tuple[str, str, dict[str, Any]]):
+    """A follower's engine for `spec` (the class and options rank 0 uses); one per spec."""
+    import importlib
+
+    module, qualname, options = spec
+    cls: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        cls = getattr(cls, part)
+    return cls(**options)
+
+
+class Leader:
+    """Rank 0's side: numbered messages in the store, a heartbeat, the end-of-work sentinel."""
+
+    def __init__(self, store, world_size: int, timeout_s: float,
+                 heartbeat_s: float = 2.0, answer_s: float = 60.0) -> None:
+        self.store = store
+        self.followers = list(range(1, world_size))
+        self.timeout_s = timeout_s
+        # After a failed call, how long followers have to say how their call ended. Ranks that
+        # failed the same way (before any collective) answer at once; one stuck in a
+        # collective would answer only at the timeout, so rank 0 stops waiting and fails
+        # the launch instead (torchrun then ends the stuck ranks with it).
+        self.answer_s = min(answer_s, timeout_s)
+        self.seq = 0
+        self.calls = 0
+        self.broken: str | None = None
+        self._unread: list[int] = []
+        self._loads: list[int] = []  # load messages whose outcome no call has checked yet
+        self._finished = 1  # statuses below this are deleted
+        self._local = threading.local()
+        self._calls = threading.Lock()  # one call at a time: the followers make them in order
+        self._sending = threading.Lock()
+        self._stopped = threading.Event()
+        self._heartbeat = threading.Thread(target=self._beat, args=(heartbeat_s,),
+                                           name="reelforge-parallel-heartbeat", daemon=True)
+        self._heartbeat.start()
+
+    def _beat(self, every: float) -> None:
+        while not self._stopped.is_set():
+            with contextlib.suppress(Exception):  # a closed store: the followers time out
+                self.store.add("alive", 1)
+            self._stopped.wait(every)
+
+    def send(self, message: dict[str, Any]) -> int:
+        with self._sending:
+            self._forget()
+            self.seq += 1
+            self.store.set(f"msg/{self.seq}", pickle.dumps({**message, "seq": self.seq}))
+            if message.get("op") == "generate":
+                self._unread.append(self.seq)
+            elif message.get("op") == "load":
+                self._loads.append(self.seq)
+            return self.seq
+
+    def _forget(self) -> None:
+        """Drop the generate messages (they hold the requests' images) every follower has
+        read (`read/<rank>`: the last message it took), and the statuses of the messages
+        every follower has finished (those before the last it read). Load and stop messages
+        are a few hundred bytes and stay."""
+        with contextlib.suppress(Exception):
+            read = min(int(self.store.get(f"read/{r}")) if self.store.check([f"read/{r}"])
+                       else 0 for r in self.followers)
+            while self._unread and self._unread[0] <= read:
+                self.store.delete_key(f"msg/{self._unread.pop(0)}")
+            for seq in range(self._finished, read):
+                for rank in self.followers:
+                    self.store.delete_key(f"status/{seq}/{rank}")
+            self._finished = max(self._finished, read)
+
+    def _check_loads(self) -> None:
+        """Before the first call after a load: every follower loaded too (the call's first
+        collective would wait for them anyway), or the launch cannot work: say why now
+        rather than at the collective's timeout."""
+        loads, self._loads = self._loads, []
+        for seq in loads:
+            statuses = self._statuses(seq, self.timeout_s)
+            bad = [f"rank {r}: {statuses.get(r, 'no answer')}" for r in self.followers
+                   if statuses.get(r) != "ok"]
+            if bad:
+                self.broken = "; ".join(bad)
+                raise ParallelError(f"the other ranks could not load the pipeline: "
+                                    f"{self.broken}")
+
+    def _check(self) -> None:
+        if self.broken:
+            raise ParallelError(f"an earlier parallel generation failed and the ranks may be "
+                                f"out of step ({self.broken}); restart the launch "
+                                f"(finished segments are cached)")
+
+    def prepare_load(self, engine: Any, config: ParallelConfig) -> None:
+        """Before rank 0 loads `engine`'s weights: the followers load it too (unless this is
+        inside a call, which they make anyway). Not under the call lock: a call may be
+        waiting for this very load (the model pool's per-model gate)."""
+        self._check()
+        if not getattr(self._local, "in_call", False):
+            self.send({"op": "load", "spec": engine_spec(engine)})
+
+    @contextlib.contextmanager
+    def call(self, engine: Any, request: Any) -> Iterator[None]:
+        """Send `request` for `engine`, then run rank 0's own call inside the block. A failed
+        call is checked against the followers: the ranks are still in step when every
+        follower failed the same way (before any collective) or finished; else the launch is
+        marked broken and every later call fails at once."""
+        with self._calls:
+            self._check()
+            self._check_loads()
+            seq = self.send({"op": "generate", "spec": engine_spec(engine), "request": request})
+            self.calls += 1
+            self._local.in_call = True
+            try:
+                yield
+            except BaseException as exc:
+                if not isinstance(exc, Exception):  # Ctrl-C: do not wait for anything
+                    self.broken = f"interrupted: {type(exc).__name__}"
+                    raise
+                statuses = self._statuses(seq, self.answer_s)
+                stuck = [r for r in self.followers if not statuses.get(r)]
+                lost = [r for r, s in statuses.items() if s.startswith("broken")]
+                if stuck or lost:
+                    self.broken = (f"rank 0: {type(exc).__name__}: {exc}; "
+                                   + "; ".join([f"rank {r}: no answer" for r in stuck]
+                                               + [f"rank {r}: {statuses[r]}" for r in lost]))
+                    raise ParallelError(f"parallel generation failed: {self.broken}") from exc
+                raise
+            finally:
+                self._local.in_call = False
+
+    def _statuses(self, seq: int, wait_s: float) -> dict[int, str]:
+        deadline = time.monotonic() + wait_s
+        found: dict[int, str] = {}
+        while True:
+            for rank in self.followers:
+                key = f"status/{seq}/{rank}"
+                if rank not in found and self.store.check([key]):
+                    found[rank] = self.store.get(key).decode("utf-8", "replace")
+            if len(found) == len(self.followers) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
+    def stop(self, wait_s: float | None = None) -> bool:
+        """The sentinel: followers finish their last call and exit. Waits (up to the timeout,
+        5 s after an interrupted or failed call) for each to say goodbye; True when all did."""
+        if self._stopped.is_set():
+            return True
+        with contextlib.suppress(Exception):
+            self.send({"op": "stop"})
+        wait = wait_s if wait_s is not None else (5.0 if self.broken else self.timeout_s)
+        deadline = time.monotonic() + wait
+        pending = set(self.followers)
+        while pending and time.monotonic() < deadline:
+            try:
+                pending = {r for r in pending if not self.store.check([f"bye/{r}"])}
+            except Exception:  # noqa: BLE001 - the store is gone: nobody left to wait for
+                break
+            if pending:
+                time.sleep(0.05)
+        self._forget()
+        self.close()
+        if pending:
+            log.warning("parallel: ranks %s did not confirm the stop", sorted(pending))
+        return not pending
+
+    def close(self) -> None:
+        self._stopped.set()
+
+
+@contextlib.contextmanager
+def leading_call(engine: Any, request: Any) -> Iterator[None]:
+    """Around rank 0's engine call: the followers make the same call (no-op elsewhere)."""
+    sess = _SESSION
+    config = getattr(getattr(engine, "options", None), "parallel", None)
+    if config is None or sess is None or sess.leader is None:
+        yield
+        return
+    with sess.leader.call(engine, request):
+        yield
+
+
+def _require_session(config: ParallelConfig) -> Session:
+    sess = _SESSION
+    if sess is None:
+        raise EngineConfigError(f"engine.options.parallel={{{config.describe()}}}: this "
+                                f"process was not started for it; {torchrun_hint(config.size)}")
+    if sess.launch.world_size != config.size:
+        raise EngineConfigError(
+            f"engine.options.parallel={{{config.describe()}}} needs {config.size} processes, "
+            f"{sess.launch.world_size} were started; make the product of the degrees equal "
+            f"--nproc-per-node")
+    return sess
+
+
+def before_load(engine: Any, config: ParallelConfig | None) -> None:
+    """Called by an engine right before it loads weights (see Leader.prepare_load)."""
+    if config is None:
+        return
+    sess = _require_session(config)
+    if sess.leader is not None:
+        sess.leader.prepare_load(engine, config)
+    sess.mesh(config)
+
+
+# -- ranks > 0: follow ---------------------------------------------------------------------------
+
+
+def _is_distributed_failure(exc: BaseException) -> bool:
+    import torch.distributed as dist
+
+    if isinstance(exc, dist.DistError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        w in text for w in ("timed out", "timeout", "connection", "nccl", "gloo"))
+
+
+def follow(store, rank: int, world_size: int, timeout_s: float,
+           build: Callable[[tuple], Any] = engine_from_spec,
+           mesh: Callable[[ParallelConfig], Any] | None = None, poll_s: float = 0.02) -> int:
+    """A follower's loop: make every call rank 0 announces, discard the output, exit on the
+    sentinel. Returns the exit status: 0 stopped by rank 0; 3 rank 0 went silent (no message
+    and no heartbeat for `timeout_s`); 4 a collective failed (the ranks are out of step)."""
+    engines: dict[bytes, Any] = {}
+    seq, calls = 0, 0
+    beat, beat_seen = None, time.monotonic()
+
+    def ensure_mesh(spec) -> None:
+        config = spec[2].get("parallel") if isinstance(spec[2], Mapping) else None
+        config = parse(config, spec[1]) if not isinstance(config, ParallelConfig) else config
+        if config is not None:
+            (mesh or _session_mesh)(config)
+
+    def engine_for(spec):
+        key = pickle.dumps(spec)
+        if key not in engines:
+            engines[key] = build(spec)
+        return engines[key]
+
+    while True:
+        key = f"msg/{seq + 1}"
+        try:
+            ready = store.check([key])
+            if not ready:
+                now = time.monotonic()
+                alive = int(store.add("alive", 0))
+                if alive != beat:
+                    beat, beat_seen = alive, now
+                elif now - beat_seen > timeout_s:
+                    log.error("parallel rank %d: nothing from rank 0 for %.0f s; giving up",
+                              rank, timeout_s)
+                    return 3
+                time.sleep(poll_s)
+                continue
+            message = pickle.loads(store.get(key))
+            store.set(f"read/{rank}", str(seq + 1))
+        except Exception as exc:  # noqa: BLE001 - the store is gone with rank 0
+            log.error("parallel rank %d: lost rank 0 (%s: %s)", rank, type(exc).__name__, exc)
+            return 3
+        seq += 1
+        op = message.get("op")
+        if op == "stop":
+            with contextlib.suppress(Exception):
+                store.set(f"bye/{rank}", str(calls))
+            log.info("parallel rank %d: stopped by rank 0 after %d calls", rank, calls)
+            return 0
+        status = "ok"
+        try:
+            ensure_mesh(message["spec"])
+            engine = engine_for(message["spec"])
+            if op == "load":
+                engine.load()
+            elif op == "generate":
+                calls += 1
+                engine.generate_with_latents(message["request"])  # the output is rank 0's
+            else:
+                status = f"error: unknown message {op!r}"
+        except Exception as exc:  # noqa: BLE001 - reported to rank 0, which decides
+            broken = _is_distributed_failure(exc)
+            status = f"{'broken' if broken else 'error'}: {type(exc).__name__}: {exc}"
+            log.error("parallel rank %d: %s", rank, status)
+            if broken:
+                with contextlib.suppress(Exception):
+                    store.set(f"status/{seq}/{rank}", status)
+                return 4
+        with contextlib.suppress(Exception):
+            store.set(f"status/{seq}/{rank}", status)
+
+
+def _session_mesh(config: ParallelConfig):
+    if _SESSION is None:
+        raise ParallelError("no process group")
+    return _SESSION.mesh(config)
+
+
+# -- on the model --------------------------------------------------------------------------------
+
+
+def _cp_backends() -> set[str]:
+    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
+    return set(_AttentionBackendRegistry._supports_context_parallel)
+
+
+def choose_backend(requested: str | None, module: Any, device: str, dtype: Any,
+                   config: ParallelConfig) -> str:
+    """The attention kernel for a context-parallel denoiser: `requested` when it has a
+    context-parallel path (and returns the log-sum-exp, for ring), or for auto the fastest
+    such exact kernel that runs here."""
+    from . import attention
+
+    supported = _cp_backends()
+    ring = config.ring > 1
+    if requested not in (None, attention.AUTO):
+        name = str(requested)
+        if name not in supported or (ring and name in NO_LSE):
+            usable = sorted(b for b in supported if not (ring and b in NO_LSE))
+            raise EngineConfigError(
+                f"engine.options.attention_backend={name!r} with engine.options.parallel="
+                f"{{{config.describe()}}}: diffusers 0.42.1 has no "
+                f"{'ring ' if ring else ''}context-parallel path for it; use auto or one of "
+                f"{', '.join(usable)}")
+        return name
+    candidates = RING_BACKENDS if ring else ULYSSES_BACKENDS
+    if device.startswith("cuda"):
+        dim = attention.head_dim(module) or 128
+        for name in candidates:
+            if name in supported and (name == attention.NATIVE or
+                                      attention.probe(name, dim, dtype, device) is None):
+                return name
+    elif not ring:
+        return attention.NATIVE
+    raise EngineConfigError(
+        f"engine.options.parallel.ring={config.ring} on {device!r}: ring attention needs a "
+        f"kernel that returns the log-sum-exp ({', '.join(RING_BACKENDS)}), and none runs here "
+        f"(PyTorch SDPA does not return it); use ulysses instead of ring"
+        + ("" if device.startswith("cuda") else ", or a GPU"))
+
+
+def _resolve_on_cpu(module, config):
+    """diffusers' `_resolve_parallel_config` with the CPU as the device (its own divides by
+    torch.accelerator.device_count(), which is 0 without an accelerator)."""
+    import torch
+    import torch.distributed as dist
+    from diffusers import ContextParallelConfig
+    from diffusers.models._modeling_parallel import ParallelConfig as DiffusersParallelConfig
+
+    if isinstance(config, ContextParallelConfig):
+        config = DiffusersParallelConfig(context_parallel_config=config)
+    config.setup(dist.get_rank(), dist.get_world_size(), torch.device("cpu"),
+                 mesh=config.context_parallel_config.mesh)
+    module._parallel_config = config
+    return config
+
+
+def denoisers_with_plan(pipe) -> list[tuple[str, Any]]:
+    found = [(n, getattr(pipe, n, None)) for n in ("transformer", "transformer_2", "unet")]
+    found = [(n, m) for n, m in found if m is not None]
+    missing = [f"{n} ({type(m).__name__})" for n, m in found
+               if getattr(m, "_cp_plan", None) is None]
+    if missing or not found:
+        raise EngineConfigError(
+            f"engine.options.parallel: {', '.join(missing) or type(pipe).__name__} has no "
+            f"context-parallel plan in diffusers 0.42.1; it works for the Wan transformers "
+            f"(wan21_t2v, wan21_i2v, wan22_*, wan_v2v) and LTX; drop parallel for this engine")
+    return found
+
+
+def apply_parallel(pipe, config: ParallelConfig, attention_backend: str | None,
+                   device: str, report: Any) -> None:
+    """Context parallelism on every denoiser of a loaded, placed (and maybe compiled) pipeline:
+    a context-parallel attention kernel, then diffusers' `enable_parallelism` with the shared
+    device mesh."""
+    from diffusers import ContextParallelConfig
+
+    sess = _require_session(config)
+    if device.split(":")[0] != sess.device_type:
+        raise EngineConfigError(
+            f"engine.options.device={device!r} with engine.options.parallel: the processes "
+            f"were started on {sess.device_type} devices; set device=auto")
+    for _name, module in denoisers_with_plan(pipe):
+        heads = getattr(module.config, "num_attention_heads", None)
+        if config.ulysses > 1 and not config.anything and isinstance(heads, int) \
+                and heads % config.ulysses:
+            raise EngineConfigError(
+                f"engine.options.parallel.ulysses={config.ulysses}: {type(module).__name__} "
+                f"has {heads} attention heads, which Ulysses cannot split {config.ulysses} "
+                f"ways; use a divisor of {heads}, add ring (ulysses x ring), or set "
+                f"anything: true")
+        dtype = next((p.dtype for p in module.parameters()), None)
+        backend = choose_backend(attention_backend, module, device, dtype, config)
+        module.set_attention_backend(backend)
+        report.attention = backend
+        cp = ContextParallelConfig(
+            ulysses_degree=config.ulysses, ring_degree=config.ring, mesh=sess.mesh(config),
+            ulysses_anything=config.anything and config.ulysses > 1,
+            ring_anything=config.anything and config.ring > 1)
+        if not device.startswith("cuda"):
+            module._resolve_parallel_config = functools.partial(_resolve_on_cpu, module)
+        try:
+            module.enable_parallelism(config=cp)
+        except (ValueError, RuntimeError) as exc:
+            raise EngineConfigError(f"engine.options.parallel={{{config.describe()}}}: "
+                                    f"{exc}") from None
+    note = (f"parallel: {config.describe()} over {config.size} processes (rank "
+            f"{sess.launch.rank}, attention {report.attention})")
+    report.notes.append(note)
+    log.info(note)
