@@ -220,7 +220,10 @@ def _compile_blocks(pipe, options: DiffusersOptions, device: str, report: LoadRe
         report.compile = "skipped (quantize=fp8_storage casts each layer in a Python hook)"
         log.warning("compile skipped: %s", report.compile)
         return []
-    report.fullgraph = options.offload != "group"  # group offload hooks sit inside the blocks
+    # Group offload hooks sit inside the blocks; kernels other than PyTorch's and the
+    # flash-attention custom ops (Sage, xformers, ...) are opaque Python calls to dynamo.
+    report.fullgraph = options.offload != "group" and attention.traceable(
+        options.attention_backend)
     whole = []
     for module in denoiser_modules(pipe):
         blocks = repeated_blocks(module)

@@ -28,6 +28,17 @@ EXACT_PREFERENCE = ("_flash_3", "flash", "_native_cudnn", NATIVE)
 _QUANTIZED_MARKERS = ("sage", "fp8", "int8")
 
 
+# Backends torch.compile traces with fullgraph: PyTorch's own kernels and flash-attention,
+# which registers its kernels as torch custom ops (diffusers wraps flash-attention 3 likewise).
+# `auto` only ever picks from these.
+_TRACEABLE = frozenset(EXACT_PREFERENCE) | {"_native_flash", "_native_efficient",
+                                            "_native_math", "flex"}
+
+
+def traceable(backend: str | None) -> bool:
+    return backend in (None, AUTO) or backend in _TRACEABLE
+
+
 def changes_pixels(backend: str | None) -> bool:
     """True for quantized attention (Sage, fp8): such a backend belongs in the segment key."""
     return bool(backend) and any(m in str(backend).lower() for m in _QUANTIZED_MARKERS)

@@ -247,3 +247,9 @@ def test_offload_auto_fits_the_vram_budget():
     mode, why = fit_offload(sizes, denoisers, "fp8_storage", 24 * GIB)
     assert mode == "model" and "14.0 GiB" in why
     assert fit_offload(sizes, denoisers, "fp8_storage", 6 * GIB)[0] == "sequential"
+
+
+def test_fullgraph_only_with_kernels_dynamo_can_trace():
+    assert attention.traceable("auto") and attention.traceable("flash")
+    assert attention.traceable("_native_cudnn") and attention.traceable(None)
+    assert not attention.traceable("sage") and not attention.traceable("xformers")
