@@ -207,6 +207,11 @@ class Engine(abc.ABC):
         Default: `generate`, no latents."""
         return self.generate(request, progress), None
 
+    def check_params(self, params: Mapping[str, Any]) -> list[str]:
+        """Problems with the engine config's `params` for this engine, each "key=value: why",
+        found before anything renders (a dry run reports them too). Default: none."""
+        return []
+
     def load(self) -> None:
         """Load weights now (once, before any segment), so that a load failure is seen outside
         the per-segment retries. Default: nothing to load."""

@@ -29,7 +29,7 @@ import functools
 import math
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -419,6 +419,21 @@ class PreviewEngine(Engine):
     def identity(self) -> dict[str, Any]:
         return {"engine": "preview", "revision": REVISION}
 
+    def check_params(self, params: Mapping[str, Any]) -> list[str]:
+        problems = []
+        motion = params.get("motion", 1.0)
+        if (
+            isinstance(motion, bool)
+            or not isinstance(motion, (int, float, np.integer, np.floating))
+            or not math.isfinite(float(motion))
+            or motion < 0
+        ):
+            problems.append(f"motion={motion!r}: must be a finite number >= 0")
+        caption = params.get("caption", None)
+        if caption is not None and not isinstance(caption, (bool, np.bool_)):
+            problems.append(f"caption={caption!r}: must be true, false or absent")
+        return problems
+
     # -- validation ---------------------------------------------------------------------------
 
     def _fit_image(self, image: Any, what: str, width: int, height: int) -> np.ndarray:
@@ -498,17 +513,11 @@ class PreviewEngine(Engine):
                 )
 
         params = dict(req.params or {})
+        problems = self.check_params(params)
+        if problems:
+            raise EngineError(f"params.{problems[0]}")
         motion = params.get("motion", 1.0)
-        if (
-            isinstance(motion, bool)
-            or not isinstance(motion, (int, float, np.integer, np.floating))
-            or not math.isfinite(float(motion))
-            or motion < 0
-        ):
-            raise EngineError(f"params['motion']={motion!r} must be a finite number >= 0")
         caption = params.get("caption", None)
-        if caption is not None and not isinstance(caption, (bool, np.bool_)):
-            raise EngineError(f"params['caption']={caption!r} must be true, false or absent")
 
         start = end = None
         if req.start_image is not None:

@@ -30,13 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from stages.atomic import FOREIGN_LEFTOVER_AGE_S, leftover_is_dead
 from stages.cache import META, CacheStore
 from stages.cache_refs import KINDS, load_refs, needed_keys
 
 # Leftovers of writes that never finished: atomic temp siblings and entries being deleted.
 _LEFTOVER = re.compile(r"^\.[^/]*(\.tmp-\d+-[0-9a-f]+|\.deleting-\d+)")
-# A leftover younger than this may belong to a render that is running right now.
-LEFTOVER_MIN_AGE_S = 3600.0
+# A leftover of a writer in another container or machine, younger than this, may belong to a
+# render that is running right now (one of a dead process of this PID namespace goes at once).
+LEFTOVER_MIN_AGE_S = FOREIGN_LEFTOVER_AGE_S
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$", re.I)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|k|kb|m|mb|g|gb|t|tb)?\s*$", re.I)
@@ -265,7 +267,9 @@ def prune(root: Path, older_than: float | None, max_size: int | None, keep: Iter
             if entry not in doomed:
                 doomed.append(entry)
                 remaining -= entry.size
-    stale = [p for p in leftovers if now - p.lstat().st_mtime > LEFTOVER_MIN_AGE_S]
+    stale = [p for p in leftovers if _LEFTOVER.match(p.name) and leftover_is_dead(
+        p, now=now, foreign_age_s=LEFTOVER_MIN_AGE_S)
+        or not _LEFTOVER.match(p.name) and now - p.lstat().st_mtime > LEFTOVER_MIN_AGE_S]
     store = CacheStore(root)
     if not dry_run:
         for entry in doomed:

@@ -116,3 +116,30 @@ def check_profiles_ready(choice: ProfileChoice, names: set[str]) -> None:
                                 f"engine.profiles.{name})")
     if problems:
         raise ConfigInvalid("\n".join(problems))
+
+
+def check_engine_params(engine: Engine, engine_config: Mapping[str, Any],
+                        choice: ProfileChoice) -> None:
+    """The engine config's `params` and every profile's `params`, checked before anything
+    renders (a dry run too): generation keys by the storyboard's own rules, the rest by the
+    engine (the preview's `motion`). ConfigInvalid lists every problem."""
+    from pydantic import ValidationError
+
+    from stages.storyboard import GenerationKeys
+
+    sources = [("engine.params", dict(engine_config.get("params") or {}))]
+    sources += [(f"engine.profiles.{name}.params", dict(profile.params))
+                for name, profile in sorted(choice.profiles.items())]
+    problems = []
+    for where, params in sources:
+        known = {k: v for k, v in params.items() if k in GenerationKeys.model_fields}
+        try:
+            GenerationKeys.model_validate(known)
+        except ValidationError as exc:
+            for error in exc.errors():
+                key = ".".join(str(p) for p in error["loc"])
+                problems.append(f"{where}.{key}={error.get('input')!r}: {error['msg']}")
+        problems += [f"{where}.{problem}" for problem in engine.check_params(
+            {k: v for k, v in params.items() if k not in GenerationKeys.model_fields})]
+    if problems:
+        raise ConfigInvalid("\n".join(problems))

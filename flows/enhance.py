@@ -5,7 +5,8 @@ Frames stream from the decoder through the chain into the encoder; memory stays 
 video's length. The output is written atomically: a failed run leaves nothing at `output`.
 
 Exit status: 0 written; 2 invalid command line, preset, stage parameter or input (nothing
-written); 1 the chain or the encoder failed while running.
+written); 1 the chain or the encoder failed while running (a short message; `--debug` or
+REELFORGE_DEBUG=1 adds the traceback); 130 Ctrl-C; 143 SIGTERM. Nothing is left at `output`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from flows.settings import post_presets
-from flows.hydra_cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, hydra_exit_code
+from flows.hydra_cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, hydra_exit_code, job_status
 from stages.atomic import temp_sibling
 from stages.audio import AudioTrack, copy_audio, mux_audio, probe
 from stages.keys import file_sha256
@@ -244,7 +245,8 @@ def main(cfg: DictConfig) -> None:
         print(f"error: {exc}", file=sys.stderr)
         _exit_codes.append(EXIT_INVALID)
         return
-    _exit_codes.append(run(settings))
+    with job_status(_exit_codes, f"enhancing {settings.input or 'the input'}"):
+        _exit_codes.append(run(settings))
 
 
 def cli() -> int:

@@ -15,6 +15,7 @@ from engine.base import Engine
 from engine.registry import UnknownEngineError, engine_spec
 from flows.engines import (
     build_engines,
+    check_engine_params,
     check_profiles_ready,
     profile_choice,
     with_profile_options,
@@ -69,6 +70,7 @@ def prepare(settings: RenderSettings) -> Prepared:
         settings.engine, options.profiles.top(storyboard.model.profile),
         settings.engine_cli_options)
     engine, fallback, fallback_params = build_engines(engine_config, storyboard.model.fallback)
+    check_engine_params(engine, engine_config, options.profiles)
     plan = build_plan(storyboard, engine.identity(), dict(settings.engine.get("params") or {}),
                       options.profiles)
     out_root, store = open_storage(settings)  # storage.root=: shared folder or fsspec URL

@@ -4,7 +4,9 @@
 
     publish:
       dir: /srv/videos              # copy <episode>.mp4, <episode>_contact_sheet.png and
-                                    # <episode>_manifest.json here (a folder or an fsspec URL)
+                                    # <episode>_manifest.json here (a folder or an fsspec URL);
+                                    # the manifest copied is the portable one (as in the video:
+                                    # relative paths, no user or host names, no comments)
       command: [rclone, copyto, "{video}", "remote:shows/{episode}.mp4"]
       timeout_s: 3600
       force: false                  # publish again even when this episode was published before
@@ -18,6 +20,7 @@ published to a target, a rerun of the same night skips it; an edited episode pub
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -25,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from flows.settings import ConfigInvalid
-from stages.atomic import atomic_path
+from stages.atomic import atomic_path, atomic_write_bytes
 from stages.cache import CacheStore
 from stages.keys import content_key
+from stages.manifest import embedded_manifest
 
 PLACEHOLDERS = ("video", "episode", "contact_sheet", "manifest", "folder")
 
@@ -95,21 +99,32 @@ def expand(argument: str, files: EpisodeFiles) -> str:
     return argument
 
 
+def portable_manifest(manifest_file: Path) -> bytes:
+    """manifest.json as it may leave this machine: the copy the video carries
+    (stages.manifest.embedded_manifest), pretty-printed."""
+    manifest = json.loads(Path(manifest_file).read_text(encoding="utf-8"))
+    return (json.dumps(embedded_manifest(manifest), sort_keys=True, indent=2, ensure_ascii=False)
+            + "\n").encode("utf-8")
+
+
 def _copy_to(target_dir: str, files: EpisodeFiles) -> None:
     pairs = [(files.video, f"{files.episode}{files.video.suffix}"),
-             (files.contact_sheet, f"{files.episode}_contact_sheet.png"),
-             (files.manifest, f"{files.episode}_manifest.json")]
+             (files.contact_sheet, f"{files.episode}_contact_sheet.png")]
+    manifest_name = f"{files.episode}_manifest.json"
+    manifest = portable_manifest(files.manifest)
     from flows.storage import filesystem, is_remote
 
     if is_remote(target_dir):
         fs = filesystem(target_dir)
         for src, name in pairs:
             fs.put_file(str(src), f"{target_dir.rstrip('/')}/{name}")
+        fs.pipe_file(f"{target_dir.rstrip('/')}/{manifest_name}", manifest)
         return
     folder = Path(target_dir.removeprefix("file://")).expanduser()
     for src, name in pairs:
         with atomic_path(folder / name) as tmp:  # a half-copied video never shows up
             shutil.copyfile(src, tmp)
+    atomic_write_bytes(folder / manifest_name, manifest)
 
 
 def _run(command: tuple[str, ...], files: EpisodeFiles, timeout_s: float) -> str:
@@ -142,7 +157,7 @@ def publish_episode(config: PublishConfig, files: EpisodeFiles, episode_key: str
     if config.dir:
         try:
             _copy_to(config.dir, files)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise PublishFailed(f"cannot copy {files.episode} to {config.dir} "
                                 f"(series.publish.dir): {exc}") from None
     output = _run(config.command, files, config.timeout_s) if config.command else ""

@@ -1,7 +1,9 @@
 """`python -m flows.render storyboard=NAME [key=value ...]`: render a storyboard to an episode.
 
 Exit status: 0 rendered (or planned, with dry_run=true); 2 invalid storyboard or config, nothing
-written; 1 a render failed (finished segments stay cached; the message names shot and segment).
+written; 1 a render failed (finished segments stay cached; the message names shot and segment;
+no traceback unless `--debug` or REELFORGE_DEBUG=1); 130 Ctrl-C; 143 SIGTERM, a clean stop that
+Prefect records as Cancelled. Every status is resumable: rerun the same command.
 """
 
 from __future__ import annotations
@@ -21,10 +23,9 @@ from flows.prepare import prepare, print_plan
 from flows.progress import stop_on_sigint
 from flows.safety import NotEnoughDiskSpace, check_disk_space
 from flows.settings import ConfigInvalid, RenderSettings
-from flows.hydra_cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, hydra_exit_code
+from flows.hydra_cli import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK,
+                             EXIT_TERMINATED, Terminated, hydra_exit_code, job_status)
 from stages.problems import StoryboardInvalid
-
-EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
 
 # Exit codes of the jobs this process ran (several under -m multirun).
 _exit_codes: list[int] = []
@@ -61,6 +62,7 @@ def settings_from_config(cfg: DictConfig, cwd: str, cli_overrides: list[str]) ->
         watch_interval=data.get("watch_interval", 0.5),
         watch_max_runs=data.get("watch_max_runs"),
         storage=dict(data.get("storage") or {}),
+        provenance=dict(data.get("provenance") or {}),
     )
 
 
@@ -102,6 +104,14 @@ def render_once(settings: RenderSettings) -> int:
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.local_api import attach
+    from flows.prefect_api import PrefectUnavailable
+
+    try:  # the machine's shared Prefect API (flows/local_api.py), before Prefect is imported
+        attach()
+    except PrefectUnavailable as exc:
+        print(f"error: {exc.user_message}", file=sys.stderr)
+        return EXIT_FAILED
     from flows.render_flow import RenderFailed, run_flow  # Prefect loads only to render
 
     try:
@@ -118,10 +128,19 @@ def render_once(settings: RenderSettings) -> int:
         print("Finished segments are cached; fix the problem and run the same command again "
               "to resume.", file=sys.stderr)
         return EXIT_FAILED
+    except PrefectUnavailable as exc:
+        print(f"error: {exc.user_message}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"Interrupted: the render of {prepared.plan.name} stopped. Finished segments are "
               "cached; run the same command again to resume where it stopped.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated as exc:
+        run_state = " and its Prefect flow run is Cancelled" if "Cancelled" in str(exc) else ""
+        print(f"Stopped by SIGTERM: the render of {prepared.plan.name} stopped cleanly{run_state}. "
+              "Finished segments are cached; run the same command again to resume where it "
+              "stopped.", file=sys.stderr)
+        return EXIT_TERMINATED
     seconds = time.perf_counter() - started
     rendered, cached = manifest["segments_rendered"], manifest["segments_cached"]
     video = prepared.out_dir / manifest["video"]
@@ -144,11 +163,15 @@ def main(cfg: DictConfig) -> None:
         print(f"error: bad configuration: {exc}", file=sys.stderr)
         _exit_codes.append(EXIT_INVALID)
         return
-    _exit_codes.append(run(settings))
+    # Whatever escapes the render is a failure (1), Ctrl-C (130) or SIGTERM (143): never "bad
+    # input", which Hydra would make of it.
+    with job_status(_exit_codes, f"the render of {settings.storyboard or 'the storyboard'}"):
+        _exit_codes.append(run(settings))
 
 
 def cli() -> int:
-    """Hydra exits with 1 on a bad override before `main` runs; that is a config error (2)."""
+    """Hydra exits with 1 on a bad override before `main` runs; that is a config error (2).
+    `--debug` anywhere on the command line prints tracebacks (as REELFORGE_DEBUG=1 does)."""
     return hydra_exit_code(main, _exit_codes,
                            "Nothing was rendered: fix the command line or config above "
                            "(`python -m flows.render --help` lists the config groups).")

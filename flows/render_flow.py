@@ -18,6 +18,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import progress as live
 from flows.compose import compose_settings
+from flows.hydra_cli import Terminated
+from flows.prefect_api import cancel_on_sigterm, ensure_api, quiet_console_tracebacks
 from engine.base import EngineLoadError
 from flows.prepare import Prepared, engine_name, prepare
 from flows.report import publish_render, storyboard_text
@@ -25,7 +27,7 @@ from flows.safety import check_disk_space
 from flows.segment_guard import segment_guard
 from flows.settings import RenderSettings
 from flows.storage import upload_outputs
-from stages.assemble import EpisodeResult, assemble_episode
+from stages.assemble import EpisodeResult, assemble_episode, subset_label
 from stages.manifest import build_manifest
 from stages.plan import SegmentJob, ShotPlan
 from stages.render_steps import SegmentResult, ShotResult, finish_shot, render_segment
@@ -82,7 +84,9 @@ def shot_task(shot: ShotPlan, segments: list[SegmentResult], prepared: Prepared)
 
 @task(name="assemble", cache_policy=NO_CACHE, persist_result=False, task_run_name="assemble")
 def assemble_task(shots: list[ShotResult], prepared: Prepared) -> EpisodeResult:
-    return assemble_episode(prepared.plan, shots, prepared.store, prepared.out_dir)
+    subset = subset_label(prepared.storyboard.selected,  # shots=[...]: never replace the full one
+                          [s.id for s in prepared.storyboard.model.shots])
+    return assemble_episode(prepared.plan, shots, prepared.store, prepared.out_dir, subset)
 
 
 class RenderFailed(RuntimeError):
@@ -129,6 +133,7 @@ def _failure(future, what: str) -> str | None:
 
 
 @flow(name="render", validate_parameters=False, log_prints=False)
+@cancel_on_sigterm  # SIGTERM: a clean stop, the run ends Cancelled (flows/prefect_api.py)
 def render_flow(settings: dict[str, Any] | None = None, storyboard: str | None = None,
                 overrides: list[str] | None = None, cwd: str | None = None) -> dict[str, Any]:
     """Render a storyboard; returns the manifest. The CLI passes `settings`
@@ -138,6 +143,7 @@ def render_flow(settings: dict[str, Any] | None = None, storyboard: str | None =
     chosen = (RenderSettings.from_dict(settings) if settings is not None
               else compose_settings(storyboard, overrides, cwd))
     prepared = prepare(chosen)
+    prepared.store.remove_dead_temps()  # what killed renders left in the cache: space back now
     check_disk_space(prepared)  # before anything is written
     view = live.start(prepared)  # console progress and the Prefect progress artifact
     source = storyboard_text(prepared)  # for the provenance: the file as rendered
@@ -189,7 +195,10 @@ def render_flow(settings: dict[str, Any] | None = None, storyboard: str | None =
         raise RenderFailed("; ".join(failures))
 
     shot_results = [shot_futures[s.id].result() for s in plan.included()]
-    episode = assemble_task.submit(shot_results, prepared).result()
+    try:
+        episode = assemble_task.submit(shot_results, prepared).result()
+    except OSError as exc:  # a full disk, a read-only folder: the message, not a traceback
+        raise RenderFailed(f"assembling the episode: {exc}") from None
     seconds = time.perf_counter() - started
     manifest = build_manifest(plan, shot_results, episode, prepared.out_dir,
                               {"total_s": seconds}, engine_name(options),
@@ -209,7 +218,16 @@ def engine_runtime(engine) -> dict[str, Any]:
 
 
 def run_flow(settings: RenderSettings) -> dict[str, Any]:
-    """Run the flow with the task runner sized by `settings.workers`."""
+    """Run the flow with the task runner sized by `settings.workers`. Starts Prefect's local API
+    patiently first (PrefectUnavailable when it cannot); a run stopped by SIGTERM (Cancelled)
+    raises Terminated."""
+    from prefect.exceptions import CancelledRun
+
+    ensure_api()
+    quiet_console_tracebacks()
     runner = ThreadPoolTaskRunner(max_workers=settings.workers)
     with live.console_view(settings.progress):
-        return render_flow.with_options(task_runner=runner)(settings.to_dict())
+        try:
+            return render_flow.with_options(task_runner=runner)(settings.to_dict())
+        except CancelledRun as exc:
+            raise Terminated(f"the flow run ended Cancelled: {exc}") from None

@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING, Callable
 
 from flows.settings import ConfigInvalid, RenderSettings
 from stages.disk_estimate import estimate_bytes
-from stages.image_refs import ImagePolicy
+from stages.image_refs import ImagePolicy, check_address_text
 from stages.output_paths import UnsafeOutputPath
 from stages.output_paths import render_folder as _render_folder
 
 if TYPE_CHECKING:
     from flows.prepare import Prepared
 
-_IMAGE_KEYS = {"asset_roots", "allow_any_path", "remote", "remote_max_mb", "remote_timeout_s"}
+_IMAGE_KEYS = {"asset_roots", "allow_any_path", "remote", "remote_max_mb", "remote_timeout_s",
+               "remote_allow"}
 # Kept free beyond the estimate: the OS, logs and other programs need room too.
 RESERVE_BYTES = 256 * 1024 * 1024
 
@@ -51,6 +52,16 @@ def image_policy(settings: RenderSettings) -> ImagePolicy:
             problems.append(f"images.{key}={value!r}: must be a number in (0, {high}]")
             value = default
         limits[key] = value
+    allow = raw.get("remote_allow") or []
+    if isinstance(allow, str) or not isinstance(allow, (list, tuple)) or not all(
+            isinstance(a, str) and a for a in allow):
+        problems.append(f"images.remote_allow={allow!r}: give a list of host names, addresses "
+                        "or networks, e.g. images.remote_allow=[assets.lan,10.0.5.0/24]")
+        allow = []
+    for entry in allow:
+        why = check_address_text(entry)
+        if why:
+            problems.append(f"images.remote_allow: {entry!r} is {why}")
     if problems:
         raise ConfigInvalid("\n".join(problems))
     return ImagePolicy(
@@ -58,6 +69,7 @@ def image_policy(settings: RenderSettings) -> ImagePolicy:
         allow_any_path=flags["allow_any_path"], remote=flags["remote"],
         remote_max_bytes=int(limits["remote_max_mb"] * 1024 * 1024),
         remote_timeout_s=float(limits["remote_timeout_s"]),
+        remote_allow=tuple(str(a) for a in allow),
     )
 
 

@@ -13,7 +13,9 @@ parallel, one per GPU. The flow takes JSON-friendly parameters (series name, ove
 deployment or a schedule can run it; the CLI is a thin wrapper over the same flow.
 
 Exit status: 0 every episode rendered (or planned, with dry_run=true); 1 an episode failed (the
-others still render; rerun to resume); 2 invalid series or config (nothing rendered).
+others still render; rerun to resume) or the run failed (a short message; `--debug` or
+REELFORGE_DEBUG=1 adds the traceback); 2 invalid series or config (nothing rendered); 130 Ctrl-C;
+143 SIGTERM (a clean stop, the Prefect run ends Cancelled).
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ from flows.publish import EpisodeFiles, PublishConfig, PublishFailed, publish_ep
 from flows.settings import (CONF_DIR, PROJECT_STORYBOARDS, ConfigInvalid, RenderSettings,
                             find_storyboard, storyboard_names)
 from flows.storage import filesystem, layout, open_storage
-from flows.hydra_cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, hydra_exit_code
+from flows.hydra_cli import (EXIT_FAILED, EXIT_INVALID, EXIT_OK, Terminated, hydra_exit_code,
+                             job_status)
+from flows.prefect_api import (PrefectUnavailable, cancel_on_sigterm, ensure_api,
+                               quiet_console_tracebacks)
 
 SERIES_DIR = CONF_DIR / "series"
 # How often a series run polls the episode runs it dispatched (seconds).
@@ -336,6 +341,7 @@ episode_task = task(render_on_workers, name="episode", cache_policy=NO_CACHE,
 
 
 @flow(name="series", validate_parameters=False, log_prints=False)
+@cancel_on_sigterm  # SIGTERM: a clean stop, the run ends Cancelled
 def series_flow(series: str, overrides: list[str] | None = None,
                 render_deployment: str | None = None, cwd: str | None = None) -> dict[str, Any]:
     """Render every episode of conf/series/<series>.yaml with Hydra `overrides`.
@@ -387,13 +393,22 @@ def run_series(series: str, overrides: list[str], cwd: str,
         print("Nothing was rendered.", file=sys.stderr)
         return EXIT_INVALID
     _quiet_prefect()
+    from prefect.exceptions import CancelledRun
+
     try:
+        ensure_api()
+        quiet_console_tracebacks()
         series_flow(series=series, overrides=overrides, render_deployment=render_deployment,
                     cwd=cwd)
     except SeriesFailed as exc:
         print(f"error: series {series}: {exc}", file=sys.stderr)
         print("Finished segments are cached; rerun the same command to resume.", file=sys.stderr)
         return EXIT_FAILED
+    except PrefectUnavailable as exc:
+        print(f"error: {exc.user_message}", file=sys.stderr)
+        return EXIT_FAILED
+    except CancelledRun as exc:
+        raise Terminated(str(exc)) from None  # job_status: 143 and the resume hint
     return EXIT_OK
 
 
@@ -416,7 +431,8 @@ def _hydra_main():
             return
         overrides = [o for o in hydra_cfg.overrides.task
                      if o.split("=", 1)[0].lstrip("+~") != "series"]
-        _exit_codes.append(run_series(name, overrides, hydra.utils.get_original_cwd()))
+        with job_status(_exit_codes, f"series {name}"):
+            _exit_codes.append(run_series(name, overrides, hydra.utils.get_original_cwd()))
 
     return main
 

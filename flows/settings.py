@@ -56,6 +56,8 @@ class RenderSettings:
     # Where storyboard images may come from (conf/config.yaml `images:`); see flows/safety.py.
     images: dict[str, Any] = field(default_factory=dict)
     disk_check: bool = True  # refuse to start a render the free disk space cannot hold
+    # What the manifest embedded in the videos may carry (conf/config.yaml `provenance:`).
+    provenance: dict[str, Any] = field(default_factory=dict)
     progress: str = "auto"  # console progress: auto (live bars on a terminal) | bars | lines
     # watch=true: render, then re-render on every save of the storyboard (flows/watch.py).
     watch: bool = False

@@ -12,11 +12,15 @@ dict storyboard must be in a folder every worker reaches and that `images.asset_
 
 The same from a shell: `prefect deployment run render/default --param storyboard=ep01
 --param overrides='["resolution=416x240"]'`, or `python -m flows.submit ep01 resolution=416x240`.
+Its exit status: 0 queued (the run id is printed); 2 invalid storyboard, overrides or command line
+(nothing queued); 1 queueing failed (no API, no such deployment: a short message, the traceback
+with `--debug` or REELFORGE_DEBUG=1); 130 Ctrl-C; 143 SIGTERM.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -113,7 +117,13 @@ def submit(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    from flows.hydra_cli import (DEBUG_ENV, DEBUG_FLAG, EXIT_INVALID, Terminated, is_termination,
+                                 report_failure, stop_on_sigterm, stopped_message)
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if DEBUG_FLAG in args:
+        args = [a for a in args if a != DEBUG_FLAG]
+        os.environ[DEBUG_ENV] = "1"
     if not args or args[0] in ("-h", "--help"):
         print("usage: python -m flows.submit STORYBOARD [key=value ...] "
               "[--deployment render/default]\nQueues a render run and prints its flow run id.")
@@ -123,12 +133,28 @@ def main(argv: list[str] | None = None) -> int:
         i = args.index("--deployment")
         deployment = args[i + 1] if i + 1 < len(args) else ""
         args = args[:i] + args[i + 2:]
+        if "/" not in deployment:
+            print(f"error: --deployment {deployment!r}: give FLOW/DEPLOYMENT, e.g. "
+                  f"{DEFAULT_DEPLOYMENT}", file=sys.stderr)
+            return EXIT_INVALID
+    if not args:
+        print("error: name the storyboard to queue: python -m flows.submit STORYBOARD "
+              "[key=value ...]", file=sys.stderr)
+        return EXIT_INVALID
     try:
-        run_id = submit(args[0], args[1:], deployment=deployment)
+        with stop_on_sigterm():
+            run_id = submit(args[0], args[1:], deployment=deployment)
     except (ConfigInvalid, StoryboardInvalid) as exc:
         print(f"error: {exc}", file=sys.stderr)
         print("Nothing was queued.", file=sys.stderr)
-        return 2
+        return EXIT_INVALID
+    except (KeyboardInterrupt, Terminated) as exc:
+        signal_name = "SIGTERM" if is_termination(exc) else "Ctrl-C"
+        print(f"Stopped by {signal_name} before the run id came back: check `prefect flow-run "
+              "ls` before submitting again (or submit with an idempotency key).", file=sys.stderr)
+        return stopped_message(exc, "queueing")[1]
+    except Exception as exc:  # noqa: BLE001 - a failure to queue, never "bad input"
+        return report_failure(exc, f"queueing {args[0]} on {deployment}")
     print(run_id)
     return 0
 

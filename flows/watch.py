@@ -17,6 +17,7 @@ from flows.prepare import prepare
 from flows.settings import RenderSettings, find_storyboard
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # SIGTERM (flows/hydra_cli.py)
 
 Stamp = tuple[tuple[str, int, int], ...]
 
@@ -72,7 +73,7 @@ def watch(settings: RenderSettings, render_once: Callable[[RenderSettings], int]
             before = stamp(files)
             code = render_once(settings)
             runs += 1
-            if code == EXIT_INTERRUPTED:
+            if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):  # Ctrl-C or SIGTERM: stop watching
                 return code
             if settings.watch_max_runs is not None and runs >= settings.watch_max_runs:
                 return code

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from stages.atomic import atomic_path
-from stages.cache import CacheStore
+from stages.cache import CacheStore, explain_write_error
 from stages.contact_sheet import contact_sheet
 from stages.keys import content_key
 from stages.plan import RenderPlan, ShotPlan
@@ -144,10 +144,36 @@ def episode_frames(plan: RenderPlan, results: Sequence[ShotResult]) -> tuple[int
     return sum(counts) - sum(blend), blend
 
 
+def subset_label(selected: Sequence[str] | None, all_ids: Sequence[str]) -> str | None:
+    """The name suffix of a subset render (`shots=[b,d]` -> "shots-b+d"), or None when every shot
+    of the storyboard is rendered. Long lists are shortened to a count and a hash."""
+    if not selected or set(selected) >= set(all_ids):
+        return None
+    ordered = [i for i in all_ids if i in set(selected)] or list(selected)
+    label = "shots-" + "+".join(ordered)
+    if len(label) > 80:
+        label = f"shots-{len(ordered)}-{content_key('subset', ordered)[:8]}"
+    return label
+
+
+def episode_names(name: str, subset: str | None) -> tuple[str, str]:
+    """File names of the episode video and contact sheet in the render folder: `NAME.mp4` and
+    `contact_sheet.png`, or for a subset render `NAME.<subset>.mp4` and
+    `contact_sheet.<subset>.png`, so a subset never replaces the full episode."""
+    if subset is None:
+        return f"{name}.mp4", "contact_sheet.png"
+    return f"{name}.{subset}.mp4", f"contact_sheet.{subset}.png"
+
+
 def assemble_episode(
-    plan: RenderPlan, results: Sequence[ShotResult], store: CacheStore, out_dir: Path
+    plan: RenderPlan, results: Sequence[ShotResult], store: CacheStore, out_dir: Path,
+    subset: str | None = None,
 ) -> EpisodeResult:
-    """Write the episode, shot videos, last frames and contact sheet into `out_dir`."""
+    """Write the episode, shot videos, last frames and contact sheet into `out_dir`.
+
+    `subset` (subset_label: a `shots=[...]` render) names the episode and contact sheet apart
+    from the full ones and keeps every other shot's video and last frames: a subset render
+    updates the files of its shots and destroys nothing of the full render."""
     by_id = {r.id: r for r in results}
     ordered = [by_id[s.id] for s in plan.included()]
     total, blend = episode_frames(plan, ordered)
@@ -166,23 +192,32 @@ def assemble_episode(
                 target.unlink()
         entry = store.published("episode", plan.key)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    video = _publish(entry.file(EPISODE), out_dir / f"{plan.name}.mp4")
-    shot_videos = {
-        r.id: _publish(encode_shot(plan, r, store), out_dir / "shots" / f"{r.id}.mp4")
-        for r in ordered
-    }
-    for result in ordered:
-        for seg in result.segments:
-            _publish(seg.last_frame, out_dir / "frames" / f"{seg.shot_id}_{seg.index}_last.png")
-    _remove_stale(out_dir, plan)
-    sheet = contact_sheet([(r.id, [load_png(p) for p in r.thumbs]) for r in ordered])
-    sheet_path = save_png(out_dir / "contact_sheet.png", sheet)
+    video_name, sheet_name = episode_names(plan.name, subset)
+    shot_videos = {r.id: encode_shot(plan, r, store) for r in ordered}  # into the cache
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        video = _publish(entry.file(EPISODE), out_dir / video_name)
+        shot_videos = {shot_id: _publish(path, out_dir / "shots" / f"{shot_id}.mp4")
+                       for shot_id, path in shot_videos.items()}
+        for result in ordered:
+            for seg in result.segments:
+                _publish(seg.last_frame,
+                         out_dir / "frames" / f"{seg.shot_id}_{seg.index}_last.png")
+        if subset is None:
+            _remove_stale(out_dir, plan)
+        sheet = contact_sheet([(r.id, [load_png(p) for p in r.thumbs]) for r in ordered])
+        sheet_path = save_png(out_dir / sheet_name, sheet)
+    except OSError as exc:  # the render folder's disk is full or read-only: say so
+        better = explain_write_error(exc, out_dir, "the render folder", setting="output_dir=")
+        if better is not None:
+            raise better from exc
+        raise
     return EpisodeResult(video, total, plan.output_fps, cached, shot_videos, sheet_path)
 
 
 def _remove_stale(out_dir: Path, plan: RenderPlan) -> None:
-    """Drop shot videos and last frames of an earlier render that this plan no longer has."""
+    """Drop shot videos and last frames of an earlier render that this plan no longer has
+    (a full render only: the storyboard lost those shots)."""
     keep_shots = {f"{s.id}.mp4" for s in plan.included()}
     keep_frames = {f"{j.shot_id}_{j.index}_last.png" for s in plan.included() for j in s.segments}
     for folder, keep, pattern in (("shots", keep_shots, "*.mp4"),

@@ -39,15 +39,22 @@ def refs_file(cache_root: Path, name: str, variant: str | None = None) -> Path:
 
 
 def record_refs(cache_root: Path, plan: RenderPlan, settings: dict[str, Any],
-                variant: str | None = None) -> Path:
-    return atomic_write_json(refs_file(cache_root, plan.name, variant), {
-        "storyboard": plan.name,
-        "file": str(plan.storyboard_path),
-        "variant": variant,
-        "settings": settings,
-        "rendered": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "keys": needed_keys(plan),
-    })
+                variant: str | None = None) -> Path | None:
+    """Write the record; None (with a warning) when the cache cannot take it (read-only, full):
+    it only groups entries for `python -m flows.cache`, the render itself is done."""
+    try:
+        return atomic_write_json(refs_file(cache_root, plan.name, variant), {
+            "storyboard": plan.name,
+            "file": str(plan.storyboard_path),
+            "variant": variant,
+            "settings": settings,
+            "rendered": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "keys": needed_keys(plan),
+        })
+    except OSError as exc:
+        log.warning("cannot record which cache entries %s uses in %s (%s)", plan.name,
+                    cache_root, exc)
+        return None
 
 
 def load_refs(cache_root: Path) -> list[dict[str, Any]]:

@@ -91,8 +91,13 @@ def reference_stats(path: str, digest: str = "") -> tuple[np.ndarray, np.ndarray
 
 
 @lru_cache(maxsize=4)
-def _cube(path: str, digest: str = "") -> CubeLut:
+def cached_cube(path: str, digest: str = "") -> CubeLut:
+    """The parsed LUT, once per file content: validation parses it (a bad table is a storyboard
+    problem, reported before anything renders) and the render reuses it."""
     return load_cube(path)
+
+
+_cube = cached_cube
 
 
 def color_stream(stream: Iterable[PostFrame], params: ColorParams,

@@ -7,7 +7,12 @@ lock file, the second waits until the lock is gone and then finds the segment in
   name (`link` fails if the name exists, also on NFS), so a lock file is never seen half written.
 - A holder renews `expires` in the file while it works (a heartbeat thread), so a lock whose
   `expires` has passed was left by a crashed or unreachable holder and may be broken. A lock held
-  by a dead process on this same host is broken at once, without waiting for it to expire.
+  by a dead process of this very PID namespace is broken at once, without waiting for it to
+  expire. The owner names its namespace (`ns`: host name, kernel boot id, PID namespace, see
+  stages.atomic.namespace_id): containers on one machine often share the host name (host
+  networking) but not their pids, so "pid 812 on this host is not running" proves nothing about
+  a holder in another container; there, and for lock files written before `ns` existed, only
+  the heartbeat decides.
 - Breaking re-reads the file and removes it only if it still holds the stale owner's token. Two
   waiters breaking the same stale lock at the same instant can, rarely, both go ahead: that costs
   one duplicate render, never a wrong result, because cache entries are published atomically and
@@ -31,6 +36,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
+from stages.atomic import namespace_id, temp_sibling
+
 log = logging.getLogger(__name__)
 
 
@@ -53,7 +60,7 @@ class LocalLockFiles:
 
     def _temp(self, path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        tmp = temp_sibling(path, keep_suffix=False)
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -85,12 +92,19 @@ class LocalLockFiles:
         Path(path).unlink(missing_ok=True)
 
 
+# A random name for this process: a pid can be reused (by a later process, or by this one after
+# a restart of its container), this token cannot.
+PROCESS_TOKEN = secrets.token_hex(8)
+
+
 @dataclass(frozen=True)
 class LockOwner:
     token: str
     host: str
     pid: int
     expires: float  # seconds since the epoch; the holder pushes it forward while it works
+    ns: str | None = None  # the holder's PID namespace (stages.atomic.namespace_id)
+    process: str | None = None  # the holder's PROCESS_TOKEN
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -99,8 +113,11 @@ class LockOwner:
     def decode(cls, data: bytes) -> "LockOwner | None":
         try:
             raw = json.loads(data)
-            return cls(str(raw["token"]), str(raw["host"]), int(raw["pid"]), float(raw["expires"]))
-        except (ValueError, KeyError, TypeError):
+            ns, process = raw.get("ns"), raw.get("process")
+            return cls(str(raw["token"]), str(raw["host"]), int(raw["pid"]), float(raw["expires"]),
+                       str(ns) if ns is not None else None,
+                       str(process) if process is not None else None)
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
 
@@ -137,13 +154,15 @@ class FileLock:
         self.files, self.path, self.stale_s = files, path, float(stale_s)
         self.poll_s, self.timeout_s, self.clock = poll_s, timeout_s, clock
         self.host = socket.gethostname()
+        self.ns = namespace_id()
         self.token = secrets.token_hex(8)
         self.waited_s = 0.0  # how long acquiring took: the time another worker held it
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 
     def _owner(self) -> LockOwner:
-        return LockOwner(self.token, self.host, os.getpid(), self.clock() + self.stale_s)
+        return LockOwner(self.token, self.host, os.getpid(), self.clock() + self.stale_s,
+                         self.ns, PROCESS_TOKEN)
 
     def _current(self) -> tuple[bytes | None, LockOwner | None]:
         data = self.files.read(self.path)
@@ -151,8 +170,13 @@ class FileLock:
 
     def _is_stale(self, owner: LockOwner) -> bool:
         if owner.expires < self.clock():
-            return True
-        return owner.host == self.host and owner.pid != os.getpid() and not _pid_alive(owner.pid)
+            return True  # no heartbeat for stale_s: crashed, killed or cut off, wherever it ran
+        if owner.ns is None or owner.ns != self.ns or owner.host != self.host:
+            return False  # not provably in this PID namespace: its pid means nothing here
+        if owner.pid == os.getpid():
+            # Our own pid: another thread of this process, or a dead process whose pid we reused.
+            return owner.process is not None and owner.process != PROCESS_TOKEN
+        return not _pid_alive(owner.pid)
 
     def _break(self, stale: LockOwner) -> None:
         _, now = self._current()

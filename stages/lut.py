@@ -12,6 +12,7 @@ bounded for any frame size.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,14 @@ _ROWS_PER_CHUNK = 128
 
 
 class LutError(ValueError):
-    """A .cube file that cannot be used; the message names the file and line."""
+    """A .cube file that cannot be used; the message names the file and line, never quotes the
+    file (a storyboard may point a LUT at a file whose lines are nobody's business)."""
+
+
+MAX_3D_SIZE = 256
+MAX_1D_SIZE = 65536
+# The largest table (256^3 rows) as text, with room for comments and long numbers.
+MAX_CUBE_BYTES = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -42,17 +50,20 @@ class CubeLut:
 
 
 def parse_cube(text: str, name: str = "<cube>") -> CubeLut:
+    """Parse and check a .cube text: exactly one size keyword, the size in range (checked
+    before the table is read), as many rows as the size needs, every value finite."""
     size3 = size1 = None
     dmin = np.zeros(3, np.float32)
     dmax = np.ones(3, np.float32)
     title = ""
     rows: list[tuple[float, float, float]] = []
+    expected: int | None = None
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         head = line.split()[0]
-        if head[0].isalpha():
+        if head[0].isalpha() and not _is_number(head):  # "nan 0 0" is a (bad) row
             parts = line.split()
             try:
                 if head == "TITLE":
@@ -69,38 +80,76 @@ def parse_cube(text: str, name: str = "<cube>") -> CubeLut:
                         dmin = value
                     else:
                         dmax = value
-            except (IndexError, ValueError) as exc:
-                raise LutError(f"{name} line {lineno}: bad {head} line {raw.strip()!r} "
-                               f"({exc})") from None
+            except (IndexError, ValueError):
+                shown = head if head in ("TITLE", "LUT_3D_SIZE", "LUT_1D_SIZE", "DOMAIN_MIN",
+                                         "DOMAIN_MAX") else "keyword"
+                raise LutError(f"{name} line {lineno}: bad {shown} line (expected "
+                               f"{_KEYWORD_FORM.get(shown, 'a .cube keyword')})") from None
+            if head in ("LUT_3D_SIZE", "LUT_1D_SIZE"):
+                expected = _check_size(name, size3, size1)
             continue
         try:
             values = tuple(float(v) for v in line.split())
         except ValueError:
-            raise LutError(f"{name} line {lineno}: expected three numbers, got "
-                           f"{raw.strip()!r}") from None
+            raise LutError(f"{name} line {lineno}: expected three numbers; this is not a "
+                           ".cube table row") from None
         if len(values) != 3:
-            raise LutError(f"{name} line {lineno}: expected three numbers, got {raw.strip()!r}")
+            raise LutError(f"{name} line {lineno}: expected three numbers, found "
+                           f"{len(values)}")
+        if not all(math.isfinite(v) for v in values):
+            raise LutError(f"{name} line {lineno}: table values must be finite numbers (no "
+                           "nan or inf)")
         rows.append(values)  # type: ignore[arg-type]
-    if (size3 is None) == (size1 is None):
-        raise LutError(f"{name}: needs exactly one of LUT_3D_SIZE or LUT_1D_SIZE")
+        if expected is not None and len(rows) > expected:
+            raise LutError(f"{name}: LUT size {size3 or size1} needs {expected} table rows, "
+                           f"found more")
+    expected = _check_size(name, size3, size1)
     n = size3 if size3 is not None else size1
-    if n is None or not 2 <= n <= (256 if size3 else 65536):
-        raise LutError(f"{name}: table size {n} is out of range (3D: 2..256, 1D: 2..65536)")
-    expected = n**3 if size3 else n
     if len(rows) != expected:
         raise LutError(f"{name}: LUT size {n} needs {expected} table rows, found {len(rows)}")
+    if not (np.all(np.isfinite(dmin)) and np.all(np.isfinite(dmax))):
+        raise LutError(f"{name}: DOMAIN_MIN / DOMAIN_MAX must be finite numbers")
     if np.any(dmax <= dmin):
         raise LutError(f"{name}: DOMAIN_MAX {dmax.tolist()} must exceed DOMAIN_MIN "
                        f"{dmin.tolist()} in every channel")
     table = np.asarray(rows, np.float32)
+    if not np.all(np.isfinite(table)):  # a value beyond float32's range
+        raise LutError(f"{name}: table values must be finite numbers within float range")
     if size3:
         table = table.reshape(n, n, n, 3)  # red fastest: [b, g, r]
     return CubeLut(table, dmin, dmax, title)
 
 
+_KEYWORD_FORM = {"TITLE": 'TITLE "name"', "LUT_3D_SIZE": "LUT_3D_SIZE N",
+                 "LUT_1D_SIZE": "LUT_1D_SIZE N", "DOMAIN_MIN": "DOMAIN_MIN r g b",
+                 "DOMAIN_MAX": "DOMAIN_MAX r g b"}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_size(name: str, size3: int | None, size1: int | None) -> int:
+    """Rows the declared size needs; LutError for no size, both sizes or one out of range."""
+    if (size3 is None) == (size1 is None):
+        raise LutError(f"{name}: needs exactly one of LUT_3D_SIZE or LUT_1D_SIZE")
+    n = size3 if size3 is not None else size1
+    if n is None or not 2 <= n <= (MAX_3D_SIZE if size3 is not None else MAX_1D_SIZE):
+        raise LutError(f"{name}: table size {n} is out of range (3D: 2..{MAX_3D_SIZE}, "
+                       f"1D: 2..{MAX_1D_SIZE})")
+    return n**3 if size3 is not None else n
+
+
 def load_cube(path: Path | str) -> CubeLut:
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_CUBE_BYTES:
+            raise LutError(f"LUT {path} is larger than {MAX_CUBE_BYTES // (1024 * 1024)} MB; "
+                           "no .cube table is that big")
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise LutError(f"cannot read LUT {path}: {exc.strerror}") from None

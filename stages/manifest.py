@@ -6,9 +6,14 @@ import datetime as _dt
 import hashlib
 import importlib.metadata
 import json
+import os
 import platform
+import re
+import socket
 from pathlib import Path
 from typing import Any, Sequence
+
+import yaml
 
 from stages.assemble import EpisodeResult
 from stages.atomic import atomic_write_json
@@ -86,6 +91,9 @@ def build_manifest(
         "warnings": list(plan.warnings),
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        # Where this machine keeps them: manifest.json only (LOCAL_ONLY), never in the video.
+        "storyboard_path": str(plan.storyboard_path),
+        "render_folder": str(out_dir),
     }
 
 
@@ -121,17 +129,169 @@ def provenance(storyboard_text: bytes, config: dict[str, Any]) -> dict[str, Any]
 # rendering the same storyboard again (all from the cache) gives a byte-identical file.
 RUN_ONLY = ("created", "timings", "segments_rendered", "segments_cached")
 RUN_ONLY_PER_ITEM = ("cached", "seconds")
+# Absolute locations on the rendering machine: in manifest.json, never in the video.
+LOCAL_ONLY = ("storyboard_path", "render_folder")
+
+
+def strip_yaml_comments(text: str) -> str:
+    """`text` without its YAML comments, data unchanged: whole-line comments are dropped, end-of-
+    line comments cut (never a `#` inside quotes or a block scalar). The result is checked to
+    load to the same data; if it would not, the data is written out again without comments."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return "".join(line for line in text.splitlines(keepends=True)
+                       if not line.lstrip().startswith("#"))
+    out: list[str] = []
+    block_indent: int | None = None  # inside a | or > block scalar indented more than this
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        ending = line[len(body):]
+        indent = len(body) - len(body.lstrip(" "))
+        if block_indent is not None:
+            if not body.strip() or indent > block_indent:
+                out.append(line)
+                continue
+            block_indent = None
+        if body.lstrip().startswith("#"):
+            continue
+        cut = _comment_start(body)
+        if cut is not None:
+            body = body[:cut].rstrip()
+            if not body.strip():
+                continue
+        if re.search(r"(^|[:\-]\s)\s*[|>][0-9+\-]*\s*$", body):
+            block_indent = indent
+        out.append(body + ending)
+    stripped = "".join(out)
+    try:
+        if yaml.safe_load(stripped) == data:
+            return stripped
+    except yaml.YAMLError:
+        pass
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
+
+
+def _comment_start(line: str) -> int | None:
+    """Index of the `#` that starts an end-of-line comment (after a space, outside quotes)."""
+    quote: str | None = None
+    i = 0
+    while i < len(line):
+        c = line[i]
+        if quote == "'":
+            if c == "'":
+                if line[i + 1:i + 2] == "'":
+                    i += 1  # '' is an escaped quote
+                else:
+                    quote = None
+        elif quote == '"':
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quote = None
+        elif c in "'\"" and (i == 0 or line[i - 1] in " \t:[{,-"):
+            quote = c
+        elif c == "#" and (i == 0 or line[i - 1] in " \t"):
+            return i
+        i += 1
+    return None
+
+
+_HOME_DIRS = re.compile(r"/(home|Users|usr/home)/[^/\s\"',;:]+|/root(?=/|$)")
+
+
+def _portable(value: str, roots: list[tuple[str, str]], host: str) -> str:
+    """`value` with the machine's absolute locations replaced by portable names."""
+    if os.path.isabs(value) and "\n" not in value:
+        for root, name in roots:
+            if value == root:
+                return name
+            if value.startswith(root.rstrip("/") + "/"):
+                rest = value[len(root.rstrip("/")) + 1:]
+                return rest if name == "." else f"{name}/{rest}"
+    for root, name in roots:
+        if len(root) > 1:
+            value = value.replace(root.rstrip("/") + "/", "" if name == "." else name + "/")
+            value = re.sub(re.escape(root.rstrip("/")) + r"(?![\w.-])", name, value)
+    value = _HOME_DIRS.sub("~", value)
+    if os.path.isabs(value) and "\n" not in value and "/" in value.strip("/"):
+        value = ".../" + Path(value).name  # somewhere else on this machine: its name only
+    if host and len(host) >= 3 and host in value and not _HEX.match(value):
+        value = re.sub(r"(?<![\w-])" + re.escape(host) + r"(?![\w-])", "<host>", value)
+    return value
+
+
+_HEX = re.compile(r"^[0-9a-f]{16,}$")  # content keys and hashes: never a host name
+
+
+def _scrub(obj: Any, roots: list[tuple[str, str]], host: str) -> Any:
+    if isinstance(obj, str):
+        return _portable(obj, roots, host)
+    if isinstance(obj, dict):
+        return {k: _scrub(v, roots, host) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_scrub(v, roots, host) for v in obj]
+    return obj
+
+
+def _roots(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    """(absolute folder, portable name), most specific first: the storyboard's folder is ".",
+    the output root `<output_dir>`, the cache `<cache_dir>`, the working directory relative to
+    the storyboard when it contains it."""
+    config = manifest.get("config") or {}
+    found: list[tuple[str, str]] = []
+    sb_path = manifest.get("storyboard_path")
+    sb_dir = Path(sb_path).parent if sb_path else None
+    cwd = Path(config["cwd"]).resolve() if config.get("cwd") else None
+    render_folder = manifest.get("render_folder")
+    if render_folder:
+        out_root = Path(render_folder)
+        variant = config.get("variant")
+        out_root = out_root.parent.parent if variant else out_root.parent
+    elif cwd is not None:
+        out_root = cwd / str(config.get("output_dir") or "renders")
+    else:
+        out_root = None
+    if config.get("cache_dir") and cwd is not None:
+        found.append((str((cwd / str(config["cache_dir"])).resolve()), "<cache_dir>"))
+    if out_root is not None:
+        found.append((str(out_root), "<output_dir>"))
+    if sb_dir is not None:
+        found.append((str(sb_dir), "."))
+        for up, ancestor in enumerate(sb_dir.parents, start=1):
+            if cwd is not None and ancestor == cwd:
+                found.append((str(cwd), "/".join([".."] * up)))
+    elif cwd is not None:
+        found.append((str(cwd), "."))
+    found = [(root, name) for root, name in found if root not in ("/", "")]
+    return sorted(found, key=lambda r: len(r[0]), reverse=True)
+
+
+def _keep_comments(manifest: dict[str, Any]) -> bool:
+    config = manifest.get("config") or {}
+    prov = config.get("provenance") or {}
+    return isinstance(prov, dict) and prov.get("comments") is True
 
 
 def embedded_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The manifest as carried by the video: everything but the run's own measurements."""
-    out = {k: v for k, v in manifest.items() if k not in RUN_ONLY}
+    """The manifest as carried by the video (and published): everything but the run's own
+    measurements, with no trace of the rendering machine. Paths are relative to the storyboard's
+    folder (`assets/x.png`, `.`) or named after the output and cache folders (`<output_dir>/...`,
+    `<cache_dir>`); any other absolute path keeps only its last part; home folders, user and host
+    names are removed; the storyboard's comments too, unless `provenance.comments=true`."""
+    out = {k: v for k, v in manifest.items() if k not in RUN_ONLY and k not in LOCAL_ONLY}
     out["shots"] = [
         {**{k: v for k, v in shot.items() if k not in RUN_ONLY_PER_ITEM},
          "segments": [{k: v for k, v in seg.items() if k not in RUN_ONLY_PER_ITEM}
                       for seg in shot.get("segments", [])]}
         for shot in manifest.get("shots", [])
     ]
+    text = out.pop("storyboard_yaml", None)
+    out = _scrub(out, _roots(manifest), socket.gethostname())
+    if text is not None:
+        keep = _keep_comments(manifest)
+        out["storyboard_yaml"] = text if keep else strip_yaml_comments(text)
+        out["storyboard_comments"] = "kept" if keep else "removed"
     return out
 
 

@@ -9,10 +9,11 @@ always replaced by an atomic rename, which replaces a symlink rather than writin
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Iterable
+
+from stages.atomic import leftover_is_dead
 
 # Letters, digits and . _ - = , + (multirun variants look like `engine=svd,fps=12`); starts with
 # a letter or digit, so never "." or ".." or a hidden name.
@@ -58,31 +59,21 @@ def render_folder(output_root: Path, name: str, variant: str | None = None,
     return folder
 
 
-# Temp siblings written by stages.atomic: `.<name>.tmp-<pid>-<random><suffix>`.
+# Temp siblings written by stages.atomic: `.<name>.tmp-<pid>-<tag><random><suffix>`.
 _TEMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]+")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def remove_dead_temps(folder: Path, subfolders: Iterable[str] = SUBFOLDERS) -> list[Path]:
     """Delete the temp files a killed render left in its render folder (their writer's process
-    is gone); a live writer's temps are left alone. Returns what was removed."""
+    is gone: stages.atomic.leftover_is_dead, which never takes a live writer in another container
+    for a dead one); a live writer's temps are left alone. Returns what was removed."""
     removed = []
     for where in [Path(folder)] + [Path(folder) / sub for sub in subfolders]:
         if not where.is_dir():
             continue
         for path in where.iterdir():
-            match = _TEMP.match(path.name)
-            if match and path.is_file() and not path.is_symlink() \
-                    and not _alive(int(match["pid"])):
+            if _TEMP.match(path.name) and path.is_file() and not path.is_symlink() \
+                    and leftover_is_dead(path):
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed

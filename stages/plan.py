@@ -28,6 +28,7 @@ from stages.storyboard import (
     Segment,
     Shot,
     Transition,
+    bridge_id,
     camera_apply,
 )
 from stages.validate import ValidatedStoryboard, inherited, segment_seconds
@@ -296,10 +297,6 @@ def _needed_shots(vs: ValidatedStoryboard) -> set[str]:
     return needed
 
 
-def bridge_id(before: str, after: str) -> str:
-    return f"{before}__{after}"
-
-
 def _bridge_end(vs: ValidatedStoryboard, after: ShotPlan) -> tuple[Path | None, FrameRef | None]:
     """The next shot's first frame: its start image, the frame it chains from, or frame 0 of
     its first segment once rendered."""
@@ -480,8 +477,11 @@ def build_plan(
             loras = (profile.loras if profile else ()) + tuple(
                 LoraRef(str(_image_path(vs, lora.path)), lora.strength, lora.strength_2)
                 for lora in (inherited("loras", *holders) or []))
-            source = _image_path(vs, inherited("source_video", shot, defaults))
-            driving = _image_path(vs, inherited("driving_video", shot, defaults))
+            # An input video the engine ignores is never opened (nor hashed into the key).
+            source = _image_path(vs, inherited("source_video", shot, defaults)) \
+                if "source_video" in vs.engine.honours else None
+            driving = _image_path(vs, inherited("driving_video", shot, defaults)) \
+                if "driving_video" in vs.engine.honours else None
             spec = chain_spec(chain, leads[index], within_shot=bool(jobs))
             anchor = _anchor(vs, chain, first_image, previous_last if chained else None,
                              jobs[0] if jobs else None) \

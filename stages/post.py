@@ -176,37 +176,82 @@ def _suggest(name: str, known: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _resolve_files(name: str, params: BaseModel, base_dir: Path | None) -> tuple[BaseModel, dict]:
+class PostChainError(ValueError):
+    """A bad post chain item; `index` is the item's place in the chain as written and `key` the
+    file parameter at fault (None: not a file problem), so validation can name `post[0].lut`."""
+
+    def __init__(self, message: str, index: int | None = None, key: str | None = None):
+        super().__init__(message)
+        self.index, self.key = index, key
+
+
+# What each file parameter is, for messages; which suffixes it may have (none: any).
+_FILE_KINDS = {"lut": ("LUT", (".cube",)), "reference": ("colour reference image", ()),
+               "model": ("model", ())}
+
+
+def _trusted_path(name: str, key: str, value: str, base_dir: Path | None) -> Path:
+    """A file named by trusted config (a conf/post/ preset, the command line): `~` and absolute
+    paths are fine; relative ones start at `base_dir` (default: the working directory)."""
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    path = path.resolve()
+    if not path.is_file():
+        where = f" (relative paths start at {base_dir})" if base_dir else ""
+        raise PostChainError(f"stage {name!r}: {key} file {value!r} not found (looked at "
+                             f"{path}){where}", key=key)
+    return path
+
+
+def _resolve_files(name: str, params: BaseModel, base_dir: Path | None,
+                   resolver: Any = None) -> tuple[BaseModel, dict]:
+    """Resolve and digest every file a stage's parameters name; a LUT is parsed and checked too
+    (so a bad table stops validation, not the render). With a `resolver`
+    (stages.image_refs.ImageResolver: a storyboard's own stage) paths are confined like every
+    other file the storyboard names; without one they are trusted config."""
     files: tuple[str, ...] = getattr(type(params), "files", ())
     updates, digests = {}, {}
     for key in files:
         value = getattr(params, key)
         if value is None:
             continue
-        path = Path(value).expanduser()
-        if not path.is_absolute():
-            path = (base_dir or Path.cwd()) / path
-        path = path.resolve()
-        if not path.is_file():
-            where = f" (relative paths start at {base_dir})" if base_dir else ""
-            raise ValueError(f"stage {name!r}: {key} file {value!r} not found (looked at "
-                             f"{path}){where}")
+        what, suffixes = _FILE_KINDS.get(key, (key, ()))
+        if resolver is not None:
+            from stages.image_refs import ImageRefError
+
+            try:
+                path = resolver.file(value, what, suffixes)
+            except ImageRefError as exc:
+                raise PostChainError(f"stage {name!r}: {exc}", key=key) from None
+        else:
+            path = _trusted_path(name, key, value, base_dir)
         updates[key] = str(path)
         digests[key] = file_sha256(path)
+        if key == "lut":
+            from stages.color import cached_cube
+            from stages.lut import LutError
+
+            try:
+                cached_cube(str(path), digests[key])
+            except LutError as exc:
+                raise PostChainError(f"stage {name!r}: lut {value!r}: {exc}", key=key) from None
     return (params.model_copy(update=updates) if updates else params), digests
 
 
-def parse_stage(item: Mapping[str, Any], base_dir: Path | None = None) -> PostStep:
+def parse_stage(item: Mapping[str, Any], base_dir: Path | None = None,
+                resolver: Any = None) -> PostStep:
     """{stage: interpolate, factor: 2} -> PostStep; ValueError with a user-facing message.
-    Files named by parameters resolve against `base_dir` (default: the working directory)."""
+    Files named by parameters resolve against `base_dir` (default: the working directory), or
+    through `resolver` (confined: a storyboard's own stage)."""
     if "stage" not in item:
-        raise ValueError(
+        raise PostChainError(
             f"{dict(item)!r} names no stage; write {{stage: NAME, ...}} with NAME one of "
             f"{', '.join(sorted(STAGES))}"
         )
     name = item["stage"]
     if name not in STAGES:
-        raise ValueError(
+        raise PostChainError(
             f"unknown post stage {name!r}{_suggest(str(name), STAGES)} "
             f"(known: {', '.join(sorted(STAGES))})"
         )
@@ -215,8 +260,8 @@ def parse_stage(item: Mapping[str, Any], base_dir: Path | None = None) -> PostSt
         model = STAGES[name].params.model_validate(params)
     except ValidationError as exc:
         reasons = "; ".join(_reason(e, name) for e in exc.errors())
-        raise ValueError(f"bad parameters for stage {name!r}: {reasons}") from None
-    model, digests = _resolve_files(name, model, base_dir)
+        raise PostChainError(f"bad parameters for stage {name!r}: {reasons}") from None
+    model, digests = _resolve_files(name, model, base_dir, resolver)
     return PostStep(name, model, digests)
 
 
@@ -230,22 +275,31 @@ def _reason(error: Mapping[str, Any], name: str) -> str:
 
 def resolve_post_chain(
     items: Iterable[Any], presets: Mapping[str, list[Mapping[str, Any]]],
-    base_dir: Path | None = None,
+    base_dir: Path | None = None, resolver: Any = None,
 ) -> list[PostStep]:
-    """Expand preset names and parse inline stages. ValueError names the first bad item."""
+    """Expand preset names and parse inline stages. PostChainError (a ValueError) names the
+    first bad item and its index. `resolver` confines the files of inline stages (a
+    storyboard's); presets from conf/post/ are trusted config and resolve against `base_dir`."""
     steps: list[PostStep] = []
-    for item in items:
-        if isinstance(item, str):
-            if item not in presets:
-                raise ValueError(
-                    f"unknown post preset {item!r}{_suggest(item, presets)} "
-                    f"(presets: {', '.join(sorted(presets)) or 'none'})"
-                )
-            steps.extend(parse_stage(stage, base_dir) for stage in presets[item])
-        elif isinstance(item, Mapping):
-            steps.append(parse_stage(item, base_dir))
-        else:
-            raise ValueError(f"{item!r} is neither a preset name nor a {{stage: ...}} mapping")
+    for index, item in enumerate(items):
+        try:
+            if isinstance(item, str):
+                if item not in presets:
+                    raise PostChainError(
+                        f"unknown post preset {item!r}{_suggest(item, presets)} "
+                        f"(presets: {', '.join(sorted(presets)) or 'none'})"
+                    )
+                steps.extend(parse_stage(stage, base_dir) for stage in presets[item])
+            elif isinstance(item, Mapping):
+                steps.append(parse_stage(item, base_dir, resolver))
+            else:
+                raise PostChainError(f"{item!r} is neither a preset name nor a {{stage: ...}} "
+                                     "mapping")
+        except PostChainError as exc:
+            exc.index = index
+            if isinstance(item, str):
+                exc.key = None  # the preset's own stage keys are not in the storyboard
+            raise
     return steps
 
 

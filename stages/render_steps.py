@@ -123,7 +123,8 @@ def chain_inputs(job: SegmentJob, upstream: SegmentResult | None,
 
 def build_request(job: SegmentJob, upstream: SegmentResult | None,
                   anchor: np.ndarray | None = None,
-                  end_source: SegmentResult | None = None) -> GenerationRequest:
+                  end_source: SegmentResult | None = None,
+                  honours: frozenset[str] | None = None) -> GenerationRequest:
     chained = chain_inputs(job, upstream, anchor)
     if job.start.kind == "chain":
         if upstream is None:
@@ -142,7 +143,9 @@ def build_request(job: SegmentJob, upstream: SegmentResult | None,
     videos = {
         name: video_slice(path, job.start_time, job.frames, job.fps, job.width, job.height)
         for name, path in (("source_video", job.source_video),
-                           ("driving_video", job.driving_video)) if path is not None
+                           ("driving_video", job.driving_video))
+        # An input video the engine ignores is never opened (`honours`: the engine's keys).
+        if path is not None and (honours is None or name in honours)
     }
     return GenerationRequest(
         prompt=job.prompt, negative=job.negative, width=job.width, height=job.height,
@@ -203,7 +206,7 @@ def render_segment(
     cached = entry is not None
     if entry is None:
         anchor = frame_of(job.anchor, anchor_source, job)
-        request = build_request(job, upstream, anchor, end_source)
+        request = build_request(job, upstream, anchor, end_source, engine.spec.honours)
         frames, record = generate_frames(request, engine, fallback, progress, report,
                                          job.camera_apply, fallback_params)
         expected = (job.frames, job.height, job.width, 3)

@@ -11,6 +11,7 @@ import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -68,8 +69,27 @@ Duration = Annotated[float, BeforeValidator(_duration)]
 TimePoint = Annotated[float, BeforeValidator(_time)]
 Frames = Annotated[int, Field(ge=1, le=MAX_FRAMES, strict=True)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)]
-Text = Annotated[str, Field(max_length=4000, strict=True)]
-ImagePath = Annotated[str, Field(min_length=1, max_length=1024, strict=True)]
+# Control characters break file names, terminals and the HTML report, and are never meant:
+# text may hold tabs and line breaks, paths and names nothing of the kind.
+_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _control_free(pattern: re.Pattern, what: str):
+    def check(value: str) -> str:
+        found = pattern.search(value)
+        if found:
+            raise ValueError(f"control character U+{ord(found.group()):04X} at position "
+                             f"{found.start()} is not allowed in {what}")
+        return value
+    return AfterValidator(check)
+
+
+Text = Annotated[str, Field(max_length=4000, strict=True), _control_free(_TEXT_CONTROL, "text")]
+ImagePath = Annotated[str, Field(min_length=1, max_length=1024, strict=True),
+                      _control_free(_ANY_CONTROL, "a path")]
+# A storyboard renders in one process and one episode; a series is many storyboards.
+MAX_SHOTS = 2000
 
 
 class _Model(BaseModel):
@@ -157,6 +177,11 @@ def camera_keys(camera: Any) -> list[CameraKey] | None:
     if isinstance(camera, CameraKeyframes):
         return camera.keys
     return camera if isinstance(camera, list) else None
+
+
+def bridge_id(before: str, after: str) -> str:
+    """The name of the clip a generated transition renders between two shots."""
+    return f"{before}__{after}"
 
 
 def camera_apply(camera: Any) -> str:
@@ -310,7 +335,8 @@ class Shot(ShotDefaults):
     @field_validator("id", mode="before")
     @classmethod
     def _valid_id(cls, value: Any) -> Any:
-        if not isinstance(value, str) or not SHOT_ID.match(value):
+        # fullmatch: `$` alone would accept a trailing newline (a YAML block scalar).
+        if not isinstance(value, str) or not SHOT_ID.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a valid shot id; use 1-64 of a-z, 0-9, '_' and '-'"
             )
@@ -362,7 +388,7 @@ class Storyboard(_Model):
     # The render's profile (stages.profiles); the only place for one that sets engine options.
     profile: ProfileName | None = None
     defaults: ShotDefaults | None = None
-    shots: list[Shot] = Field(min_length=1)
+    shots: list[Shot] = Field(min_length=1, max_length=MAX_SHOTS)
     post: list[PostItem] | None = None
     output: Output = Output()
     audio: Audio | None = None

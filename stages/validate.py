@@ -20,7 +20,7 @@ from stages.image_refs import ImagePolicy, ImageRefError, ImageResolver
 from stages.audio import AudioTrack, probe
 from stages.chaining import chain_lead
 from stages.keys import file_sha256
-from stages.post import PostStep, chain_warnings, resolve_post_chain
+from stages.post import PostStep, chain_fps, chain_size, chain_warnings, resolve_post_chain
 from stages.problems import Problem, StoryboardInvalid
 from stages.storyboard import (
     MAX_FPS,
@@ -34,6 +34,7 @@ from stages.storyboard import (
     Storyboard,
     GenerationKeys,
     Transition,
+    bridge_id,
     camera_keys,
 )
 from stages.profiles import ProfileChoice
@@ -362,6 +363,46 @@ class _Checker:
                 f"overlap segments start from the first overlap frame and the join blends "
                 f"them (wan_vace conditions on all of them)")
 
+    def transitions(self, shots: Sequence[Shot], defaults: ShotDefaults | None,
+                    fps: int) -> None:
+        """Blends no longer than the shots they join; generated clips' names free."""
+        ids = {shot.id for shot in shots}
+        blends: dict[int, tuple[str, float]] = {}  # boundary index -> (shot id, seconds)
+        for i, (shot, after) in enumerate(zip(shots, shots[1:])):
+            transition = inherited("transition", shot, defaults)
+            if transition is None or transition.type == "cut":
+                continue
+            where = ("shots", i, "transition") if shot.transition is not None \
+                else ("defaults", "transition")
+            if transition.type == "generated":
+                # A subset render bridges the shots it keeps: any later shot may follow.
+                taken = sorted(bridge_id(shot.id, later.id) for later in shots[i + 1:]
+                               if bridge_id(shot.id, later.id) in ids)
+                if taken:
+                    self.add(where + ("type",), f"the clip this generated transition renders "
+                                                f"would be named {taken[0]!r}, which is also a "
+                                                f"shot id: rename that shot (ids with '__' are "
+                                                f"how generated clips are named)")
+                continue
+            # A crossfade or morph overlaps the two shots by its duration: together with the
+            # shot's other blend it must fit inside each shot, or the shot is swallowed and
+            # the episode comes out shorter than planned.
+            before_in = blends[i - 1][1] if i > 0 and blends.get(i - 1) else 0.0
+            after_out = _blend(inherited("transition", after, defaults)) \
+                if i + 2 < len(shots) else 0.0
+            for other, sec, used in ((shot, shot_seconds(shot, defaults, fps), before_in),
+                                     (after, shot_seconds(after, defaults, fps), after_out)):
+                if sec is not None and transition.duration + used > sec + 1e-9:
+                    extra = f" plus its other {used:g}s blend" if used else ""
+                    self.add(where + ("duration",), f"a {transition.duration:g}s "
+                                                    f"{transition.type}{extra} is longer than "
+                                                    f"shot {other.id} ({sec:g}s): it would "
+                                                    f"swallow the shot and shorten the episode; "
+                                                    f"shorten the transition or lengthen the "
+                                                    f"shot")
+                    break
+            blends[i] = (shot.id, transition.duration)
+
     def generated_transitions(self, shots: Sequence[Shot], defaults: ShotDefaults | None) -> None:
         """`transition: {type: generated}` renders a first-last-frame clip into the next shot."""
         for i, shot in enumerate(shots[:-1]):
@@ -398,15 +439,25 @@ class _Checker:
                    suffixes: tuple[str, ...]) -> None:
         """A non-image input (a LoRA, a source video): confined like images, must exist."""
         try:
-            full = self.resolver.resolve(relative)
+            self.resolver.file(relative, what, suffixes)
         except ImageRefError as exc:
             self.add(path, str(exc))
+
+    def _file_once(self, path: KeyPath, relative: str, what: str,
+                   suffixes: tuple[str, ...] = (), must_exist: bool = True) -> None:
+        """`input_file` for a key every shot inherits (defaults.*): reported once, not per shot.
+        `must_exist=False`: only confined (a key the engine ignores is never opened)."""
+        done = self.__dict__.setdefault("_files_checked", set())
+        if path in done:
             return
-        if not full.is_file():
-            self.add(path, f"{what} {relative!r} not found (looked at {full}); paths are "
-                           "relative to the storyboard file")
-        elif not full.name.lower().endswith(suffixes):
-            self.add(path, f"{what} {relative!r} is not a {' or '.join(suffixes)} file")
+        done.add(path)
+        if must_exist:
+            self.input_file(path, relative, what, suffixes)
+            return
+        try:
+            self.resolver.resolve(relative, what, remote=False)
+        except ImageRefError as exc:
+            self.add(path, str(exc))
 
     def _generation(self, base: KeyPath, shot: Shot, defaults: ShotDefaults | None,
                     fps: int) -> None:
@@ -427,6 +478,9 @@ class _Checker:
             for i, lora in enumerate(holder.loras or []):
                 self.input_file(path + ("loras", i, "path"), lora.path, "LoRA",
                           (".safetensors", ".bin", ".pt", ".pth"))
+        for i, lora in enumerate((defaults.loras if defaults else None) or []):
+            self._file_once(("defaults", "loras", i, "path"), lora.path, "LoRA",
+                            (".safetensors", ".bin", ".pt", ".pth"))
         for key in ("source_video", "driving_video"):
             value = inherited(key, shot, defaults)
             if value is None and key in engine.requires:
@@ -434,12 +488,14 @@ class _Checker:
                                         f"{key.replace('_', ' ')} (a video file next to the "
                                         "storyboard)")
             elif value is not None:
+                # Confined wherever it is written (the shot or defaults:); opened only when used.
+                where = base + (key,) if getattr(shot, key) is not None else ("defaults", key)
                 if key not in engine.honours:
                     self.warnings.append(f"shot {shot.id}: {key} is ignored by engine "
                                          f"{engine.name!r}")
-                elif getattr(shot, key) is not None:
-                    self.input_file(base + (key,), value, key.replace("_", " "),
-                                    VIDEO_SUFFIXES)
+                    self._file_once(where, value, key.replace("_", " "), must_exist=False)
+                else:
+                    self._file_once(where, value, key.replace("_", " "), VIDEO_SUFFIXES)
         if "image" in engine.requires and not inherited("image", shot, defaults) \
                 and shot.start != "chain":
             self.add(base + ("image",), f"required by engine {engine.name!r}: give the start "
@@ -570,6 +626,7 @@ def validate_storyboard(
         seen.setdefault(shot.id, i)
         checker.shot(i, shot, model.defaults, fps)
     checker.generated_transitions(model.shots, model.defaults)
+    checker.transitions(model.shots, model.defaults, fps)
     _check_profiles(checker, model, options.profiles)
     for key in ("image", "end_image"):
         value = getattr(model.defaults, key, None) if model.defaults else None
@@ -583,14 +640,26 @@ def validate_storyboard(
     try:
         # Files a storyboard's stages name (weights, LUTs) are relative to the storyboard;
         # those of a command-line chain to the working directory.
+        # The storyboard's own stages name files through the one confining resolver.
         post = resolve_post_chain(post_items, options.post_presets,
-                                  path.parent if use_storyboard_post else None)
+                                  path.parent if use_storyboard_post else None,
+                                  checker.resolver if use_storyboard_post else None)
         checker.warnings += chain_warnings(post)
     except ValueError as exc:
-        checker.add(("post",), str(exc))
+        if use_storyboard_post:
+            # A file a storyboard's stage names is reported at its key (post[0].lut).
+            where = (exc.index, exc.key) if getattr(exc, "key", None) \
+                and getattr(exc, "index", None) is not None else ()
+            checker.add(("post",) + where, str(exc))
+        else:  # the chain came from post= or the config: blame the command line, not the file
+            checker.problems.append(Problem("command line", "post", str(exc)))
         post = []
+    _check_post_output(checker, post, width, height, fps, use_storyboard_post)
     audio = _audio_track(checker, model.audio, path.parent) if model.audio else None
     try:
+        # The config's own values first: a bad `output.crf=99` is an error even where the
+        # storyboard's `output:` overrides it (a dry run and the render agree).
+        Output.model_validate(dict(options.default_output))
         output = Output.model_validate(
             {**options.default_output, **model.output.model_dump(exclude_unset=True)}
         )
@@ -617,6 +686,40 @@ def validate_storyboard(
         width=width, height=height, engine=engine, selected=selected, output=output,
         images=dict(checker.resolver.resolved), warnings=checker.warnings, audio=audio,
     )
+
+
+# What the encoder can take (H.264 level 6.2 is 8192x4320) and what Output.fps allows.
+MAX_OUTPUT_SIDE = 8192
+MAX_OUTPUT_FPS = 240.0
+
+
+def _check_post_output(checker: _Checker, post: Sequence[Any], width: int, height: int,
+                       fps: float, from_storyboard: bool) -> None:
+    """The frames the whole post chain produces must be encodable: a chain of upscales or
+    interpolations that multiplies past the limits fails here, not after hours of rendering
+    with a huge allocation."""
+    out_width, out_height = chain_size(post, width, height)
+    out_fps = chain_fps(post, fps)
+    problems = []
+    if max(out_width, out_height) > MAX_OUTPUT_SIDE:
+        problems.append(f"the chain makes {out_width}x{out_height} frames from {width}x{height}; "
+                        f"at most {MAX_OUTPUT_SIDE} pixels a side can be encoded: lower the "
+                        f"upscale factors (or the resolution)")
+    if out_fps > MAX_OUTPUT_FPS:
+        problems.append(f"the chain makes {out_fps:g} fps from {fps:g}; at most "
+                        f"{MAX_OUTPUT_FPS:g} fps: lower the interpolation factors")
+    for message in problems:
+        if from_storyboard:
+            checker.add(("post",), message)
+        else:
+            checker.problems.append(Problem("command line", "post", message))
+
+
+def _blend(transition: Transition | None) -> float:
+    """Seconds a transition overlaps the shots it joins (cuts and generated clips: none)."""
+    if transition is None or transition.type in ("cut", "generated"):
+        return 0.0
+    return float(transition.duration)
 
 
 def _check_profiles(checker: _Checker, model: Storyboard, choice: ProfileChoice) -> None:
@@ -655,12 +758,13 @@ def _check_profiles(checker: _Checker, model: Storyboard, choice: ProfileChoice)
 
 
 def _audio_track(checker: _Checker, audio: Audio, base: Path) -> AudioTrack | None:
-    """The soundtrack, if its file exists and holds an audio stream ffmpeg can read."""
-    full = (base / audio.path).resolve()
+    """The soundtrack, if its file exists (confined like every file a storyboard names) and
+    holds an audio stream ffmpeg can read."""
     where = ("audio", "path")
-    if not full.is_file():
-        checker.add(where, f"audio file {audio.path!r} not found (looked at {full}); paths are "
-                           "relative to the storyboard file")
+    try:
+        full = checker.resolver.file(audio.path, "audio file")
+    except ImageRefError as exc:
+        checker.add(where, str(exc))
         return None
     try:
         streams = probe(full)

@@ -31,7 +31,12 @@ def read_state_dict(path: Path) -> dict[str, Any]:
         else:
             data = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any reader error means an unusable file
-        raise ModelFileError(f"cannot read model file {path}: {exc}") from None
+        # The reader's message can quote the file (a text file read as a pickle shows its
+        # bytes); name the file and the kind of failure only.
+        raise ModelFileError(f"cannot read model file {path}: not a readable .safetensors file "
+                             f"or torch checkpoint ({type(exc).__name__}); weights are loaded "
+                             "with weights_only, so a checkpoint holding code cannot load") \
+            from None
     for wrapper in ("params_ema", "params", "state_dict", "model"):
         if isinstance(data, Mapping) and isinstance(data.get(wrapper), Mapping):
             data = data[wrapper]

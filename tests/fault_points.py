@@ -3,8 +3,8 @@ injected at chosen points, for the crash-resume tests (never imported by the pro
 
 REELFORGE_FAULT names one fault, `ACTION@POINT`:
 - ACTION: `kill` (SIGKILL to the whole process group: the render, ffmpeg and Prefect's server
-  die at once, as in a power cut) or `sigint` (Ctrl-C, then the worker waits so the handler runs
-  before its next step).
+  die at once, as in a power cut), `sigint` (Ctrl-C, then the worker waits so the handler runs
+  before its next step) or `sigterm` (the same with SIGTERM, as docker stop sends).
 - POINT: `generate:SHOT:INDEX:FRAME` (inside the engine, at that frame of that segment),
   `write:KIND:NTH:FRAME` (while writing the NTH clip of KIND (segment, shot, episode) of this run
   into the cache, after FRAME frames), `embed` (while the finished episode is re-copied into the
@@ -34,8 +34,8 @@ opened: dict[str, int] = {}
 def strike() -> None:
     if action == "kill":
         os.killpg(os.getpgid(0), signal.SIGKILL)
-    elif action == "sigint":
-        os.kill(os.getpid(), signal.SIGINT)
+    elif action in ("sigint", "sigterm"):
+        os.kill(os.getpid(), signal.SIGINT if action == "sigint" else signal.SIGTERM)
         deadline = time.monotonic() + 10
         while not stop_requested() and time.monotonic() < deadline:
             time.sleep(0.01)  # the main thread's handler runs before this worker's next step

@@ -132,11 +132,18 @@ def test_image_settings_come_from_the_config(layout):
                               images={"asset_roots": ["../shared"], "remote": True,
                                       "remote_max_mb": 2, "remote_timeout_s": 5})
     policy = image_policy(settings)
+    assert policy.remote_allow == ()
     assert policy.asset_roots == (layout["shared"].resolve(),)
     assert policy.remote and policy.remote_max_bytes == 2 * 1024 * 1024
     assert policy.remote_timeout_s == 5.0 and not policy.allow_any_path
     with pytest.raises(ConfigInvalid, match="images.remote='yes'"):
         image_policy(RenderSettings(storyboard="x", images={"remote": "yes"}))
+    allowed = image_policy(RenderSettings(storyboard="x", images={
+        "remote_allow": ["assets.lan", "10.0.5.0/24", "127.0.0.1", "::1"]}))
+    assert allowed.remote_allow == ("assets.lan", "10.0.5.0/24", "127.0.0.1", "::1")
+    for bad in ("10.0.0.0/8", ["bad host!"], [""], [3]):
+        with pytest.raises(ConfigInvalid, match="images.remote_allow"):
+            image_policy(RenderSettings(storyboard="x", images={"remote_allow": bad}))
 
 
 def test_confined_images_render_end_to_end_through_prepare(layout):
@@ -237,7 +244,8 @@ def test_remote_images_are_off_by_default_and_never_fetched(server, tmp_path):
 def test_remote_image_when_enabled_is_fetched_hashed_and_used(server, tmp_path):
     base, png = server
     path = board(tmp_path, shot_with(f"{base}/pic.png"))
-    policy = ImagePolicy(remote=True, remote_max_bytes=100_000, remote_timeout_s=5)
+    policy = ImagePolicy(remote=True, remote_max_bytes=100_000, remote_timeout_s=5,
+                         remote_allow=("127.0.0.1",))  # the test server is on loopback
     vs = validate_storyboard(path, PREVIEW_SPEC, ValidateOptions(images=policy))
     local = vs.images[f"{base}/pic.png"]
     assert local.read_bytes() == png and _Handler.hits == ["/pic.png"]  # fetched once
@@ -258,14 +266,15 @@ def test_remote_fetch_limits(server, route, message):
     base, _ = server
     started = time.monotonic()
     with pytest.raises(ImageRefError, match=message):
-        fetch(f"{base}{route}", max_bytes=100_000, timeout_s=0.5)
+        fetch(f"{base}{route}", max_bytes=100_000, timeout_s=0.5, allow=("127.0.0.0/8",))
     assert time.monotonic() - started < 5  # the limit holds (0.5 s, plus one socket wait)
 
 
 def test_remote_limit_problem_names_the_key_path(server, tmp_path):
     base, _ = server
     path = board(tmp_path, shot_with(f"{base}/big.png"))
-    found = problems(path, ImagePolicy(remote=True, remote_max_bytes=1000, remote_timeout_s=5))
+    found = problems(path, ImagePolicy(remote=True, remote_max_bytes=1000, remote_timeout_s=5,
+                                       remote_allow=("127.0.0.1",)))
     assert "shots[0].image" in found[0] and "more than the limit of 1000" in found[0], found
 
 
