@@ -92,12 +92,13 @@ def render_once(settings: RenderSettings) -> int:
         return EXIT_INVALID
     if settings.dry_run:
         print_plan(prepared)
-        return EXIT_OK
     try:
-        check_disk_space(prepared)
+        check_disk_space(prepared)  # a dry run makes every check the render makes
     except NotEnoughDiskSpace as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    if settings.dry_run:
+        return EXIT_OK
 
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     # Prefect's HTTP client logs every API call at INFO; the console is for render progress.

@@ -143,6 +143,9 @@ def test_a_render_that_would_not_fit_is_refused_before_anything_is_written(proje
     assert "not enough disk space; nothing was written" in err and "disk_check=false" in err
     assert "Traceback" not in err
     assert not (project / "out").exists()
+    # A dry run makes the same check: the plan prints, then the same refusal.
+    assert run(settings(project, dry_run=True)) == EXIT_FAILED
+    assert "not enough disk space" in capsys.readouterr().err
     # What the check compares: the plan's estimate against the free space, per file system.
     needs = safety.disk_needs(prepare(settings(project)), free=lambda folder: 10_000_000)
     assert len(needs) == 1 and 0 < needs[0].needed < safety.RESERVE_BYTES
