@@ -229,6 +229,10 @@ class EngineError(RuntimeError):
     """A deterministic engine failure (bad request for this engine); never retried."""
 
 
+class EngineConfigError(ValueError):
+    """A bad engine option; the message names the key, the value and the fix."""
+
+
 class EngineLoadError(RuntimeError):
     """The engine's weights could not be loaded (missing files, wrong layout, out of memory);
     a fallback engine may take over."""

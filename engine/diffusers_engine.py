@@ -50,7 +50,7 @@ from .diffusers_options import DiffusersOptions, EngineConfigError
 from .images import fit_frames
 from .model_pool import POOL, ModelPool, PoolEntry
 from .model_files import inspect_files, load_components
-from .model_source import ModelNotFound, ModelSource, resolve_model
+from .model_source import ModelNotFound, ModelSource, dtype_keyword, resolve_model
 from .samplers import scheduler_for
 
 # Defaults for generation keys a storyboard (or the engine config's params) may set.
@@ -71,14 +71,6 @@ def pil(image: np.ndarray):
     from PIL import Image
 
     return Image.fromarray(np.ascontiguousarray(image))
-
-
-def dtype_keyword() -> str:
-    """diffusers 0.42 renamed from_pretrained's torch_dtype to dtype."""
-    import diffusers
-
-    major, minor = (int(x) for x in diffusers.__version__.split(".")[:2])
-    return "dtype" if (major, minor) >= (0, 42) else "torch_dtype"
 
 
 @contextlib.contextmanager

@@ -12,6 +12,10 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+# Defined with the engine interface (engine.parallel raises it without importing this module);
+# re-exported here, where the options it reports on live.
+from .base import EngineConfigError  # noqa: F401
+
 OFFLOAD = ("none", "model", "sequential", "group", "auto")
 # mag_calibrate: MagCache's calibration mode (nothing skipped, ratios recorded): flows.calibrate.
 STEP_CACHE = ("none", "first_block", "mag", "mag_calibrate")
@@ -20,8 +24,6 @@ QUANTIZE = ("none", "fp8_storage", "int8", "fp8")
 DTYPES = ("auto", "bf16", "fp16", "fp32")
 
 
-class EngineConfigError(ValueError):
-    """A bad engine option; the message names the key, the value and the fix."""
 
 
 @dataclass

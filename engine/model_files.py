@@ -660,7 +660,7 @@ def _load_gguf(cls, mf: ModelFile, base: Path, dtype):
     from diffusers import GGUFQuantizationConfig
     from diffusers.models.model_loading_utils import load_gguf_checkpoint
 
-    from .diffusers_engine import dtype_keyword
+    from .model_source import dtype_keyword
 
     state = _strip(load_gguf_checkpoint(str(mf.path)), mf.prefix)
     if mf.layout == "diffusers" and mf.keys:

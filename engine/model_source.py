@@ -117,3 +117,12 @@ def resolve_model(model: str | os.PathLike | None, engine: str) -> ModelSource:
                        isinstance(v, list) and v[0] is not None)
     return ModelSource(path=folder, name=name, revision=revision or fingerprint(folder),
                        pipeline_class=str(meta.get("_class_name", "")), components=components)
+
+
+def dtype_keyword() -> str:
+    """The dtype keyword of from_pretrained / from_single_file: diffusers 0.42 renamed
+    torch_dtype to dtype."""
+    import diffusers
+
+    major, minor = (int(x) for x in diffusers.__version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (0, 42) else "torch_dtype"

