@@ -12,9 +12,10 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-# Defined with the engine interface (engine.parallel raises it without importing this module);
-# re-exported here, where the options it reports on live.
+# Defined with the engine interface (modules this one uses raise it too); re-exported here,
+# where the options it reports on live.
 from .base import EngineConfigError  # noqa: F401
+from .parallel_config import check_options, parse
 
 OFFLOAD = ("none", "model", "sequential", "group", "auto")
 # mag_calibrate: MagCache's calibration mode (nothing skipped, ratios recorded): flows.calibrate.
@@ -88,7 +89,7 @@ class DiffusersOptions:
     pool_budget_gb: float | None = None
     camera_prompt: bool = True
     max_sequence_length: int | None = None
-    parallel: Any = None  # engine.parallel.ParallelConfig after _check
+    parallel: Any = None  # engine.parallel_config.ParallelConfig after _check
     extra: dict[str, Any] = field(default_factory=dict)  # family-specific (see each engine)
 
     @classmethod
@@ -160,7 +161,6 @@ class DiffusersOptions:
             raise bad("files", files, "a mapping of component name (transformer, transformer_2, "
                       "vae, text_encoder, image_encoder) to a .safetensors or .gguf path")
         self.files = {k: v for k, v in files.items() if v not in (None, "")}
-        from .parallel import check_options, parse
 
         self.parallel = parse(self.parallel, engine)
         if self.parallel is not None:

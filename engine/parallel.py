@@ -52,8 +52,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
-import functools
 import logging
 import os
 import pickle
@@ -62,115 +60,19 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 
+from . import parallel_model
 from .base import EngineConfigError, EngineError
+from .parallel_config import ParallelConfig, parse  # noqa: F401 - parse: the option's reader
+from .parallel_model import choose_backend  # noqa: F401 - part of this module's interface
 
 log = logging.getLogger(__name__)
 
-KEYS = ("ulysses", "ring", "cfg", "anything")
 TIMEOUT_ENV = "REELFORGE_PARALLEL_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 1800.0
-# Context-parallel attention kernels auto picks from, fastest first. Ring needs the kernel to
-# return the log-sum-exp (PyTorch SDPA does not); diffusers' `_flash_3` has no context-parallel
-# path (only `_flash_3_hub`, which downloads kernels), so auto never picks it here.
-ULYSSES_BACKENDS = ("flash", "_native_cudnn", "native")
-RING_BACKENDS = ("flash", "_native_cudnn", "_native_flash")
-NO_LSE = ("native", "_native_npu")
 
 
 class ParallelError(EngineError):
     """The ranks cannot (or can no longer) work together; retrying does not help."""
-
-
-# -- the option ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ParallelConfig:
-    """`engine.options.parallel`: degrees of context parallelism, their product = processes.
-
-    ulysses:  Ulysses attention degree (all-to-all of heads; divides the head count).
-    ring:     ring attention degree (K/V passed around; needs flash or cuDNN attention).
-    cfg:      CFG parallelism; only 1 (diffusers 0.42.1 has none).
-    anything: Ulysses/ring "anything" mode: token counts (and for Ulysses head counts) that do
-              not divide by the degree; one of ulysses / ring must be 1.
-    """
-
-    ulysses: int = 1
-    ring: int = 1
-    cfg: int = 1
-    anything: bool = False
-
-    @property
-    def size(self) -> int:
-        return self.ulysses * self.ring * self.cfg
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.ring, self.ulysses)
-
-    def describe(self) -> str:
-        parts = [f"{k}={getattr(self, k)}" for k in ("ulysses", "ring") if getattr(self, k) > 1]
-        return " ".join(parts + (["anything"] if self.anything else []))
-
-
-def parse(value: Any, engine: str) -> ParallelConfig | None:
-    """The option's value (a mapping, a ParallelConfig, None) as a ParallelConfig, or None when
-    off (None, {} or every degree 1). EngineConfigError naming key, value and fix otherwise."""
-    if value is None or isinstance(value, ParallelConfig):
-        return None if value is None or value.size == 1 else value
-    where = f"engine.options.parallel for engine {engine!r}"
-    if not isinstance(value, Mapping):
-        raise EngineConfigError(f"{where}: {value!r} is not a mapping; expected e.g. "
-                                f"{{ulysses: 4}} or {{ulysses: 2, ring: 2}} (null: off)")
-    for key in value:
-        if key not in KEYS:
-            close = difflib.get_close_matches(str(key), KEYS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise EngineConfigError(f"engine.options.parallel.{key}: unknown key for engine "
-                                    f"{engine!r}{hint} (keys: {', '.join(KEYS)})")
-    degrees = {}
-    for key in ("ulysses", "ring", "cfg"):
-        degree = value.get(key, 1)
-        if degree is None:
-            degree = 1
-        if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1:
-            raise EngineConfigError(f"engine.options.parallel.{key}={degree!r} for engine "
-                                    f"{engine!r}: expected a whole number of GPUs >= 1")
-        degrees[key] = degree
-    anything = value.get("anything", False)
-    if not isinstance(anything, bool):
-        raise EngineConfigError(f"engine.options.parallel.anything={anything!r} for engine "
-                                f"{engine!r}: expected true or false")
-    if degrees["cfg"] > 1:
-        raise EngineConfigError(
-            f"engine.options.parallel.cfg={degrees['cfg']} for engine {engine!r}: CFG "
-            f"parallelism is not available in diffusers 0.42.1 (its parallel module lists "
-            f"CFG/data parallel as to do); use ulysses and/or ring, with cfg: 1")
-    if anything and degrees["ulysses"] > 1 and degrees["ring"] > 1:
-        raise EngineConfigError(
-            f"engine.options.parallel.anything=true for engine {engine!r}: works with ulysses "
-            f"or ring alone, not both ({degrees['ulysses']} x {degrees['ring']}); set one to 1")
-    config = ParallelConfig(anything=anything, **degrees)
-    return None if config.size == 1 else config
-
-
-def check_options(config: ParallelConfig, offload: str, step_cache: str, device: str,
-                  engine: str) -> None:
-    """Options that cannot go with context parallelism (checked with the other options)."""
-    if offload != "none":
-        raise EngineConfigError(
-            f"engine.options.offload={offload!r} with engine.options.parallel for engine "
-            f"{engine!r}: context parallelism keeps the whole model on every GPU (it splits "
-            f"activations, not weights); set offload=none, or drop parallel and use offload")
-    if step_cache != "none":
-        raise EngineConfigError(
-            f"engine.options.step_cache={step_cache!r} with engine.options.parallel for engine "
-            f"{engine!r}: diffusers' step caches decide per rank on that rank's share of the "
-            f"tokens, so ranks could disagree and stall; set step_cache=none")
-    if device.startswith("cuda:"):
-        raise EngineConfigError(
-            f"engine.options.device={device!r} with engine.options.parallel for engine "
-            f"{engine!r}: each process uses the GPU of its LOCAL_RANK; set device=auto or cuda")
 
 
 # -- processes ----------------------------------------------------------------------------------
@@ -664,116 +566,9 @@ def _session_mesh(config: ParallelConfig):
     return _SESSION.mesh(config)
 
 
-# -- on the model --------------------------------------------------------------------------------
-
-
-def _cp_backends() -> set[str]:
-    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
-
-    return set(_AttentionBackendRegistry._supports_context_parallel)
-
-
-def choose_backend(requested: str | None, module: Any, device: str, dtype: Any,
-                   config: ParallelConfig) -> str:
-    """The attention kernel for a context-parallel denoiser: `requested` when it has a
-    context-parallel path (and returns the log-sum-exp, for ring), or for auto the fastest
-    such exact kernel that runs here."""
-    from . import attention
-
-    supported = _cp_backends()
-    ring = config.ring > 1
-    if requested not in (None, attention.AUTO):
-        name = str(requested)
-        if name not in supported or (ring and name in NO_LSE):
-            usable = sorted(b for b in supported if not (ring and b in NO_LSE))
-            raise EngineConfigError(
-                f"engine.options.attention_backend={name!r} with engine.options.parallel="
-                f"{{{config.describe()}}}: diffusers 0.42.1 has no "
-                f"{'ring ' if ring else ''}context-parallel path for it; use auto or one of "
-                f"{', '.join(usable)}")
-        return name
-    candidates = RING_BACKENDS if ring else ULYSSES_BACKENDS
-    if device.startswith("cuda"):
-        dim = attention.head_dim(module) or 128
-        for name in candidates:
-            if name in supported and (name == attention.NATIVE or
-                                      attention.probe(name, dim, dtype, device) is None):
-                return name
-    elif not ring:
-        return attention.NATIVE
-    raise EngineConfigError(
-        f"engine.options.parallel.ring={config.ring} on {device!r}: ring attention needs a "
-        f"kernel that returns the log-sum-exp ({', '.join(RING_BACKENDS)}), and none runs here "
-        f"(PyTorch SDPA does not return it); use ulysses instead of ring"
-        + ("" if device.startswith("cuda") else ", or a GPU"))
-
-
-def _resolve_on_cpu(module, config):
-    """diffusers' `_resolve_parallel_config` with the CPU as the device (its own divides by
-    torch.accelerator.device_count(), which is 0 without an accelerator)."""
-    import torch
-    import torch.distributed as dist
-    from diffusers import ContextParallelConfig
-    from diffusers.models._modeling_parallel import ParallelConfig as DiffusersParallelConfig
-
-    if isinstance(config, ContextParallelConfig):
-        config = DiffusersParallelConfig(context_parallel_config=config)
-    config.setup(dist.get_rank(), dist.get_world_size(), torch.device("cpu"),
-                 mesh=config.context_parallel_config.mesh)
-    module._parallel_config = config
-    return config
-
-
-def denoisers_with_plan(pipe) -> list[tuple[str, Any]]:
-    found = [(n, getattr(pipe, n, None)) for n in ("transformer", "transformer_2", "unet")]
-    found = [(n, m) for n, m in found if m is not None]
-    missing = [f"{n} ({type(m).__name__})" for n, m in found
-               if getattr(m, "_cp_plan", None) is None]
-    if missing or not found:
-        raise EngineConfigError(
-            f"engine.options.parallel: {', '.join(missing) or type(pipe).__name__} has no "
-            f"context-parallel plan in diffusers 0.42.1; it works for the Wan transformers "
-            f"(wan21_t2v, wan21_i2v, wan22_*, wan_v2v) and LTX; drop parallel for this engine")
-    return found
-
-
 def apply_parallel(pipe, config: ParallelConfig, attention_backend: str | None,
                    device: str, report: Any) -> None:
-    """Context parallelism on every denoiser of a loaded, placed (and maybe compiled) pipeline:
-    a context-parallel attention kernel, then diffusers' `enable_parallelism` with the shared
-    device mesh."""
-    from diffusers import ContextParallelConfig
-
-    sess = _require_session(config)
-    if device.split(":")[0] != sess.device_type:
-        raise EngineConfigError(
-            f"engine.options.device={device!r} with engine.options.parallel: the processes "
-            f"were started on {sess.device_type} devices; set device=auto")
-    for _name, module in denoisers_with_plan(pipe):
-        heads = getattr(module.config, "num_attention_heads", None)
-        if config.ulysses > 1 and not config.anything and isinstance(heads, int) \
-                and heads % config.ulysses:
-            raise EngineConfigError(
-                f"engine.options.parallel.ulysses={config.ulysses}: {type(module).__name__} "
-                f"has {heads} attention heads, which Ulysses cannot split {config.ulysses} "
-                f"ways; use a divisor of {heads}, add ring (ulysses x ring), or set "
-                f"anything: true")
-        dtype = next((p.dtype for p in module.parameters()), None)
-        backend = choose_backend(attention_backend, module, device, dtype, config)
-        module.set_attention_backend(backend)
-        report.attention = backend
-        cp = ContextParallelConfig(
-            ulysses_degree=config.ulysses, ring_degree=config.ring, mesh=sess.mesh(config),
-            ulysses_anything=config.anything and config.ulysses > 1,
-            ring_anything=config.anything and config.ring > 1)
-        if not device.startswith("cuda"):
-            module._resolve_parallel_config = functools.partial(_resolve_on_cpu, module)
-        try:
-            module.enable_parallelism(config=cp)
-        except (ValueError, RuntimeError) as exc:
-            raise EngineConfigError(f"engine.options.parallel={{{config.describe()}}}: "
-                                    f"{exc}") from None
-    note = (f"parallel: {config.describe()} over {config.size} processes (rank "
-            f"{sess.launch.rank}, attention {report.attention})")
-    report.notes.append(note)
-    log.info(note)
+    """Context parallelism on a loaded pipeline (engine.parallel_model), with this process's
+    session and its device mesh."""
+    parallel_model.apply_parallel(pipe, config, attention_backend, device, report,
+                                  _require_session(config))
