@@ -49,7 +49,8 @@ from .camera_prompt import with_camera
 from .diffusers_options import DiffusersOptions, EngineConfigError
 from .images import fit_frames
 from .model_pool import POOL, ModelPool, PoolEntry
-from .model_files import inspect_files, load_components
+from .model_files import inspect_files
+from .model_loading import load_components
 from .model_source import ModelNotFound, ModelSource, dtype_keyword, resolve_model
 from .samplers import scheduler_for
 
