@@ -84,7 +84,9 @@ def stack(tmp_path_factory):
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
         "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
     })
-    worker_env = {"PYTHONPATH": f"{site}:{ROOT}", LOG_ENV: str(log), SLEEP_ENV: "0.2",
+    # Each fake generation takes half a second, so one episode still renders when the other GPU
+    # worker polls (every second): with 0.2 s a busy machine once let one worker take both.
+    worker_env = {"PYTHONPATH": f"{site}:{ROOT}", LOG_ENV: str(log), SLEEP_ENV: "0.5",
                   "PREFECT_WORKER_QUERY_SECONDS": "1", "REELFORGE_SERIES_POLL_S": "0.5"}
     try:
         stack.start_server()
