@@ -24,6 +24,7 @@ from flows.safety import image_policy, render_folder
 from flows.settings import ConfigInvalid, RenderSettings, find_storyboard, post_presets
 from flows.storage import open_storage
 from stages.cache import CacheStore
+from stages.output_paths import RenderFiles, render_files, subset_label
 from stages.plan import RenderPlan, build_plan
 from stages.validate import ValidateOptions, ValidatedStoryboard, validate_storyboard
 
@@ -38,6 +39,16 @@ class Prepared:
     out_dir: Path
     fallback: Engine | None = None  # renders segments the engine cannot (flows.engines)
     fallback_params: dict = field(default_factory=dict)
+
+    @property
+    def subset(self) -> str | None:
+        """The label of a `shots=[...]` render, None for the whole storyboard."""
+        return subset_label(self.storyboard.selected, [s.id for s in self.storyboard.model.shots])
+
+    @property
+    def files(self) -> RenderFiles:
+        """What this render names its episode, contact sheet, manifest and report."""
+        return render_files(self.plan.name, self.subset)
 
 
 def engine_name(settings: RenderSettings) -> str:

@@ -12,7 +12,6 @@ import logging
 import os
 import sys
 import time
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig

@@ -27,7 +27,7 @@ from flows.safety import check_disk_space
 from flows.segment_guard import segment_guard
 from flows.settings import RenderSettings
 from flows.storage import upload_outputs
-from stages.assemble import EpisodeResult, assemble_episode, subset_label
+from stages.assemble import EpisodeResult, assemble_episode
 from stages.manifest import build_manifest
 from stages.plan import SegmentJob, ShotPlan
 from stages.render_steps import SegmentResult, ShotResult, finish_shot, render_segment
@@ -84,9 +84,8 @@ def shot_task(shot: ShotPlan, segments: list[SegmentResult], prepared: Prepared)
 
 @task(name="assemble", cache_policy=NO_CACHE, persist_result=False, task_run_name="assemble")
 def assemble_task(shots: list[ShotResult], prepared: Prepared) -> EpisodeResult:
-    subset = subset_label(prepared.storyboard.selected,  # shots=[...]: never replace the full one
-                          [s.id for s in prepared.storyboard.model.shots])
-    return assemble_episode(prepared.plan, shots, prepared.store, prepared.out_dir, subset)
+    # shots=[...] renders name their files apart: never replace the full render's
+    return assemble_episode(prepared.plan, shots, prepared.store, prepared.out_dir, prepared.subset)
 
 
 class RenderFailed(RuntimeError):

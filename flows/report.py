@@ -18,9 +18,6 @@ from stages.video_io import copy_with_metadata
 
 log = logging.getLogger(__name__)
 
-REPORT = "report.html"
-
-
 def storyboard_text(prepared: Prepared) -> bytes:
     """The storyboard file as it is now; read when the render starts, so provenance names what
     was rendered even if the file is saved again meanwhile (watch mode)."""
@@ -34,8 +31,9 @@ def publish_render(prepared: Prepared, manifest: dict[str, Any], shots: Sequence
     text = source if source is not None else storyboard_text(prepared)
     manifest = {**manifest, **provenance(text, prepared.settings.to_dict())}
     manifest["title"] = prepared.storyboard.model.title
-    manifest["report"] = REPORT
-    write_manifest(out_dir, manifest)
+    files = prepared.files
+    manifest["report"] = files.report
+    write_manifest(out_dir / files.manifest, manifest)
 
     # The episode in the render folder is a copy of the cached one; re-copy it with the manifest
     # in its metadata (streams copied, not re-encoded: the frames stay identical).
@@ -44,7 +42,7 @@ def publish_render(prepared: Prepared, manifest: dict[str, Any], shots: Sequence
 
     remove_dead_temps(out_dir)  # what a killed render left behind in this folder
     thumbs = {shot.id: list(shot.thumbs) for shot in shots}
-    atomic_write_text(out_dir / REPORT, render_report_html(manifest, thumbs))
+    atomic_write_text(out_dir / files.report, render_report_html(manifest, thumbs))
     record_refs(prepared.store.root, prepared.plan, prepared.settings.to_dict(),
                 prepared.settings.variant)
     _markdown_artifact(prepared, manifest)
@@ -58,7 +56,7 @@ def _markdown_artifact(prepared: Prepared, manifest: dict[str, Any]) -> None:
         from prefect.artifacts import create_markdown_artifact
 
         create_markdown_artifact(
-            markdown=render_report_markdown(manifest, str(prepared.out_dir / REPORT)),
+            markdown=render_report_markdown(manifest, str(prepared.out_dir / manifest["report"])),
             key=artifact_key(prepared.plan.name) + "-report",
             description=f"Render report of {prepared.plan.name}")
     except Exception as exc:  # noqa: BLE001 - a report in the UI is a nicety, not the render

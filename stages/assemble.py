@@ -20,6 +20,7 @@ from stages.atomic import atomic_path
 from stages.cache import CacheStore, explain_write_error
 from stages.contact_sheet import contact_sheet
 from stages.keys import content_key
+from stages.output_paths import render_files
 from stages.plan import RenderPlan, ShotPlan
 from stages.render_steps import ShotResult
 from stages.audio import mux_audio
@@ -144,34 +145,13 @@ def episode_frames(plan: RenderPlan, results: Sequence[ShotResult]) -> tuple[int
     return sum(counts) - sum(blend), blend
 
 
-def subset_label(selected: Sequence[str] | None, all_ids: Sequence[str]) -> str | None:
-    """The name suffix of a subset render (`shots=[b,d]` -> "shots-b+d"), or None when every shot
-    of the storyboard is rendered. Long lists are shortened to a count and a hash."""
-    if not selected or set(selected) >= set(all_ids):
-        return None
-    ordered = [i for i in all_ids if i in set(selected)] or list(selected)
-    label = "shots-" + "+".join(ordered)
-    if len(label) > 80:
-        label = f"shots-{len(ordered)}-{content_key('subset', ordered)[:8]}"
-    return label
-
-
-def episode_names(name: str, subset: str | None) -> tuple[str, str]:
-    """File names of the episode video and contact sheet in the render folder: `NAME.mp4` and
-    `contact_sheet.png`, or for a subset render `NAME.<subset>.mp4` and
-    `contact_sheet.<subset>.png`, so a subset never replaces the full episode."""
-    if subset is None:
-        return f"{name}.mp4", "contact_sheet.png"
-    return f"{name}.{subset}.mp4", f"contact_sheet.{subset}.png"
-
-
 def assemble_episode(
     plan: RenderPlan, results: Sequence[ShotResult], store: CacheStore, out_dir: Path,
     subset: str | None = None,
 ) -> EpisodeResult:
     """Write the episode, shot videos, last frames and contact sheet into `out_dir`.
 
-    `subset` (subset_label: a `shots=[...]` render) names the episode and contact sheet apart
+    `subset` (output_paths.subset_label: a `shots=[...]` render) names the episode and contact sheet apart
     from the full ones and keeps every other shot's video and last frames: a subset render
     updates the files of its shots and destroys nothing of the full render."""
     by_id = {r.id: r for r in results}
@@ -192,7 +172,8 @@ def assemble_episode(
                 target.unlink()
         entry = store.published("episode", plan.key)
 
-    video_name, sheet_name = episode_names(plan.name, subset)
+    files = render_files(plan.name, subset)
+    video_name, sheet_name = files.video, files.contact_sheet
     shot_videos = {r.id: encode_shot(plan, r, store) for r in ordered}  # into the cache
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -301,5 +301,6 @@ def manifest_tag(manifest: dict[str, Any]) -> str:
                       ensure_ascii=False)
 
 
-def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> Path:
-    return atomic_write_json(out_dir / "manifest.json", manifest)
+def write_manifest(path: Path, manifest: dict[str, Any]) -> Path:
+    """Write `manifest` to `path` (output_paths.render_files names it)."""
+    return atomic_write_json(path, manifest)

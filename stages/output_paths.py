@@ -10,10 +10,12 @@ always replaced by an atomic rename, which replaces a symlink rather than writin
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from stages.atomic import leftover_is_dead
+from stages.keys import content_key
 
 # Letters, digits and . _ - = , + (multirun variants look like `engine=svd,fps=12`); starts with
 # a letter or digit, so never "." or ".." or a hidden name.
@@ -21,6 +23,37 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=,+-]{0,199}$")
 
 # Folders a render creates inside its render folder.
 SUBFOLDERS = ("shots", "frames")
+
+
+@dataclass(frozen=True)
+class RenderFiles:
+    """The names of one render's files in its render folder."""
+
+    video: str
+    contact_sheet: str
+    manifest: str
+    report: str
+
+
+def subset_label(selected: Sequence[str] | None, all_ids: Sequence[str]) -> str | None:
+    """The name suffix of a subset render (`shots=[b,d]` -> "shots-b+d"), or None when every shot
+    of the storyboard is rendered. Long lists are shortened to a count and a hash."""
+    if not selected or set(selected) >= set(all_ids):
+        return None
+    ordered = [i for i in all_ids if i in set(selected)] or list(selected)
+    label = "shots-" + "+".join(ordered)
+    if len(label) > 80:
+        label = f"shots-{len(ordered)}-{content_key('subset', ordered)[:8]}"
+    return label
+
+
+def render_files(name: str, subset: str | None) -> RenderFiles:
+    """`NAME.mp4`, `contact_sheet.png`, `manifest.json` and `report.html`; a subset render
+    (`shots=[...]`) puts its label before each extension (`NAME.shots-b.mp4`,
+    `manifest.shots-b.json`, ...), so it never replaces what the full render wrote."""
+    tag = f".{subset}" if subset else ""
+    return RenderFiles(video=f"{name}{tag}.mp4", contact_sheet=f"contact_sheet{tag}.png",
+                       manifest=f"manifest{tag}.json", report=f"report{tag}.html")
 
 
 class UnsafeOutputPath(ValueError):

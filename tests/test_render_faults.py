@@ -89,14 +89,20 @@ def test_subset_render_keeps_the_full_episode_and_portable_manifest(project, cap
     rerun = json.loads((project / "out" / "again" / "manifest.json").read_text())
     assert rerun["segments_rendered"] == 0 and rerun["key"] == local["key"]
 
-    # shots=[b] into the same folder: its own episode name, nothing of the full render lost.
+    # shots=[b] into the same folder: its own file names, nothing of the full render lost.
+    report = (folder / "report.html").read_bytes()
     assert run(settings(project, shots=["b"])) == EXIT_OK
     assert (folder / "ep.mp4").read_bytes() == full
     assert all(p.read_bytes() == data for p, data in others.items())
     subset = folder / "ep.shots-b.mp4"
     assert subset.is_file() and (folder / "contact_sheet.shots-b.png").is_file()
     assert (folder / "contact_sheet.png").is_file()
-    assert json.loads((folder / "manifest.json").read_text())["video"] == "ep.shots-b.mp4"
+    assert json.loads((folder / "manifest.json").read_text())["video"] == "ep.mp4"
+    assert (folder / "report.html").read_bytes() == report
+    subset_manifest = json.loads((folder / "manifest.shots-b.json").read_text())
+    assert subset_manifest["video"] == "ep.shots-b.mp4"
+    assert subset_manifest["report"] == "report.shots-b.html"
+    assert "ep.shots-b.mp4" in (folder / "report.shots-b.html").read_text()
     # All shots listed: that is the full episode again.
     assert run(settings(project, shots=["a", "b", "c"])) == EXIT_OK
     assert read_video_manifest(folder / "ep.mp4")["key"] == local["key"]
