@@ -72,7 +72,13 @@ class ValidatedStoryboard:
         return self.path.parent
 
     def image_path(self, ref: str) -> Path:
-        return self.images.get(ref) or (self.base_dir / ref).resolve()
+        """The confined path validation resolved for `ref`. Every file a render opens passed
+        the resolver (stages.image_refs); a reference it never saw is a bug, not a path to guess."""
+        try:
+            return self.images[ref]
+        except KeyError:
+            raise LookupError(f"{self.path}: {ref!r} was not checked by validation; "
+                              "no file outside the storyboard's folders is opened") from None
 
     def shot(self, shot_id: str) -> Shot:
         return next(s for s in self.model.shots if s.id == shot_id)

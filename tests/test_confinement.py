@@ -486,3 +486,15 @@ def test_an_unreadable_model_file_is_named_not_quoted(world):
     with pytest.raises(ModelFileError, match="cannot read model file") as info:
         read_state_dict(world["outside"] / "secret.txt")
     assert leaked(str(info.value)) == [] and "SECRET" not in str(info.value)
+
+
+def test_a_reference_validation_never_saw_is_refused_not_guessed(world):
+    """Planning opens only what the resolver checked: an unrecorded reference is an error, never
+    a path built next to the storyboard (the old fallback could reach `../`)."""
+    path = world["board"] / "board.yaml"
+    path.write_text("shots:\n  - {id: a, prompt: x, duration: 1s, image: in.png}\n",
+                    encoding="utf-8")
+    vs = validate_storyboard(path, engine_spec("preview"), ValidateOptions())
+    assert vs.image_path("in.png") == (world["board"] / "in.png").resolve()
+    with pytest.raises(LookupError, match="not checked by validation"):
+        vs.image_path("../outside/secret.png")
