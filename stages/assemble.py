@@ -19,6 +19,7 @@ import numpy as np
 from stages.atomic import atomic_path
 from stages.cache import CacheStore, explain_write_error
 from stages.contact_sheet import contact_sheet
+from stages.image_refs import unchanged
 from stages.keys import content_key
 from stages.output_paths import render_files
 from stages.plan import RenderPlan, ShotPlan
@@ -168,6 +169,7 @@ def assemble_episode(
             if written != total:
                 raise RuntimeError(f"episode has {written} frames, planned {total}")
             if plan.audio is not None:
+                unchanged(plan.audio.path, "audio")  # still the file validation checked
                 mux_audio(target, plan.audio, tmp / EPISODE, written / plan.output_fps)
                 target.unlink()
         entry = store.published("episode", plan.key)

@@ -24,6 +24,7 @@ import atexit
 import hashlib
 import http.client
 import ipaddress
+import os
 import re
 import socket
 import shutil
@@ -324,7 +325,20 @@ class ImageResolver:
         suffix = suffix if suffix in (".png", ".jpg", ".jpeg", ".webp", ".bmp") else ".img"
         path = self._download_dir / (hashlib.sha256(url.encode()).hexdigest()[:24] + suffix)
         path.write_bytes(data)
-        return path
+        return path.resolve()  # as local files are: unchanged() compares resolved paths
+
+
+def unchanged(path: Path | str, what: str) -> Path:
+    """`path` as validation resolved it, checked again just before a render opens it: a file
+    swapped for a symlink (or a folder above it for a link) since validation would now lead
+    elsewhere, possibly out of the storyboard's folders. Paths the resolver records are fully
+    resolved, so any link met on the way now changes the resolved path."""
+    path = Path(path)
+    now = Path(os.path.realpath(path))
+    if now != path:
+        raise ImageRefError(f"{what} {path} changed since the storyboard was validated: it now "
+                            f"leads to {now}; restore it, or run again to validate it anew")
+    return path
 
 
 # Every file a storyboard names goes through the same resolver; the name says so.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -21,6 +21,7 @@ from engine.images import load_rgb
 from stages.cache import CacheStore
 from stages.contact_sheet import sample_indices, thumbnail
 from stages.generate import generate_frames
+from stages.image_refs import unchanged
 from stages.keys import content_key
 from stages.source_video import video_slice
 from stages.plan import FrameRef, SegmentJob, ShotPlan
@@ -82,7 +83,7 @@ def frame_of(ref: FrameRef | None, source: SegmentResult | None,
     if ref is None:
         return None
     if ref.kind == "image":
-        return load_rgb(ref.image, job.width, job.height)
+        return load_rgb(unchanged(ref.image, "anchor image"), job.width, job.height)
     if source is None:
         raise ValueError(f"segment {job.label} needs a frame of {ref.segment}, but no result "
                          "for it was given")
@@ -134,14 +135,15 @@ def build_request(job: SegmentJob, upstream: SegmentResult | None,
         # Overlap: the segment starts where its context starts, K frames before the end.
         start = context[0] if context is not None else load_png(upstream.last_frame)
     elif job.start.kind == "image":
-        start = load_rgb(job.start.image, job.width, job.height)
+        start = load_rgb(unchanged(job.start.image, "image"), job.width, job.height)
     else:
         start = None
-    end = load_rgb(job.end_image, job.width, job.height) if job.end_image else None
+    end = (load_rgb(unchanged(job.end_image, "end_image"), job.width, job.height)
+           if job.end_image else None)
     if job.end_from is not None:  # a generated transition ends on the next shot's first frame
         end = frame_of(job.end_from, end_source, job)
     videos = {
-        name: video_slice(path, job.start_time, job.frames, job.fps, job.width, job.height)
+        name: video_slice(unchanged(path, name), job.start_time, job.frames, job.fps, job.width, job.height)
         for name, path in (("source_video", job.source_video),
                            ("driving_video", job.driving_video))
         # An input video the engine ignores is never opened (`honours`: the engine's keys).
@@ -151,7 +153,8 @@ def build_request(job: SegmentJob, upstream: SegmentResult | None,
         prompt=job.prompt, negative=job.negative, width=job.width, height=job.height,
         num_frames=job.frames, fps=job.fps, seed=job.seed, start_image=start, end_image=end,
         camera=job.camera, shot_id=job.shot_id, segment_index=job.index, params=job.params,
-        loras=job.loras, **videos, **chained,
+        loras=tuple(replace(lora, path=str(unchanged(lora.path, "LoRA"))) for lora in job.loras),
+        **videos, **chained,
     )
 
 

@@ -498,3 +498,18 @@ def test_a_reference_validation_never_saw_is_refused_not_guessed(world):
     assert vs.image_path("in.png") == (world["board"] / "in.png").resolve()
     with pytest.raises(LookupError, match="not checked by validation"):
         vs.image_path("../outside/secret.png")
+
+
+def test_a_file_swapped_for_a_link_after_validation_is_not_opened(world):
+    """Validation checked in.png; a link put in its place before the segment renders would lead
+    out of the storyboard's folder, so the render refuses it instead of following it."""
+    board = world["board"]
+    path = board / "board.yaml"
+    path.write_text("shots:\n  - {id: a, prompt: x, duration: 1s, image: in.png}\n")
+    prepared = prepare(RenderSettings(storyboard=str(path), cwd=str(board), output_dir="out"))
+    job = next(prepared.plan.segments())
+    assert build_request(job, None).start_image is not None  # untouched: it opens
+    (board / "in.png").unlink()
+    (board / "in.png").symlink_to(world["outside"] / "secret.png")
+    with pytest.raises(ImageRefError, match="changed since the storyboard was validated"):
+        build_request(job, None)
