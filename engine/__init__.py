@@ -1,5 +1,13 @@
 """Video generation backends behind one small interface (see engine.base).
 
+    base.py       the interface: Engine, EngineSpec, GenerationRequest, errors
+    registry.py   name -> (spec, factory); builtin.py registers the engines this project ships
+    preview/      the embedded CPU animatic engine (no weights)
+    diffusers/    the diffusers engines: loading, model pool, acceleration, multi-GPU, and
+                  families/ (Wan, HunyuanVideo, LTX, CogVideoX, SVD; specs beside classes)
+    geometry.py, images.py, camera_prompt.py   camera homographies, image loading and fitting,
+                  camera moves as prompt words (used by the engines and by stages/)
+
 Importing this package loads numpy, OpenCV and Pillow only: no torch, no prefect, no hydra.
 """
 
@@ -25,8 +33,10 @@ from .registry import (
     get_engine,
     register,
 )
+from .builtin import BUILTIN_ENGINES  # registers them; after .registry, whose table it fills
 
 __all__ = [
+    "BUILTIN_ENGINES",
     "CameraState",
     "Engine",
     "EngineError",

@@ -77,6 +77,9 @@ class EngineSpec:
     # True when the engine conditions on several known frames (VACE's video + mask), so an
     # overlap segment continues the previous segment's last K frames, not only the first of them.
     context_frames: bool = False
+    # True when one generation can run over several GPUs (`engine.options.parallel`: the
+    # denoiser has diffusers' context-parallel plan; Wan and LTX transformers).
+    context_parallel: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,13 @@
 
 Specs are plain data, so planning and validation can read `engine_spec(name)` without importing
 or constructing anything heavy. A factory is either a callable `factory(**options) -> Engine` or
-a lazy import path "package.module:Attribute" (resolved on first `get_engine`), so a diffusers
-family can register itself without importing torch:
+a lazy import path "package.module:Attribute" (resolved on first `get_engine`). The engines
+this project ships (`preview` and the diffusers families) are registered by engine.builtin,
+which the `engine` package imports first, so any `from engine.registry import ...` sees them.
+A plugin or a test adds its own:
 
-    register("wan21_t2v_1_3b", WAN21_T2V_SPEC, "engine.wan:WanEngine")
+    register("my_engine", EngineSpec(name="my_engine", ...), MyEngine)
+    register("my_engine", MY_SPEC, "my_package.engine:MyEngine")  # imported on first get_engine
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Union
 
 from .base import Engine, EngineSpec
-from .preview import PREVIEW_SPEC, PreviewEngine
 
 __all__ = [
     "EngineEntry",
     "UnknownEngineError",
     "available_engines",
     "engine_spec",
+    "engines_where",
     "get_engine",
     "register",
     "unregister",
@@ -82,6 +85,12 @@ def available_engines() -> list[str]:
     return sorted(_ENGINES)
 
 
+def engines_where(predicate: Callable[[EngineSpec], bool]) -> list[str]:
+    """Registered engine names, sorted, whose spec satisfies `predicate` (for messages that
+    suggest engines: derived from the specs, never a hand-written list)."""
+    return [name for name in available_engines() if predicate(_ENGINES[name].spec)]
+
+
 def _entry(name: str) -> EngineEntry:
     try:
         return _ENGINES[name]
@@ -111,17 +120,3 @@ def get_engine(name: str, **options: Any) -> Engine:
     if not isinstance(engine, Engine):
         raise TypeError(f"the factory for engine {name!r} returned {type(engine).__name__}")
     return engine
-
-
-register("preview", PREVIEW_SPEC, PreviewEngine)
-
-
-def _register_diffusers() -> None:
-    # Specs only: the engine classes (and torch) load when a render constructs one.
-    from .diffusers_specs import DIFFUSERS_SPECS
-
-    for name, (spec, factory) in DIFFUSERS_SPECS.items():
-        register(name, spec, factory)
-
-
-_register_diffusers()

@@ -23,8 +23,8 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from engine.base import GenerationRequest
-from engine.diffusers_engine import DiffusersEngine
-from engine.step_cache import write_calibration
+from engine.diffusers.engine import DiffusersEngine
+from engine.diffusers.step_cache import write_calibration
 from flows.engines import construct
 from flows.hydra_cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, hydra_exit_code
 from flows.settings import ConfigInvalid

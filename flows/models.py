@@ -113,7 +113,7 @@ class Report:
 
 
 def _cached(repo: str) -> Path | None:
-    from engine.model_source import ModelNotFound, resolve_model
+    from engine.diffusers.models.source import ModelNotFound, resolve_model
 
     try:
         return resolve_model(repo, "check").path
@@ -182,7 +182,7 @@ def _find_base(report: Report, weights: Weights, model: Any, models_dir: Path,
                 report.add("download", download_command(_repo_for(weights, path), path,
                                                         weights, only))
             return None, True, ""
-        from engine.model_source import _HUB_ID
+        from engine.diffusers.models.source import _HUB_ID
 
         if _HUB_ID.match(text) and not text.startswith((".", "/", "~")):
             cached = _cached(text)
@@ -235,7 +235,7 @@ def _pipeline_class(folder: Path) -> str:
 
 
 def _check_components(report: Report, weights: Weights, base: Path, replaced: set[str]) -> None:
-    from engine.model_files import missing_weights
+    from engine.diffusers.models.files import missing_weights
 
     lacking = missing_weights(base)
     present = []
@@ -269,8 +269,8 @@ def _check_components(report: Report, weights: Weights, base: Path, replaced: se
 
 
 def _check_file(report: Report, component: str, value: Any) -> None:
-    from engine.model_files import _Unreadable, describe_header, identify, quantization_of
-    from engine.model_files import read_header
+    from engine.diffusers.models.headers import _Unreadable, describe_header, identify, quantization_of
+    from engine.diffusers.models.headers import read_header
 
     key = f"files.{component}"
     path = Path(str(value)).expanduser()
@@ -311,8 +311,8 @@ def _check_profiles(report: Report, config: dict[str, Any]) -> None:
 
 def _check_calibration(report: Report, engine: Any, model: str) -> None:
     """Which step counts MagCache (step_cache=mag) is calibrated for."""
-    from engine.diffusers_options import EngineConfigError
-    from engine.step_cache import read_calibration
+    from engine.diffusers.options import EngineConfigError
+    from engine.diffusers.step_cache import read_calibration
 
     path = engine.calibration_path()
     if not path.is_file():
@@ -331,7 +331,7 @@ def _check_calibration(report: Report, engine: Any, model: str) -> None:
 def _construct(report: Report, name: str, config: dict[str, Any], model: str) -> Any:
     """Build the engine as a render would (headers and configs only): its verdict on the
     layout and the files. Returns the engine, or None when it cannot be built."""
-    from engine.diffusers_options import EngineConfigError
+    from engine.diffusers.options import EngineConfigError
     from engine.registry import get_engine
     from flows.engines import engine_options
 

@@ -1,7 +1,7 @@
 """Rank 0's program in tests/test_parallel.py, run as `python -m flows.parallel_launch
 tests.parallel_render MODEL OUT PARALLEL_JSON [OPTIONS_JSON]` under torchrun-style environment
 variables: one tiny Wan T2V generation with engine.options.parallel, its frames saved to OUT
-(.npy) and what happened to OUT.json. Ranks > 0 never run this; they follow (engine.parallel).
+(.npy) and what happened to OUT.json. Ranks > 0 never run this; they follow (engine.diffusers.parallel).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ def main(argv: list[str]) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from engine import parallel
-    from engine.model_pool import ModelPool
+    from engine.diffusers import parallel
+    from engine.diffusers.model_pool import ModelPool
     from engine.registry import get_engine
 
     model, out, parallel_json = argv[:3]

@@ -70,7 +70,7 @@ def spy(monkeypatch, cls) -> dict:
 
 
 def test_svi_chain_renders_through_the_flow(tmp_path, models, monkeypatch):
-    from engine.wan import Wan22I2V
+    from engine.diffusers.families.wan import Wan22I2V
 
     seen = spy(monkeypatch, Wan22I2V)
     folder, m = render(tmp_path / "svi", "wan22_i2v_a14b", models["wan22_i2v_a14b"],
@@ -95,7 +95,7 @@ def test_svi_chain_renders_through_the_flow(tmp_path, models, monkeypatch):
 
 
 def test_latent_chain_hands_over_latents_not_pixels(tmp_path, models, monkeypatch):
-    from engine.wan import Wan22I2V
+    from engine.diffusers.families.wan import Wan22I2V
 
     seen = spy(monkeypatch, Wan22I2V)
     _, m = render(tmp_path / "latent", "wan22_i2v_a14b", models["wan22_i2v_a14b"], "latent", 9)
@@ -106,7 +106,7 @@ def test_latent_chain_hands_over_latents_not_pixels(tmp_path, models, monkeypatc
 
 
 def test_overlap_on_vace_conditions_on_the_last_frames(tmp_path, models, monkeypatch):
-    from engine.wan import WanVace
+    from engine.diffusers.families.wan import WanVace
 
     seen = {}
     original = WanVace.generate

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from engine.base import EngineError, LoraRef
-from engine.diffusers_engine import pil
-from engine.model_pool import ModelPool
+from engine.diffusers.pipeline_io import pil
+from engine.diffusers.model_pool import ModelPool
 from engine.registry import get_engine
 from tests import tiny_pipelines as tiny
 from tests.test_diffusers_engines import image, request

@@ -141,7 +141,7 @@ def test_generated_transition_bridges_last_frame_to_next_first_frame(tmp_path, m
 def test_generated_transition_needs_a_first_last_frame_engine(tmp_path):
     from stages.problems import StoryboardInvalid
     from stages.validate import ValidateOptions, validate_storyboard
-    from engine.diffusers_specs import DIFFUSERS_SPECS
+    from engine.diffusers.families import DIFFUSERS_SPECS
 
     path = tmp_path / "ep.yaml"
     path.write_text(TRANSITION_BOARD.replace("{b_start}", "seed: 1").replace("{{", "{")

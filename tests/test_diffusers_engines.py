@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from engine.base import CameraState, EngineError, LoraRef
-from engine.diffusers_options import EngineConfigError
-from engine.model_pool import ModelPool
+from engine.diffusers.options import EngineConfigError
+from engine.diffusers.model_pool import ModelPool
 from engine.registry import get_engine
 from tests import tiny_pipelines as tiny
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.model_pool import POOL
+from engine.diffusers.model_pool import POOL
 from flows.render import EXIT_FAILED, EXIT_INVALID, EXIT_OK, run
 from flows.settings import RenderSettings
 from stages.video_io import load_png, read_frames
@@ -90,7 +90,7 @@ def record_requests(monkeypatch, cls) -> list:
 
 def test_wan22_two_experts_render_chain_end_frame_cache_and_one_load(tmp_path, models,
                                                                      monkeypatch):
-    from engine.wan import Wan22I2V
+    from engine.diffusers.families.wan import Wan22I2V
 
     POOL.clear()
     POOL.loads.clear()

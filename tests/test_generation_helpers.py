@@ -83,7 +83,7 @@ def test_adapt_request_to_a_smaller_engine():
     svd = get_engine("preview")  # any engine object; adapt reads its spec
     from dataclasses import replace
 
-    from engine.diffusers_specs import DIFFUSERS_SPECS
+    from engine.diffusers.families import DIFFUSERS_SPECS
 
     svd.spec = DIFFUSERS_SPECS["svd"][0]
     req = request(num_frames=81, width=832, height=480, start_image=np.zeros((480, 832, 3),

@@ -142,5 +142,5 @@ def test_runs_without_opencv(tmp_path):
     env, attention, summary = read_rows(out)
     assert env["engine_import"].startswith("modules only"), env
     assert env["contract"] == {"quantize_option": True, "attention_module": True}, env
-    assert attention["status"] == "ok" and attention["source"].startswith("engine.attention")
+    assert attention["status"] == "ok" and attention["source"].startswith("engine.diffusers.attention")
     assert summary["counts"] == {"ok": 1, "skipped": 0, "error": 0}

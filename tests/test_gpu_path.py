@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine import attention, step_cache
-from engine.diffusers_options import EngineConfigError
-from engine.model_pool import ModelPool
+from engine.diffusers import attention, step_cache
+from engine.diffusers.options import EngineConfigError
+from engine.diffusers.model_pool import ModelPool
 from engine.registry import get_engine
 from flows.render import EXIT_OK, run
 from flows.settings import RenderSettings
@@ -210,7 +210,7 @@ def test_samplers_build_flow_schedulers_with_the_shift():
     from diffusers import EulerDiscreteScheduler, UniPCMultistepScheduler
 
     from engine.base import EngineError
-    from engine.samplers import scheduler_for
+    from engine.diffusers.samplers import scheduler_for
 
     unipc = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
                                     flow_shift=3.0)
@@ -235,7 +235,7 @@ def test_sampler_key_renders_and_changes_the_pixels(models):
 
 
 def test_offload_auto_fits_the_vram_budget():
-    from engine.accel import GIB, fit_offload
+    from engine.diffusers.accel import GIB, fit_offload
 
     # Wan 2.1 14B in bf16: transformer 28 GiB, UMT5-XXL 11 GiB, VAE 0.5 GiB.
     sizes = {"transformer": 28 * GIB, "text_encoder": 11 * GIB, "vae": GIB // 2}

@@ -28,8 +28,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.diffusers_options import EngineConfigError
-from engine.model_pool import ModelPool
+from engine.diffusers.options import EngineConfigError
+from engine.diffusers.model_pool import ModelPool
 from engine.registry import get_engine
 from tests import comfy_files as cf
 from tests import tiny_pipelines as tiny

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from engine.model_pool import ModelPool
+from engine.diffusers.model_pool import ModelPool
 
 
 def test_loads_once_even_when_threads_race():

@@ -1,4 +1,4 @@
-"""One generation over several processes (engine.parallel): the option's validation, the
+"""One generation over several processes (engine.diffusers.parallel): the option's validation, the
 launch environment, rank 0's messages and the followers' loop (in threads, with an in-memory
 store), and the real thing on the CPU: two processes with gloo and Ulysses attention on the
 tiny Wan T2V pipeline, pixel for pixel equal to one process. The same over two GPUs (Ulysses
@@ -23,11 +23,11 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from engine import parallel
+from engine.diffusers import parallel
 from engine.base import EngineLoadError
-from engine.diffusers_options import DiffusersOptions, EngineConfigError
-from engine.model_pool import ModelPool
-from engine.parallel import Leader, ParallelConfig, ParallelError, follow, parse
+from engine.diffusers.options import DiffusersOptions, EngineConfigError
+from engine.diffusers.model_pool import ModelPool
+from engine.diffusers.parallel import Leader, ParallelConfig, ParallelError, follow, parse
 from engine.registry import get_engine
 from tests import parallel_render
 from tests import tiny_pipelines as tiny
@@ -141,7 +141,7 @@ def test_ring_on_the_cpu_and_backends_without_a_parallel_path():
 
 
 def test_models_without_a_plan_and_head_counts(monkeypatch):
-    from engine.accel import LoadReport
+    from engine.diffusers.accel import LoadReport
 
     store = dist.HashStore()
     monkeypatch.setattr(parallel, "_SESSION", parallel.Session(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.model_pool import POOL
+from engine.diffusers.model_pool import POOL
 from flows.engines import engine_config_file
 from flows.render import EXIT_INVALID, EXIT_OK, run
 from flows.settings import RenderSettings

@@ -15,14 +15,14 @@ depend on the values), built on the GPU directly in bf16: no download, no fp32 c
   the full 40-block model = fixed + 40 x per-block. 1.3B (30 blocks) is built whole.
 - Rows, per model, same weights (same seed) in each:
     stock       diffusers eager, default attention (PyTorch SDPA), as diffusers' Wan docs show;
-    ours        engine.accel.apply_load_options(DiffusersOptions(dtype=bf16, attention_backend=
+    ours        engine.diffusers.accel.apply_load_options(DiffusersOptions(dtype=bf16, attention_backend=
                 auto, compile=True)): the code our engine runs at load, so this is what users get
                 (attention backend and what was compiled are recorded; the first forward after
                 it is timed apart: compile seconds are printed separately from s/step);
     ours_fp8    the same with quantize=fp8;
     ours_nocompile  the same without compile: with --only, or by itself after `ours` fails;
     attention   attention alone on the 14B shapes (B=1, 32,760 tokens, 40 heads, head dim 128,
-                bf16) per backend engine.attention.installed_backends() finds, vs native SDPA.
+                bf16) per backend engine.diffusers.attention.installed_backends() finds, vs native SDPA.
 - Per row: s/step after warm-up (CUDA events), PFLOP per step (linear layers on their real
   token counts, cross-attention K/V on the 512 text tokens, self-attention 4*seq^2*d per
   layer: 3.357 for 14B, 0.566 for 1.3B), the fraction of 989 TFLOP/s (H100/H200 dense bf16
@@ -168,7 +168,7 @@ def short_error(exc: BaseException) -> str:
 
 
 def import_engine():
-    """engine.accel, engine.diffusers_options and engine.attention (None if absent). The engine
+    """engine.diffusers.accel, engine.diffusers.options and engine.diffusers.attention (None if absent). The engine
     package's __init__ imports OpenCV, which a bare GPU machine may lack; the modules used here
     do not, so they load without it when needed."""
     how = "package"
@@ -179,10 +179,10 @@ def import_engine():
         stub.__path__ = [str(ROOT / "engine")]
         sys.modules["engine"] = stub
         how = f"modules only (engine/__init__ needs {exc.name or exc})"
-    from engine.accel import apply_load_options
-    from engine.diffusers_options import DiffusersOptions
+    from engine.diffusers.accel import apply_load_options
+    from engine.diffusers.options import DiffusersOptions
     try:
-        from engine import attention
+        from engine.diffusers import attention
     except ImportError:
         attention = None
     return apply_load_options, DiffusersOptions, attention, how
@@ -426,7 +426,7 @@ class Check:
         processor = getattr(getattr(block, "attn1", None), "processor", None)
         backend = getattr(processor, "_attention_backend", None)
         result["attention_set"] = str(getattr(backend, "value", backend) or "default (native)")
-        # Regional compile replaces each block's forward with a compiled one (engine.accel);
+        # Regional compile replaces each block's forward with a compiled one (engine.diffusers.accel);
         # module.compile() (whole-model) sets _compiled_call_impl instead.
         result["blocks_compiled"] = (
             hasattr(block.__dict__.get("forward"), "_torchdynamo_orig_callable")
@@ -457,9 +457,9 @@ class Check:
             _apply, _options, attention, _how = self.engine
             if attention is not None and hasattr(attention, "installed_backends"):
                 backends = list(attention.installed_backends(self.device))
-                source = "engine.attention.installed_backends"
+                source = "engine.diffusers.attention.installed_backends"
             else:
-                backends, source = ["native"], "engine.attention missing: native only"
+                backends, source = ["native"], "engine.diffusers.attention missing: native only"
             gen = torch.Generator("cpu").manual_seed(2)
             q, k, v = (torch.randn(1, seq, heads, dim, generator=gen).to(self.device,
                                                                          torch.bfloat16)

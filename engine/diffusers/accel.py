@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from . import attention
 from .step_cache import apply_step_cache, denoiser_modules
-from .diffusers_options import DiffusersOptions, EngineConfigError
+from .options import DiffusersOptions, EngineConfigError
 from .parallel import apply_parallel
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,7 @@ def apply_load_options(pipe, options: DiffusersOptions, device: str) -> LoadRepo
     compile of the repeated blocks (before any hook, so hooks stay outside the graphs); step
     caches; offload (which installs its own hooks); the attention backend (probed on the
     device the model runs on), or with `parallel` a context-parallel one and diffusers'
-    enable_parallelism (engine.parallel: its split hooks must wrap the compiled blocks, since
+    enable_parallelism (engine.diffusers.parallel: its split hooks wrap the compiled blocks, since
     compiling them after fails with fullgraph); a whole-model compile last, where there are
     no blocks."""
     on_gpu = device.startswith("cuda")

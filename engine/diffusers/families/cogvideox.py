@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .base import EngineError
-from .diffusers_engine import DiffusersEngine, pil
-from .diffusers_specs import DIFFUSERS_SPECS
+from ...base import EngineError, EngineSpec, FrameRule
+from ..engine import COMMON_KEYS, DiffusersEngine
+from ..pipeline_io import pil
+
+COGVIDEOX_SPEC = EngineSpec(
+    name="cogvideox", frame_rule=FrameRule(step=8, offset=1, minimum=9), default_fps=8,
+    default_resolution=(720, 480), max_frames=49, modes=frozenset({"t2v", "i2v"}),
+    honours=COMMON_KEYS | {"cfg"})
 
 
 class CogVideoX(DiffusersEngine):
-    spec = DIFFUSERS_SPECS["cogvideox"][0]
+    spec = COGVIDEOX_SPEC
     layouts = ("CogVideoXPipeline", "CogVideoXImageToVideoPipeline")
     defaults: ClassVar[dict[str, Any]] = {"steps": 50, "cfg": 6.0}
 
@@ -37,3 +42,7 @@ class CogVideoX(DiffusersEngine):
         if request.start_image is not None:
             kwargs["image"] = pil(request.start_image)
         return kwargs
+
+
+# What this family registers (engine.diffusers.families): its engines, spec beside class.
+ENGINES = (CogVideoX,)

@@ -1,6 +1,6 @@
 """`engine.options.parallel`: the degrees of context parallelism, parsed and checked with the
-other engine options (engine.diffusers_options), before anything starts. What they do, and the
-processes around them, is engine.parallel; applying them to a model, engine.parallel_model."""
+other engine options (engine.diffusers.options), before anything starts. What they do, and the
+processes around them, is engine.diffusers.parallel; applying them to a model, its .model."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .base import EngineConfigError
+from ...base import EngineConfigError, EngineError
+
+class ParallelError(EngineError):
+    """The ranks cannot (or can no longer) work together; retrying does not help."""
+
 
 KEYS = ("ulysses", "ring", "cfg", "anything")
 

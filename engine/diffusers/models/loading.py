@@ -1,7 +1,7 @@
-"""Loading the single files engine.model_files inspected (inside the model pool's load): fp8
-weights multiplied by their per-tensor scales into the compute dtype, keys converted by diffusers'
-single-file converters (offline, with the base folder's config), GGUF tensors kept quantized by
-diffusers' GGUF quantizer; the modules go to `from_pretrained` as component overrides."""
+"""Loading the single files that engine.diffusers.models.files inspected (inside the model
+pool's load): fp8 weights multiplied by their per-tensor scales into the compute dtype, keys
+converted by diffusers' single-file converters (offline, with the base folder's config), GGUF
+tensors kept quantized by diffusers' GGUF quantizer; the modules go to `from_pretrained` as component overrides."""
 
 from __future__ import annotations
 
@@ -9,15 +9,8 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-from .model_files import (
-    ModelFile,
-    _DROP_NAMES,
-    _DROP_SUFFIXES,
-    _SCALE_SUFFIXES,
-    _model_class,
-    _strip,
-    _t5_name,
-)
+from .files import _model_class, _strip, _t5_name
+from .headers import _DROP_NAMES, _DROP_SUFFIXES, _SCALE_SUFFIXES, ModelFile
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +40,7 @@ def _load_gguf(cls, mf: ModelFile, base: Path, dtype):
     from diffusers import GGUFQuantizationConfig
     from diffusers.models.model_loading_utils import load_gguf_checkpoint
 
-    from .model_source import dtype_keyword
+    from .source import dtype_keyword
 
     state = _strip(load_gguf_checkpoint(str(mf.path)), mf.prefix)
     if mf.layout == "diffusers" and mf.keys:

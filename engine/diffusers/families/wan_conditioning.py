@@ -27,8 +27,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .base import EngineError, GenerationRequest
-from .model_pool import PoolEntry
+from ...base import EngineError, GenerationRequest
+from ..model_pool import PoolEntry
 
 
 def segment(request: GenerationRequest) -> str:
@@ -179,7 +179,7 @@ class ChainedLatents:
         """[anchor | motion | zeros | end], all four sub-frames known on anchor, motion, end."""
         import torch
 
-        # `image` is the anchor (engine.wan passes it as the pipeline's image, so the CLIP
+        # `image` is the anchor (the wan module passes it as the pipeline's image, so the CLIP
         # encoder of Wan 2.1 sees it too), preprocessed by the pipeline to (1, 3, H, W).
         anchor = encode(self.pipe, image[:1].unsqueeze(2), device, dtype)
         parts = [anchor]

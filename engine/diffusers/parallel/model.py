@@ -1,6 +1,6 @@
 """Context parallelism on a loaded pipeline: the attention kernel that has a context-parallel
 path, diffusers' `enable_parallelism`, and the CPU (gloo) workaround. The processes that run it
-together are engine.parallel."""
+together are engine.diffusers.parallel."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import functools
 import logging
 from typing import Any
 
-from .base import EngineConfigError
-from .parallel_config import ParallelConfig
+from ...base import EngineConfigError
+from .config import ParallelConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,7 @@ def choose_backend(requested: str | None, module: Any, device: str, dtype: Any,
     """The attention kernel for a context-parallel denoiser: `requested` when it has a
     context-parallel path (and returns the log-sum-exp, for ring), or for auto the fastest
     such exact kernel that runs here."""
-    from . import attention
-
+    from .. import attention
     supported = _cp_backends()
     ring = config.ring > 1
     if requested not in (None, attention.AUTO):
@@ -84,10 +83,13 @@ def denoisers_with_plan(pipe) -> list[tuple[str, Any]]:
     missing = [f"{n} ({type(m).__name__})" for n, m in found
                if getattr(m, "_cp_plan", None) is None]
     if missing or not found:
+        from ...registry import engines_where  # the registry imports the engine families
+
+        able = engines_where(lambda spec: spec.context_parallel)
         raise EngineConfigError(
             f"engine.options.parallel: {', '.join(missing) or type(pipe).__name__} has no "
-            f"context-parallel plan in diffusers 0.42.1; it works for the Wan transformers "
-            f"(wan21_t2v, wan21_i2v, wan22_*, wan_v2v) and LTX; drop parallel for this engine")
+            f"context-parallel plan in diffusers 0.42.1; it works for the engines "
+            f"{', '.join(able)}; drop parallel for this engine")
     return found
 
 
@@ -95,7 +97,7 @@ def apply_parallel(pipe, config: ParallelConfig, attention_backend: str | None,
                    device: str, report: Any, sess: Any) -> None:
     """Context parallelism on every denoiser of a loaded, placed (and maybe compiled) pipeline:
     a context-parallel attention kernel, then diffusers' `enable_parallelism` with the device
-    mesh of `sess` (engine.parallel.Session, shared by every load in the process)."""
+    mesh of `sess` (engine.diffusers.parallel.Session, shared by every load in the process)."""
     from diffusers import ContextParallelConfig
 
     if device.split(":")[0] != sess.device_type:

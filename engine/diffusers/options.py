@@ -14,8 +14,8 @@ from typing import Any, Mapping
 
 # Defined with the engine interface (modules this one uses raise it too); re-exported here,
 # where the options it reports on live.
-from .base import EngineConfigError  # noqa: F401
-from .parallel_config import check_options, parse
+from ..base import EngineConfigError  # noqa: F401
+from .parallel.config import check_options, parse
 
 OFFLOAD = ("none", "model", "sequential", "group", "auto")
 # mag_calibrate: MagCache's calibration mode (nothing skipped, ratios recorded): flows.calibrate.
@@ -38,17 +38,17 @@ class DiffusersOptions:
     files:      single checkpoint files (ComfyUI/original safetensors, fp8 scaled, GGUF) that
                 replace components of `model`: {transformer, transformer_2, vae, text_encoder,
                 image_encoder: PATH}; `model` still gives configs, tokenizer, scheduler
-                (engine.model_files).
+                (engine.diffusers.models.files).
     dtype:      auto (bf16 on a GPU, fp32 on the CPU), bf16, fp16 or fp32. Wan's VAE and image
                 encoder stay fp32, as the Wan authors recommend.
     device:     auto (cuda when available), cpu, cuda, cuda:N.
     offload:    none | model (whole components move to the GPU when used) | sequential (layer
                 by layer: least memory, slowest) | group (blocks stream with CUDA streams) |
-                auto (the fastest that fits `vram_gb`: engine.accel.fit_offload).
+                auto (the fastest that fits `vram_gb`: engine.diffusers.accel.fit_offload).
     vram_gb:    GPU memory `offload: auto` may plan for; None: the GPU's total memory.
     vae_tiling: decode in tiles: less memory at high resolutions, near-identical pixels.
     attention_backend: auto (the fastest exact kernel that runs here for the model's head
-                size: flash-attention 3 > 2 > cuDNN > PyTorch SDPA; engine.attention), or a
+                size: flash-attention 3 > 2 > cuDNN > PyTorch SDPA; diffusers.attention), or a
                 diffusers backend name (flash, sage, _native_cudnn, native, ...). Quantized
                 attention (sage*) changes pixels, so it goes into segment keys; exact ones don't.
     quantize:   none | fp8_storage (fp8 weights cast up per layer: ~half the memory of bf16) |
@@ -69,7 +69,7 @@ class DiffusersOptions:
     parallel:   one generation over several GPUs (diffusers' context parallelism; processes
                 started by torchrun): {ulysses: N, ring: M} with N x M = the number of
                 processes; None or all 1: off. Wan and LTX transformers only; no offload or
-                step cache with it; cfg (CFG parallelism) only 1. See engine.parallel.
+                step cache with it; cfg (CFG parallelism) only 1. See engine.diffusers.parallel.
     """
 
     model: str | None = None
@@ -89,7 +89,7 @@ class DiffusersOptions:
     pool_budget_gb: float | None = None
     camera_prompt: bool = True
     max_sequence_length: int | None = None
-    parallel: Any = None  # engine.parallel_config.ParallelConfig after _check
+    parallel: Any = None  # engine.diffusers.parallel.config.ParallelConfig after _check
     extra: dict[str, Any] = field(default_factory=dict)  # family-specific (see each engine)
 
     @classmethod

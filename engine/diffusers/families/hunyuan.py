@@ -9,8 +9,19 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .diffusers_engine import DiffusersEngine, pil
-from .diffusers_specs import DIFFUSERS_SPECS
+from ...base import EngineSpec, FrameRule
+from ..engine import COMMON_KEYS, DiffusersEngine
+from ..pipeline_io import pil
+
+_HUNYUAN_KEYS = COMMON_KEYS | {"cfg", "embedded_guidance", "flow_shift"}
+HUNYUAN_T2V_SPEC = EngineSpec(
+    name="hunyuan_t2v", frame_rule=FrameRule(step=4, offset=1, minimum=5), default_fps=24,
+    default_resolution=(848, 480), max_frames=129, modes=frozenset({"t2v"}),
+    honours=_HUNYUAN_KEYS)
+HUNYUAN_I2V_SPEC = EngineSpec(
+    name="hunyuan_i2v", frame_rule=FrameRule(step=4, offset=1, minimum=5), default_fps=24,
+    default_resolution=(848, 480), max_frames=129, modes=frozenset({"i2v"}),
+    honours=_HUNYUAN_KEYS)
 
 
 class _Hunyuan(DiffusersEngine):
@@ -41,7 +52,7 @@ class _Hunyuan(DiffusersEngine):
 
 
 class HunyuanT2V(_Hunyuan):
-    spec = DIFFUSERS_SPECS["hunyuan_t2v"][0]
+    spec = HUNYUAN_T2V_SPEC
     layouts = ("HunyuanVideoPipeline",)
 
 
@@ -49,7 +60,7 @@ class HunyuanI2V(_Hunyuan):
     """The I2V text encoder (LLaVA) reads the start image with the prompt, so its embeddings
     depend on both and are not memoised: the pipeline encodes them on each call."""
 
-    spec = DIFFUSERS_SPECS["hunyuan_i2v"][0]
+    spec = HUNYUAN_I2V_SPEC
     layouts = ("HunyuanVideoImageToVideoPipeline",)
 
     def call_kwargs(self, pipe, entry, request):
@@ -61,3 +72,7 @@ class HunyuanI2V(_Hunyuan):
         if cfg > 1.0 and request.negative:
             kwargs.update(true_cfg_scale=cfg, negative_prompt=request.negative)
         return kwargs
+
+
+# What this family registers (engine.diffusers.families): its engines, spec beside class.
+ENGINES = (HunyuanT2V, HunyuanI2V)

@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .diffusers_options import DiffusersOptions, EngineConfigError
+from .options import DiffusersOptions, EngineConfigError
 
 DENOISERS = ("transformer", "transformer_2", "unet")
 FORMAT = "reelforge-magcache-1"

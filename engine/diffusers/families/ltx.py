@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .diffusers_engine import DiffusersEngine, pil
-from .diffusers_specs import DIFFUSERS_SPECS
+from ...base import EngineSpec, FrameRule
+from ..engine import COMMON_KEYS, DiffusersEngine
+from ..pipeline_io import pil
+
+LTX_SPEC = EngineSpec(
+    name="ltx", frame_rule=FrameRule(step=8, offset=1, minimum=9), resolution_multiple=32,
+    default_fps=24, default_resolution=(704, 480), max_frames=161,
+    modes=frozenset({"t2v", "i2v"}), honours=COMMON_KEYS | {"cfg"}, context_parallel=True)
 
 
 class LTX(DiffusersEngine):
-    spec = DIFFUSERS_SPECS["ltx"][0]
+    spec = LTX_SPEC
     layouts = ("LTXPipeline", "LTXImageToVideoPipeline")
     mode_pipelines = {"t2v": "LTXPipeline", "i2v": "LTXImageToVideoPipeline"}
     defaults: ClassVar[dict[str, Any]] = {"steps": 40, "cfg": 3.0}
@@ -30,3 +36,7 @@ class LTX(DiffusersEngine):
         if request.start_image is not None:
             kwargs["image"] = pil(request.start_image)
         return kwargs
+
+
+# What this family registers (engine.diffusers.families): its engines, spec beside class.
+ENGINES = (LTX,)

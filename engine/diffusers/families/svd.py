@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .diffusers_engine import DiffusersEngine, pil
-from .diffusers_specs import DIFFUSERS_SPECS
+from ...base import EngineSpec, FrameRule
+from ..engine import DiffusersEngine
+from ..pipeline_io import pil
+
+SVD_SPEC = EngineSpec(
+    name="svd", frame_rule=FrameRule(step=1, offset=0, minimum=2), resolution_multiple=64,
+    default_fps=7, default_resolution=(1024, 576), max_frames=25,
+    modes=frozenset({"i2v"}), honours=frozenset({"steps", "seed", "cfg"}))
 
 
 class SVD(DiffusersEngine):
-    spec = DIFFUSERS_SPECS["svd"][0]
+    spec = SVD_SPEC
     layouts = ("StableVideoDiffusionPipeline",)
     defaults: ClassVar[dict[str, Any]] = {"steps": 25, "cfg": 3.0, "motion_bucket_id": 127,
                                           "noise_aug_strength": 0.02}
@@ -27,3 +33,7 @@ class SVD(DiffusersEngine):
                 "motion_bucket_id": int(self.param(request, "motion_bucket_id")),
                 "noise_aug_strength": float(self.param(request, "noise_aug_strength")),
                 "decode_chunk_size": getattr(pipe, "_reelforge_decode_chunk", 8)}
+
+
+# What this family registers (engine.diffusers.families): its engines, spec beside class.
+ENGINES = (SVD,)

@@ -4,14 +4,14 @@ Every diffusers engine (Wan, HunyuanVideo, LTX, CogVideoX, SVD) is a small subcl
 which pipeline layouts it accepts and how a `GenerationRequest` becomes pipeline arguments. What
 they share lives here:
 
-1. Loading: `from_pretrained` offline from `engine.model` (engine.model_source), with the dtype
-   and device from the options, then the speed and memory options (engine.accel) applied once.
-2. Residency: pipelines live in the process-wide model pool (engine.model_pool), so a render,
-   a series or watch mode loads each model once; a load happens in `load()`, outside the
+1. Loading: `from_pretrained` offline from `engine.model` (models.source), with the dtype and
+   device from the options, then the speed and memory options (accel) applied once.
+2. Residency: pipelines live in the process-wide model pool (model_pool), so a render, a series
+   or watch mode loads each model once; a load happens in `load()`, outside the
    per-segment retries, and at most once per process even when it fails.
-3. Per request: LoRAs attached once per file and weighted per expert, scheduler shift and expert
-   boundary overridden for the call only, text embeddings memoised per distinct prompt, a seeded
-   CPU generator (same seed, same noise on any device), step progress reported.
+3. Per request (per_call): LoRAs attached once per file and weighted per expert, scheduler
+   shift and expert boundary overridden for the call only, text embeddings memoised per distinct
+   prompt, a seeded CPU generator (same seed, same noise on any device), step progress reported.
 4. Output: uint8 (T, H, W, 3) of exactly the requested size, and on request (keep_latents) the
    final denoised latents' last frames, taken from the step callback, for the next segment of a
    latent- or svi-chained shot.
@@ -22,10 +22,13 @@ from __future__ import annotations
 import abc
 import contextlib
 import threading
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 
+from ..base import Engine, EngineError, EngineLoadError, EngineSpec, GenerationRequest, ProgressFn
+from ..camera_prompt import with_camera
+from ..images import fit_frames
 from . import attention, parallel, step_cache
 from .accel import (
     LoadReport,
@@ -36,60 +39,22 @@ from .accel import (
     resolve_dtype,
     vram_budget,
 )
-from .base import (
-    Engine,
-    EngineError,
-    EngineLoadError,
-    EngineSpec,
-    GenerationRequest,
-    LoraRef,
-    ProgressFn,
-)
-from .camera_prompt import with_camera
-from .diffusers_options import DiffusersOptions, EngineConfigError
-from .images import fit_frames
 from .model_pool import POOL, ModelPool, PoolEntry
-from .model_files import inspect_files
-from .model_loading import load_components
-from .model_source import ModelNotFound, ModelSource, dtype_keyword, resolve_model
-from .samplers import scheduler_for
+from .models.files import inspect_files
+from .models.loading import load_components
+from .models.source import ModelNotFound, ModelSource, dtype_keyword, resolve_model
+from .options import DiffusersOptions, EngineConfigError
+from .per_call import PerCallState
+from .pipeline_io import quiet_loading, to_uint8
+
+# Storyboard keys every diffusers engine honours; families add theirs (EngineSpec.honours).
+COMMON_KEYS = frozenset({"steps", "seed", "negative", "loras"})
 
 # Defaults for generation keys a storyboard (or the engine config's params) may set.
 BASE_DEFAULTS: dict[str, Any] = {"steps": 30, "cfg": 5.0}
 
 
-def to_uint8(frames: Any) -> np.ndarray:
-    """Pipeline output (float in [0, 1], (T, H, W, C) or a list of PIL images) to uint8."""
-    if isinstance(frames, list) and frames and hasattr(frames[0], "size"):
-        return np.stack([np.asarray(img.convert("RGB")) for img in frames])
-    array = np.asarray(frames)
-    if array.dtype == np.uint8:
-        return array
-    return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def pil(image: np.ndarray):
-    from PIL import Image
-
-    return Image.fromarray(np.ascontiguousarray(image))
-
-
-@contextlib.contextmanager
-def quiet_loading() -> Iterator[None]:
-    """No per-component progress bars in the render log while a pipeline loads."""
-    from diffusers.utils import logging as dlog
-    from transformers.utils import logging as tlog
-
-    dlog.disable_progress_bar()
-    tlog.disable_progress_bar()
-    try:
-        yield
-    finally:
-        dlog.enable_progress_bar()
-        tlog.enable_progress_bar()
-
-
-class DiffusersEngine(Engine):
+class DiffusersEngine(PerCallState, Engine):
     """Base of every diffusers engine; subclasses set the class attributes and `call_kwargs`."""
 
     spec: ClassVar[EngineSpec]
@@ -171,31 +136,6 @@ class DiffusersEngine(Engine):
         logging.getLogger(__name__).info("%s: %s", self.spec.name, self.offload_reason)
         self.options = dataclasses.replace(self.options, offload=mode)
 
-    def calibration_path(self):
-        """Where `python -m flows.calibrate` writes this model's MagCache ratios."""
-        return step_cache.calibration_file(self.spec.name, self.source.name,
-                                           self.options.revision or self.source.revision)
-
-    def _magcache_tables(self) -> dict[str, list[list[float]]] | None:
-        """MagCache ratios by step count (engine.step_cache), resolved before anything loads so
-        a missing calibration stops the render at once with the command that makes it."""
-        opts = self.options
-        if opts.step_cache != "mag":
-            return None
-        ratios = opts.step_cache_ratios
-        if isinstance(ratios, (list, tuple)):
-            return {str(len(ratios)): [[float(r) for r in ratios]]}
-        from pathlib import Path
-
-        path = Path(ratios).expanduser() if isinstance(ratios, str) else self.calibration_path()
-        if ratios is None and not path.is_file():
-            raise EngineConfigError(
-                f"engine.options.step_cache=mag: no MagCache ratios for {self.source.name!r} "
-                f"(looked for {path}). Calibrate once with `python -m flows.calibrate "
-                f"engine={self.spec.name} engine.model=<the same weights>`, or set "
-                f"engine.options.step_cache_ratios to a list or a calibration file")
-        return step_cache.read_calibration(path)
-
     def _check_layout(self) -> None:
         found = self.source.pipeline_class
         if found not in self.layouts:
@@ -260,7 +200,7 @@ class DiffusersEngine(Engine):
             torch_dtype = {"default": dtype, **{c: torch.float32 for c in self.fp32_components
                                                 if c in self.source.components}}
         with quiet_loading():
-            # Components from single files (engine.model_files) override the folder's.
+            # Components from single files (engine.diffusers.models.files) override the folder's.
             overrides = load_components(
                 self.model_files, self.source.path,
                 {c: torch.float32 if c in self.fp32_components else dtype
@@ -337,11 +277,14 @@ class DiffusersEngine(Engine):
             raise EngineError(f"segment {request.shot_id}_{request.segment_index}: unknown "
                               f"conditioning {wanted!r}; expected pixels, latent or svi")
         if wanted not in self.spec.chain_modes:
+            from ..registry import engines_where  # the registry imports the families
+
+            able = engines_where(lambda spec: wanted in spec.chain_modes)
             raise EngineError(
                 f"engine {self.spec.name!r} cannot chain with conditioning {wanted!r} (segment "
                 f"{request.shot_id}_{request.segment_index}); its chain modes are "
                 f"{', '.join(sorted(self.spec.chain_modes))}: set the shot's `chain: {{mode: "
-                f"...}}` to one of them, or use wan21_i2v / wan22_i2v_a14b")
+                f"...}}` to one of them, or use {' / '.join(able)}")
 
     def param(self, request: GenerationRequest, name: str) -> Any:
         value = request.params.get(name)
@@ -452,98 +395,12 @@ class DiffusersEngine(Engine):
         latents = captured[0].float().cpu().numpy() if captured else None
         return frames, latents
 
-    def calibrate_magcache(self, request: GenerationRequest,
-                           progress: ProgressFn | None = None) -> list[list[float]]:
-        """One generation in MagCache's calibration mode (engine.options.step_cache must be
-        "mag_calibrate": nothing is skipped); returns the ratios per expert, one per step that
-        expert ran (engine.step_cache.calibrated_ratios)."""
-        if self.options.step_cache != "mag_calibrate":
-            raise EngineConfigError("calibrate_magcache needs engine.options.step_cache="
-                                    "mag_calibrate")
-        self._calibrated = []
-        self.generate(request, progress)
-        ratios = self._calibrated
-        if not any(ratios):
-            raise EngineError(f"MagCache calibration of {self.spec.name!r} recorded no ratios "
-                              f"(its denoiser has no transformer blocks MagCache can hook)")
-        return ratios
-
     def latent_tail(self, latents, keep: int):
         """The last `keep` latent frames of the first batch item, batch dimension dropped."""
         axis = int(self.latent_frame_axis or 0)
         tail = latents.narrow(axis, max(0, latents.shape[axis] - keep),
                               min(keep, latents.shape[axis]))
         return tail[0].detach().clone()
-
-    # -- per-call state: LoRAs, scheduler shift, expert boundary ------------------------------
-
-    @contextlib.contextmanager
-    def _per_call_state(self, pipe, entry: PoolEntry, request: GenerationRequest) -> Iterator[None]:
-        self._apply_loras(pipe, entry, request.loras)
-        saved_scheduler = pipe.scheduler
-        saved_boundary = getattr(pipe.config, "boundary_ratio", None)
-        try:
-            shift = request.params.get("flow_shift")
-            pipe.scheduler = scheduler_for(pipe.scheduler, request.params.get("sampler"),
-                                           None if shift is None else float(shift),
-                                           self.spec.name)
-            boundary = request.params.get("boundary")
-            if boundary is not None and "boundary_ratio" in pipe.config:
-                pipe.register_to_config(boundary_ratio=float(boundary))
-            self._configure_step_cache(pipe, int(self.param(request, "steps")))
-            yield
-        finally:
-            pipe.scheduler = saved_scheduler
-            if "boundary_ratio" in pipe.config:
-                pipe.register_to_config(boundary_ratio=saved_boundary)
-
-    def _configure_step_cache(self, pipe, steps: int) -> None:
-        """Each expert's step cache gets the steps it runs in this call (and MagCache its
-        ratios for them); see engine.step_cache."""
-        if self.options.step_cache == "none":
-            return
-        per_expert = step_cache.expert_steps(pipe, steps)
-        ratios = step_cache.ratios_for(self._mag_tables, steps) if self._mag_tables else [None]
-        step_cache.configure_for_call(pipe, per_expert, ratios)
-
-    def denoisers(self, pipe) -> list[tuple[str, Any]]:
-        """(name, module) of each denoising network LoRAs attach to, first expert first."""
-        found = []
-        for name in ("transformer", "transformer_2", "unet"):
-            module = getattr(pipe, name, None)
-            if module is not None:
-                found.append((name, module))
-        return found
-
-    def _apply_loras(self, pipe, entry: PoolEntry, loras: tuple[LoraRef, ...] | list) -> None:
-        denoisers = self.denoisers(pipe)
-        if not loras:
-            for _name, module in denoisers:
-                if getattr(module, "_hf_peft_config_loaded", False):
-                    module.disable_adapters()
-            return
-        if not hasattr(pipe, "load_lora_weights"):
-            raise EngineError(f"engine {self.spec.name!r} ({type(pipe).__name__}) cannot load "
-                              f"LoRAs; remove `loras` from the storyboard for this engine")
-        names = []
-        for lora in loras:
-            if lora.path not in entry.adapters:
-                name = f"lora{len(entry.adapters)}"
-                try:
-                    pipe.load_lora_weights(lora.path, adapter_name=name)
-                    if any(n == "transformer_2" for n, _ in denoisers):
-                        pipe.load_lora_weights(lora.path, adapter_name=name,
-                                               load_into_transformer_2=True)
-                except (ValueError, KeyError, OSError, RuntimeError) as exc:
-                    raise EngineError(f"LoRA {lora.path}: cannot load it into "
-                                      f"{type(pipe).__name__}: {exc}") from None
-                entry.adapters[lora.path] = name
-            names.append(entry.adapters[lora.path])
-        for index, (_name, module) in enumerate(denoisers):
-            weights = [lora.strength if index == 0 else lora.second for lora in loras]
-            module.enable_adapters()
-            module.set_adapters(names, weights=weights)
-
 
 def _digest(value: Any) -> str:
     import hashlib

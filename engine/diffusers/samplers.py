@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import EngineError
+from ..base import EngineError
 
 SAMPLERS = ("unipc", "euler", "dpmpp")
 _CLASS_OF = {"unipc": "UniPCMultistepScheduler", "euler": "FlowMatchEulerDiscreteScheduler",

@@ -7,8 +7,8 @@ and LoRA `strength_2` its LoRA weight. Text embeddings (UMT5) are computed once 
 prompt and negative prompt and kept with the resident pipeline.
 
 Long shots: the Wan engines (not Animate) hand back their final latents on request; the I2V
-engines can condition a segment on them ("latent", "svi": engine.wan_conditioning), and VACE
-continues the previous segment's last K frames (overlap context frames).
+engines can condition a segment on them ("latent", "svi": wan_conditioning beside this
+module), and VACE continues the previous segment's last K frames (overlap context frames).
 """
 
 from __future__ import annotations
@@ -17,12 +17,53 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import EngineError, GenerationRequest
-from .diffusers_engine import DiffusersEngine, pil
-from .diffusers_specs import DIFFUSERS_SPECS
-from .geometry import relative_homography, warp_frame
-from .model_pool import PoolEntry
+from ...base import EngineError, EngineSpec, FrameRule, GenerationRequest
+from ...geometry import relative_homography, warp_frame
+from ..engine import COMMON_KEYS, DiffusersEngine
+from ..model_pool import PoolEntry
+from ..pipeline_io import pil
 from .wan_conditioning import check_chained, installed
+
+_WAN_KEYS = COMMON_KEYS | {"cfg", "flow_shift", "sampler"}
+_TWO_EXPERT_KEYS = _WAN_KEYS | {"cfg_2", "boundary"}
+_WAN_RULE = FrameRule(step=4, offset=1, minimum=5)
+# Wan I2V builds its own conditioning latents (wan_conditioning), so segments can also hand over
+# latents ("latent") or anchor + motion latents ("svi"), not only pixels.
+_LATENT_CHAINS = frozenset({"last_frame", "overlap", "latent", "svi"})
+
+WAN21_T2V_SPEC = EngineSpec(
+    name="wan21_t2v", frame_rule=_WAN_RULE, default_fps=16, default_resolution=(832, 480),
+    max_frames=81, modes=frozenset({"t2v"}), honours=_WAN_KEYS, context_parallel=True)
+WAN21_I2V_SPEC = EngineSpec(
+    name="wan21_i2v", frame_rule=_WAN_RULE, default_fps=16, default_resolution=(832, 480),
+    max_frames=81, modes=frozenset({"i2v", "flf2v"}), honours=_WAN_KEYS,
+    chain_modes=_LATENT_CHAINS, context_parallel=True)
+WAN22_T2V_A14B_SPEC = EngineSpec(
+    name="wan22_t2v_a14b", frame_rule=_WAN_RULE, default_fps=16,
+    default_resolution=(832, 480), max_frames=81, modes=frozenset({"t2v"}),
+    honours=_TWO_EXPERT_KEYS, experts=2, context_parallel=True)
+WAN22_I2V_A14B_SPEC = EngineSpec(
+    name="wan22_i2v_a14b", frame_rule=_WAN_RULE, default_fps=16,
+    default_resolution=(832, 480), max_frames=81, modes=frozenset({"i2v", "flf2v"}),
+    honours=_TWO_EXPERT_KEYS, experts=2, chain_modes=_LATENT_CHAINS, context_parallel=True)
+WAN22_TI2V_5B_SPEC = EngineSpec(
+    name="wan22_ti2v_5b", frame_rule=_WAN_RULE, resolution_multiple=32, default_fps=24,
+    default_resolution=(1280, 704), max_frames=121, modes=frozenset({"t2v", "i2v"}),
+    honours=_WAN_KEYS, context_parallel=True)
+WAN_VACE_SPEC = EngineSpec(
+    name="wan_vace", frame_rule=_WAN_RULE, default_fps=16, default_resolution=(832, 480),
+    max_frames=81, modes=frozenset({"t2v", "i2v", "flf2v"}), honours=_WAN_KEYS,
+    camera="guide", context_frames=True)
+WAN_V2V_SPEC = EngineSpec(
+    name="wan_v2v", frame_rule=_WAN_RULE, default_fps=16, default_resolution=(832, 480),
+    max_frames=81, modes=frozenset({"v2v"}), honours=_WAN_KEYS | {"source_video", "denoise"},
+    requires=frozenset({"source_video"}), camera="guide", context_parallel=True)
+WAN_ANIMATE_SPEC = EngineSpec(
+    name="wan_animate", frame_rule=_WAN_RULE, default_fps=30, default_resolution=(832, 480),
+    max_frames=77, modes=frozenset({"animate"}),
+    honours=COMMON_KEYS | {"cfg", "driving_video"},
+    requires=frozenset({"driving_video", "image"}))
+
 
 WAN_DEFAULTS: dict[str, Any] = {"steps": 30, "cfg": 5.0, "cfg_2": None, "denoise": 0.7}
 
@@ -52,7 +93,7 @@ class _Wan(DiffusersEngine):
 class Wan21T2V(_Wan):
     """Wan 2.1 text-to-video (1.3B or 14B)."""
 
-    spec = DIFFUSERS_SPECS["wan21_t2v"][0]
+    spec = WAN21_T2V_SPEC
     layouts = ("WanPipeline",)
 
     def call_kwargs(self, pipe, entry, request):
@@ -63,20 +104,20 @@ class Wan21T2V(_Wan):
 class Wan22T2V(Wan21T2V):
     """Wan 2.2 A14B text-to-video: two experts split at the boundary."""
 
-    spec = DIFFUSERS_SPECS["wan22_t2v_a14b"][0]
+    spec = WAN22_T2V_A14B_SPEC
     required_components = ("transformer_2",)
 
 
 class Wan21I2V(_Wan):
     """Wan 2.1 image-to-video (CLIP image encoder); with an end image on FLF2V checkpoints.
 
-    Chained segments may also condition on latents (engine.wan_conditioning): "latent" puts the
+    Chained segments may also condition on latents (wan_conditioning): "latent" puts the
     previous segment's last latent frame where the start image's encoding would be; "svi" builds
     [anchor | motion latents | zeros | end]. The pipeline's `image` (and so the CLIP image
     embedding of Wan 2.1) is the start image, or for svi the anchor.
     """
 
-    spec = DIFFUSERS_SPECS["wan21_i2v"][0]
+    spec = WAN21_I2V_SPEC
     layouts = ("WanImageToVideoPipeline",)
 
     def check_request(self, request):
@@ -110,14 +151,14 @@ class Wan21I2V(_Wan):
 class Wan22I2V(Wan21I2V):
     """Wan 2.2 A14B image-to-video, two experts, optional end frame."""
 
-    spec = DIFFUSERS_SPECS["wan22_i2v_a14b"][0]
+    spec = WAN22_I2V_A14B_SPEC
     required_components = ("transformer_2",)
 
 
 class Wan22TI2V(_Wan):
     """Wan 2.2 TI2V 5B: one checkpoint (expand_timesteps) for text- and image-to-video."""
 
-    spec = DIFFUSERS_SPECS["wan22_ti2v_5b"][0]
+    spec = WAN22_TI2V_5B_SPEC
     layouts = ("WanPipeline", "WanImageToVideoPipeline")
     mode_pipelines = {"t2v": "WanPipeline", "i2v": "WanImageToVideoPipeline"}
 
@@ -149,7 +190,7 @@ class WanVace(_Wan):
     - t2v: no known frames, grey video, mask 1.
     """
 
-    spec = DIFFUSERS_SPECS["wan_vace"][0]
+    spec = WAN_VACE_SPEC
     layouts = ("WanVACEPipeline",)
     extra_options = ("conditioning_scale",)
 
@@ -201,7 +242,7 @@ class WanV2V(_Wan):
     """Wan video-to-video: restyle the storyboard's `source_video` at `denoise` strength (0 keeps
     the source, 1 ignores it). A camera path warps the source frames first (a guide)."""
 
-    spec = DIFFUSERS_SPECS["wan_v2v"][0]
+    spec = WAN_V2V_SPEC
     # A Wan T2V folder (what the README recommends) loads as WanPipeline; the video-to-video
     # pipeline is built from it with from_pipe, sharing the weights.
     layouts = ("WanVideoToVideoPipeline", "WanPipeline")
@@ -231,7 +272,7 @@ class WanAnimate(_Wan):
     (a pose video, already extracted, as Wan-Animate's preprocessing produces); the face video
     is the driving video's centre, resized to the face encoder's input."""
 
-    spec = DIFFUSERS_SPECS["wan_animate"][0]
+    spec = WAN_ANIMATE_SPEC
     layouts = ("WanAnimatePipeline",)
     latent_frame_axis = None  # the pipeline denoises window by window; no latents to hand over
     FACE = 512
@@ -253,3 +294,7 @@ class WanAnimate(_Wan):
                 "image": pil(request.start_image), "pose_video": [pil(f) for f in pose],
                 "face_video": [pil(f) for f in faces], "mode": "animate",
                 "segment_frame_length": request.num_frames}
+
+
+# What this family registers (engine.diffusers.families): its engines, spec beside class.
+ENGINES = (Wan21T2V, Wan21I2V, Wan22T2V, Wan22I2V, Wan22TI2V, WanVace, WanV2V, WanAnimate)

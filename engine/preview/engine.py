@@ -1,0 +1,232 @@
+"""The preview engine: its spec, its revision and PreviewEngine, which composes the world
+(start image or scene card), the moving discs, the camera warp, the caption and the end-image
+blend for each frame (the order is in engine.preview's docstring)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import cv2
+import numpy as np
+
+from ..base import (
+    CameraState,
+    Engine,
+    EngineError,
+    EngineSpec,
+    FrameRule,
+    GenerationRequest,
+    ProgressFn,
+)
+from ..geometry import is_identity_homography, relative_homography, warp_frame
+from ..images import ImageLoadError, cover_resize
+from .card import apply_caption, caption_layer, render_scene_card
+from .motion import draw_discs, make_discs
+
+# Bump when the pixels of any request change (drawing, motion, blending, resizing).
+REVISION = "preview-1"
+
+PREVIEW_SPEC = EngineSpec(
+    name="preview",
+    frame_rule=FrameRule(step=4, offset=1, minimum=5),
+    resolution_multiple=16,
+    default_fps=16,
+    default_resolution=(832, 480),
+    max_frames=81,
+    modes=frozenset({"t2v", "i2v", "flf2v"}),
+    draws_labels=True,
+)
+
+# Frames over which the moving discs fade in (frame 0: invisible; frame FADE_FRAMES: opaque).
+FADE_FRAMES = 4
+
+_KNOWN_PARAMS = ("motion", "caption")
+
+
+# --------------------------------------------------------------------------------------------
+# The engine
+
+
+def _smoothstep(x: float) -> float:
+    x = min(1.0, max(0.0, x))
+    return x * x * (3.0 - 2.0 * x)
+
+
+class PreviewEngine(Engine):
+    """Deterministic CPU animatic renderer (see the module docstring). Takes no options."""
+
+    spec = PREVIEW_SPEC
+
+    def __init__(self, **options: Any) -> None:
+        if options:
+            raise TypeError(
+                f"the preview engine takes no options, got {sorted(options)}; per-request "
+                f"settings go in GenerationRequest.params ({', '.join(_KNOWN_PARAMS)})"
+            )
+
+    def identity(self) -> dict[str, Any]:
+        return {"engine": "preview", "revision": REVISION}
+
+    def check_params(self, params: Mapping[str, Any]) -> list[str]:
+        problems = []
+        motion = params.get("motion", 1.0)
+        if (
+            isinstance(motion, bool)
+            or not isinstance(motion, (int, float, np.integer, np.floating))
+            or not math.isfinite(float(motion))
+            or motion < 0
+        ):
+            problems.append(f"motion={motion!r}: must be a finite number >= 0")
+        caption = params.get("caption", None)
+        if caption is not None and not isinstance(caption, (bool, np.bool_)):
+            problems.append(f"caption={caption!r}: must be true, false or absent")
+        return problems
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def _fit_image(self, image: Any, what: str, width: int, height: int) -> np.ndarray:
+        if not isinstance(image, np.ndarray):
+            raise EngineError(
+                f"{what} must be a numpy uint8 RGB array of shape (H, W, 3), "
+                f"got {type(image).__name__}"
+            )
+        if image.dtype != np.uint8:
+            raise EngineError(
+                f"{what} has dtype {image.dtype}; expected uint8 RGB of shape (H, W, 3)"
+            )
+        if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+            raise EngineError(
+                f"{what} has shape {image.shape}; expected uint8 RGB of shape (H, W, 3)"
+            )
+        try:
+            fitted = cover_resize(image, width, height)
+        except (ImageLoadError, ValueError, cv2.error) as exc:
+            raise EngineError(f"{what} could not be resized to {width}x{height}: {exc}") from exc
+        if fitted.shape != (height, width, 3) or fitted.dtype != np.uint8:
+            raise EngineError(
+                f"{what} has shape {fitted.shape} after resizing; expected {(height, width, 3)}"
+            )
+        return fitted
+
+    def _validate(self, req: GenerationRequest) -> tuple:
+        spec = self.spec
+        mult = spec.resolution_multiple
+        for name in ("width", "height"):
+            value = getattr(req, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise EngineError(f"{name}={value!r} must be a positive integer multiple of {mult}")
+            if value % mult:
+                lower = max(mult, value // mult * mult)
+                raise EngineError(
+                    f"{name}={value} is not a multiple of {mult} "
+                    f"(nearest valid: {lower} or {lower + mult})"
+                )
+        width, height = int(req.width), int(req.height)
+
+        n = req.num_frames
+        rule = spec.frame_rule
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise EngineError(f"num_frames={n!r} must be an integer ({rule.describe()})")
+        n = int(n)
+        if not rule.is_valid(n):
+            raise EngineError(
+                f"num_frames={n} is not valid for the {spec.name} engine: frame counts must be "
+                f"{rule.describe()} and at least {rule.minimum} (nearest valid: "
+                f"{min(rule.snap(n), spec.max_frames)})"
+            )
+        if n > spec.max_frames:
+            raise EngineError(
+                f"num_frames={n} exceeds the {spec.name} engine's max_frames={spec.max_frames}; "
+                "split the shot into chained segments"
+            )
+        if isinstance(req.fps, bool) or not isinstance(req.fps, (int, np.integer)) or req.fps <= 0:
+            raise EngineError(f"fps={req.fps!r} must be a positive integer")
+        if req.mode not in spec.modes:
+            raise EngineError(f"mode {req.mode!r} is not supported; valid: {sorted(spec.modes)}")
+        if isinstance(req.seed, bool) or not isinstance(req.seed, (int, np.integer)):
+            raise EngineError(f"seed={req.seed!r} must be an integer")
+        if not isinstance(req.prompt, str):
+            raise EngineError(f"prompt must be a string, got {type(req.prompt).__name__}")
+
+        camera = list(req.camera or ())
+        if camera and len(camera) != n:
+            raise EngineError(
+                f"camera has {len(camera)} states but num_frames={n}: give exactly one "
+                "CameraState per frame, or none for a static camera"
+            )
+        for i, state in enumerate(camera):
+            if not isinstance(state, CameraState):
+                raise EngineError(
+                    f"camera[{i}] is a {type(state).__name__}, expected a CameraState"
+                )
+
+        params = dict(req.params or {})
+        problems = self.check_params(params)
+        if problems:
+            raise EngineError(f"params.{problems[0]}")
+        motion = params.get("motion", 1.0)
+        caption = params.get("caption", None)
+
+        start = end = None
+        if req.start_image is not None:
+            start = self._fit_image(req.start_image, "start_image", width, height)
+        if req.end_image is not None:
+            end = self._fit_image(req.end_image, "end_image", width, height)
+
+        homs: list[np.ndarray] | None = None
+        if camera:
+            try:
+                homs = [relative_homography(s, camera[0], width, height) for s in camera]
+            except ValueError as exc:
+                raise EngineError(f"invalid camera path: {exc}") from exc
+            if all(is_identity_homography(h) for h in homs):
+                homs = None
+        show_caption = (start is not None) if caption is None else bool(caption)
+        return width, height, n, start, end, homs, float(motion), show_caption
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> np.ndarray:
+        width, height, n, start, end, homs, motion, show_caption = self._validate(request)
+        seed = int(request.seed)
+
+        if start is not None:
+            world = start
+        else:
+            world = render_scene_card(
+                width, height, seed, request.shot_id, request.prompt, request.segment_index
+            )
+        discs = make_discs(seed) if motion > 0 else []
+        caption = caption_layer(width, height, request.prompt) if show_caption else None
+
+        frames = np.empty((n, height, width, 3), dtype=np.uint8)
+        last = n - 1
+        for i in range(n):
+            fade = min(1.0, i / FADE_FRAMES)
+            if discs and fade > 0.0:
+                src = world.copy()
+                draw_discs(src, discs, i / float(request.fps), motion, fade)
+            else:
+                src = world
+            h = homs[i] if homs is not None else None
+            if h is None or is_identity_homography(h):
+                frames[i] = src
+            else:
+                frames[i] = warp_frame(src, h, border="reflect")
+
+            if caption is not None and 0 < i < last:
+                opacity = min(1.0, 2.0 * math.sin(math.pi * i / last))
+                if opacity > 0.0:
+                    apply_caption(frames[i], caption, opacity)
+
+            if end is not None:
+                w = 1.0 if i == last else _smoothstep((i / last - 0.5) / 0.5)
+                if w >= 1.0:
+                    frames[i] = end
+                elif w > 0.0:
+                    frames[i] = cv2.addWeighted(frames[i], 1.0 - w, end, w, 0.0)
+
+            if progress is not None:
+                progress(i + 1, n)
+        return frames
