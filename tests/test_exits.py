@@ -137,6 +137,67 @@ def test_sigterm_stops_cleanly_with_143_and_a_rerun_resumes(tmp_path: Path):
     assert log.read_text().split() == ["two_0"]
 
 
+SERIES_EPISODE = """
+fps: 8
+resolution: 64x64
+shots:
+  - {id: one, prompt: "episode {name}", frames: 9}
+  - {id: two, start: chain, prompt: "and then", frames: 9}
+"""
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_sigterm_stops_a_series_cleanly_and_no_further_episode_starts(tmp_path: Path):
+    from prefect import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    work = tmp_path / "work"
+    boards = work / "boards"
+    boards.mkdir(parents=True)
+    for name in ("sa", "sb"):
+        (boards / f"{name}.yaml").write_text(SERIES_EPISODE.replace("{name}", name))
+    log = tmp_path / "engine.log"
+    env = _env(PREFECT_API_URL=_api_url(), REELFORGE_ENGINE_LOG=str(log),
+               REELFORGE_FAULT_RUN="flows.series", REELFORGE_FAULT="sigterm@generate:two:0:3")
+    result = _run([sys.executable, str(ROOT / "tests" / "fault_points.py"), "series=demo",
+                   f"storyboards_dir={boards}", "output_dir=out", "post=none", "retries=0",
+                   "series.episodes=[sa,sb]"], work, env)
+    report = _report(result)
+    assert result.returncode == 143, report
+    assert "Stopped by SIGTERM" in result.stderr, report
+    assert "Traceback" not in result.stderr and "Crash detected" not in result.stderr, report
+    # Episode sa stopped in its second segment; sb never started.
+    assert log.read_text().split() == ["one_0", "two_0"], report
+    assert not (work / "out" / "sb").exists() and not (work / "out" / "sa" / "sa.mp4").exists()
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=50)
+    series_runs = [r for r in runs if r.parameters.get("series") == "demo"
+                   and f"storyboards_dir={boards}" in (r.parameters.get("overrides") or [])]
+    assert series_runs and series_runs[0].state is not None, [r.name for r in runs]
+    assert series_runs[0].state.type.value == "CANCELLED", series_runs[0].state
+
+
+def test_sigterm_stops_an_enhance_multirun_before_its_next_job(tmp_path: Path):
+    """SIGTERM while the first job of `flows.enhance -m` writes: exit 143, nothing left at
+    that job's output, and the second job never starts."""
+    from stages.video_io import write_video
+    from tests.post_media import panning
+
+    write_video(tmp_path / "in.mp4", panning(24), 16, codec="h264", crf=10)
+    env = _env(REELFORGE_FAULT_RUN="flows.enhance", REELFORGE_FAULT="sigterm@frames:10")
+    result = _run([sys.executable, str(ROOT / "tests" / "fault_points.py"), "-m",
+                   "input=in.mp4", "output=a.mp4,b.mp4", "post=interpolate2x", "audio=none",
+                   "hydra.sweep.dir=multirun"], tmp_path, env, timeout=180)
+    report = _report(result)
+    assert result.returncode == 143, report
+    assert "Stopped by SIGTERM" in result.stderr, report
+    assert "Traceback" not in result.stderr, report
+    assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "b.mp4").exists(), report
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("a.mp4", ".a.mp4"))], \
+        sorted(p.name for p in tmp_path.iterdir())
+
+
 def test_a_slow_prefect_start_is_retried(monkeypatch, capsys):
     """The first start times out (as on a loaded machine), the retry succeeds; the half-started
     server is stopped in between, and the client then finds the running singleton."""
