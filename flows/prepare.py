@@ -26,6 +26,7 @@ from flows.storage import open_storage
 from stages.cache import CacheStore
 from stages.output_paths import RenderFiles, render_files, subset_label
 from stages.plan import RenderPlan, build_plan
+from stages.problems import StoryboardInvalid
 from stages.validate import ValidateOptions, ValidatedStoryboard, validate_storyboard
 
 
@@ -74,7 +75,11 @@ def prepare(settings: RenderSettings) -> Prepared:
     )
     options.images = image_policy(settings)  # images confined to known folders, URLs opt-in
     options.profiles = profile_choice(settings.engine, settings.profile)
-    storyboard = validate_storyboard(path, spec, options)
+    try:
+        storyboard = validate_storyboard(path, spec, options)
+    except StoryboardInvalid as invalid:
+        # List the config's problems too, so one run names everything to fix.
+        raise invalid.with_config_problems(_config_problems(settings, options)) from None
     check_profiles_ready(options.profiles, declared_profiles(storyboard.model, settings.profile))
     # A render-wide profile's engine options (low_vram: quantize, offload) apply at load.
     engine_config = with_profile_options(
@@ -89,6 +94,19 @@ def prepare(settings: RenderSettings) -> Prepared:
     out_dir = render_folder(out_root, storyboard.name, settings.variant)
     return Prepared(settings, storyboard, plan, engine, store, out_dir, fallback=fallback,
                     fallback_params=fallback_params)
+
+
+def _config_problems(settings: RenderSettings, options: ValidateOptions) -> list[str]:
+    """What the engine config and profiles would be refused for once the storyboard is fixed
+    (without the storyboard's own profile choice, which it could not validate)."""
+    try:
+        engine, _, _ = build_engines(dict(settings.engine), None)
+        check_engine_params(engine, settings.engine, options.profiles)
+    except ConfigInvalid as exc:
+        return str(exc).splitlines()
+    except Exception:  # noqa: BLE001 - the storyboard's problems are reported either way
+        return []
+    return []
 
 
 def declared_profiles(model, override: str | None) -> set[str]:

@@ -1,5 +1,6 @@
-"""`python tests/fault_points.py [render overrides]`: `python -m flows.render` with faults
-injected at chosen points, for the crash-resume tests (never imported by the project itself).
+"""`python tests/fault_points.py [overrides]`: `python -m flows.render` (or the command
+REELFORGE_FAULT_RUN names: flows.series, flows.enhance) with faults injected at chosen points, for
+the crash-resume and exit tests (never imported by the project itself).
 
 REELFORGE_FAULT names one fault, `ACTION@POINT`:
 - ACTION: `kill` (SIGKILL to the whole process group: the render, ffmpeg and Prefect's server
@@ -8,7 +9,7 @@ REELFORGE_FAULT names one fault, `ACTION@POINT`:
 - POINT: `generate:SHOT:INDEX:FRAME` (inside the engine, at that frame of that segment),
   `write:KIND:NTH:FRAME` (while writing the NTH clip of KIND (segment, shot, episode) of this run
   into the cache, after FRAME frames), `embed` (while the finished episode is re-copied into the
-  render folder with its manifest).
+  render folder with its manifest), `frames:N` (when any video writer has written N frames).
 REELFORGE_ENGINE_LOG: a file that receives one line per engine call (`SHOT_INDEX`).
 """
 
@@ -65,6 +66,8 @@ _write = video_io.VideoWriter.write
 
 
 def write(self, frame):
+    if where[0] == "frames" and self.frames_written == int(where[1]):
+        strike()
     if where[0] == "write" and f"/{where[1]}/" in str(self.path):
         if self.frames_written == 0:  # number the writers in the order they start
             opened[where[1]] = opened.get(where[1], 0) + 1
@@ -88,5 +91,6 @@ video_io.VideoWriter.write = write
 video_io._run_ffmpeg = run_ffmpeg
 
 if __name__ == "__main__":
-    sys.argv = ["flows.render"] + sys.argv[1:]
-    runpy.run_module("flows.render", run_name="__main__", alter_sys=True)
+    command = os.environ.get("REELFORGE_FAULT_RUN") or "flows.render"
+    sys.argv = [command] + sys.argv[1:]
+    runpy.run_module(command, run_name="__main__", alter_sys=True)

@@ -17,8 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from stages.video_io import read_frames
 from tests.conftest import write_png
 from tests.test_cli_render import TINY
 
@@ -135,6 +137,67 @@ def test_sigterm_stops_cleanly_with_143_and_a_rerun_resumes(tmp_path: Path):
     assert log.read_text().split() == ["two_0"]
 
 
+SERIES_EPISODE = """
+fps: 8
+resolution: 64x64
+shots:
+  - {id: one, prompt: "episode {name}", frames: 9}
+  - {id: two, start: chain, prompt: "and then", frames: 9}
+"""
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_sigterm_stops_a_series_cleanly_and_no_further_episode_starts(tmp_path: Path):
+    from prefect import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    work = tmp_path / "work"
+    boards = work / "boards"
+    boards.mkdir(parents=True)
+    for name in ("sa", "sb"):
+        (boards / f"{name}.yaml").write_text(SERIES_EPISODE.replace("{name}", name))
+    log = tmp_path / "engine.log"
+    env = _env(PREFECT_API_URL=_api_url(), REELFORGE_ENGINE_LOG=str(log),
+               REELFORGE_FAULT_RUN="flows.series", REELFORGE_FAULT="sigterm@generate:two:0:3")
+    result = _run([sys.executable, str(ROOT / "tests" / "fault_points.py"), "series=demo",
+                   f"storyboards_dir={boards}", "output_dir=out", "post=none", "retries=0",
+                   "series.episodes=[sa,sb]"], work, env)
+    report = _report(result)
+    assert result.returncode == 143, report
+    assert "Stopped by SIGTERM" in result.stderr, report
+    assert "Traceback" not in result.stderr and "Crash detected" not in result.stderr, report
+    # Episode sa stopped in its second segment; sb never started.
+    assert log.read_text().split() == ["one_0", "two_0"], report
+    assert not (work / "out" / "sb").exists() and not (work / "out" / "sa" / "sa.mp4").exists()
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=50)
+    series_runs = [r for r in runs if r.parameters.get("series") == "demo"
+                   and f"storyboards_dir={boards}" in (r.parameters.get("overrides") or [])]
+    assert series_runs and series_runs[0].state is not None, [r.name for r in runs]
+    assert series_runs[0].state.type.value == "CANCELLED", series_runs[0].state
+
+
+def test_sigterm_stops_an_enhance_multirun_before_its_next_job(tmp_path: Path):
+    """SIGTERM while the first job of `flows.enhance -m` writes: exit 143, nothing left at
+    that job's output, and the second job never starts."""
+    from stages.video_io import write_video
+    from tests.post_media import panning
+
+    write_video(tmp_path / "in.mp4", panning(24), 16, codec="h264", crf=10)
+    env = _env(REELFORGE_FAULT_RUN="flows.enhance", REELFORGE_FAULT="sigterm@frames:10")
+    result = _run([sys.executable, str(ROOT / "tests" / "fault_points.py"), "-m",
+                   "input=in.mp4", "output=a.mp4,b.mp4", "post=interpolate2x", "audio=none",
+                   "hydra.sweep.dir=multirun"], tmp_path, env, timeout=180)
+    report = _report(result)
+    assert result.returncode == 143, report
+    assert "Stopped by SIGTERM" in result.stderr, report
+    assert "Traceback" not in result.stderr, report
+    assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "b.mp4").exists(), report
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("a.mp4", ".a.mp4"))], \
+        sorted(p.name for p in tmp_path.iterdir())
+
+
 def test_a_slow_prefect_start_is_retried(monkeypatch, capsys):
     """The first start times out (as on a loaded machine), the retry succeeds; the half-started
     server is stopped in between, and the client then finds the running singleton."""
@@ -206,46 +269,78 @@ def test_a_prefect_api_that_cannot_start_exits_1_with_the_cause_and_the_fix(tmp_
     assert time.monotonic() - started < 120
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("shared", ["0", "1"], ids=["api-per-render", "shared-api"])
-def test_four_concurrent_renders_on_a_busy_machine_all_succeed(tmp_path: Path, shared):
-    """Load test: 4 renders at once while a CPU burner (bounded in time) loads both cores, each
-    starting its own temporary Prefect API (api-per-render) or all sharing the one the first
-    starts (shared-api, the default outside tests). Before the fix most of them failed."""
-    burner = subprocess.Popen(
+def _burner(seconds: int) -> subprocess.Popen:
+    """4 processes spinning for `seconds` (bounded: they stop by themselves)."""
+    return subprocess.Popen(
         [sys.executable, "-c", "import time, multiprocessing as m\n"
-         "def burn():\n    end = time.time() + 120\n    while time.time() < end: pass\n"
+         f"def burn():\n    end = time.time() + {seconds}\n    while time.time() < end: pass\n"
          "ps = [m.Process(target=burn) for _ in range(4)]\n"
          "[p.start() for p in ps]\n[p.join() for p in ps]"],
         start_new_session=True)
+
+
+def _wait_all(procs: list[subprocess.Popen], timeout: float) -> list[tuple[int, str, str]]:
+    results = []
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+        results.append((proc.returncode, out, err))
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("renders,shared", [(4, "0"), (10, "1")],
+                         ids=["4-api-per-render", "10-shared-api"])
+def test_concurrent_renders_on_a_busy_machine_all_succeed_and_render_nothing_twice(
+        tmp_path: Path, renders: int, shared: str):
+    """Load test: N renders of the same storyboard at once, into their own render folders but
+    one cache, on a busy machine: beside a CPU burner (bounded in time) for 4, while 10 renders
+    on 2 cores are load enough by themselves. Each starts its own
+    temporary Prefect API (api-per-render) or all share the one the first starts (shared-api,
+    the default outside tests). Before the fix most failed (10 of 10 at ten). Every render must
+    exit 0 with the same episode, and the cache locks must make each segment render exactly once
+    across all of them: the renders' `segments_rendered` add up to the storyboard's segments."""
+    import json
+
+    work = _work(tmp_path)
+    burner = _burner(180) if renders < 10 else None
     try:
         procs = []
-        for i in range(4):
-            work = _work(tmp_path / f"r{i}")
+        for i in range(renders):
             home = tmp_path / ("home" if shared == "1" else f"home{i}")
             env = _env(PREFECT_API_URL=None, PREFECT_HOME=str(home), REELFORGE_SHARED_API=shared,
                        REELFORGE_SHARED_API_IDLE_S="5")
-            procs.append((work, subprocess.Popen(
-                [sys.executable, "-m", "flows.render", "storyboard=tiny", "workers=1"],
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "flows.render", "storyboard=tiny", "workers=1",
+                 f"output_dir=out{i}", "cache_dir=cache"],
                 cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                start_new_session=True)))
-        results = []
-        for work, proc in procs:
-            try:
-                out, err = proc.communicate(timeout=420)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                out, err = proc.communicate()
-            results.append((proc.returncode, out, err))
+                start_new_session=True))
+        results = _wait_all(procs, timeout=540)
         for code, out, err in results:
             assert code == 0, f"exit {code}\n{out}\n{err}"
             assert "Traceback" not in err, err
+        manifests = [json.loads((work / f"out{i}" / "tiny" / "manifest.json").read_text())
+                     for i in range(renders)]
+        segments = sum(len(shot["segments"]) for shot in manifests[0]["shots"])
+        assert sum(m["segments_rendered"] for m in manifests) == segments, \
+            [m["segments_rendered"] for m in manifests]
+        assert len({m["key"] for m in manifests}) == 1
+        # The same frames, from the same cache entries (the files differ in their metadata).
+        episodes = {np.stack(list(read_frames(work / f"out{i}" / "tiny" / "tiny.mp4"))).tobytes()
+                    for i in range(renders)}
+        assert len(episodes) == 1
         if shared == "1":  # one server, started by whichever render came first
             assert (tmp_path / "home" / "reelforge-api.json").exists()
     finally:
-        os.killpg(burner.pid, signal.SIGKILL)
-        burner.wait(timeout=30)
-        _stop_shared_api(tmp_path / "home")
+        if burner is not None:
+            os.killpg(burner.pid, signal.SIGKILL)
+            burner.wait(timeout=30)
+        for i in range(renders):
+            _stop_shared_api(tmp_path / ("home" if shared == "1" else f"home{i}"))
 
 
 def _stop_shared_api(home: Path) -> None:

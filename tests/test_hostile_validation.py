@@ -236,3 +236,17 @@ def test_a_bad_command_line_chain_is_blamed_on_the_command_line(tmp_path, capsys
     assert run(settings) == EXIT_INVALID
     err = capsys.readouterr().err
     assert "command line: post:" in err and "ep.yaml" not in err.split("post:")[0]
+
+
+def test_config_problems_are_listed_with_the_storyboards_in_one_run(tmp_path, capsys):
+    """A bad storyboard and a bad engine config: both lists in one message, so one edit-run
+    cycle fixes everything (they used to come one run after the other)."""
+    path = tmp_path / "ep.yaml"
+    path.write_text(PLAIN.replace("frames: 9", "frames: -9"))
+    settings = RenderSettings(storyboard=str(path), output_dir=str(tmp_path / "r"), post=[],
+                              dry_run=True, engine={"name": "preview", "params": {"motion": "x"}})
+    assert run(settings) == EXIT_INVALID
+    err = capsys.readouterr().err
+    assert "1 problem in the storyboard:" in err and "shots[0].frames" in err
+    assert "1 problem in the config and command line:" in err
+    assert "engine.params.motion='x'" in err
