@@ -42,14 +42,40 @@ def construct(config: Mapping[str, Any], where: str) -> Engine:
 
 
 def engine_config_file(name: str) -> dict[str, Any]:
-    """conf/engine/<name>.yaml as plain data, or {"name": name} when there is none."""
-    path = Path(CONF_DIR) / "engine" / f"{name}.yaml"
-    if not path.is_file():
+    """conf/engine/<name>.yaml as plain data with its `defaults:` applied as Hydra composes it
+    on the command line (`_shared/diffusers@_here_`, then `_self_`), or {"name": name} when
+    there is none. Fallback engines and `flows.models` read engine configs this way, outside
+    the command's composition, and must see the shared options too."""
+    data = _engine_yaml(Path(CONF_DIR) / "engine" / f"{name}.yaml")
+    if data is None:
         return {"name": name}
     from omegaconf import OmegaConf
 
+    defaults = data.pop("defaults", None) or ["_self_"]
+    if "_self_" not in defaults:
+        defaults = [*defaults, "_self_"]  # Hydra's rule: the file itself comes last
+    merged = OmegaConf.create({})
+    for entry in defaults:
+        if entry == "_self_":
+            merged = OmegaConf.merge(merged, data)
+            continue
+        option, _, package = str(entry).partition("@")
+        shared = _engine_yaml(Path(CONF_DIR) / "engine" / f"{option}.yaml")
+        if package not in ("", "_here_") or shared is None:
+            raise ConfigInvalid(f"conf/engine/{name}.yaml: defaults entry {entry!r} is not "
+                                "supported here; use a file of conf/engine/ with @_here_")
+        shared.pop("defaults", None)
+        merged = OmegaConf.merge(merged, shared)
+    return dict(OmegaConf.to_container(merged, resolve=False))
+
+
+def _engine_yaml(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    from omegaconf import OmegaConf
+
     data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    return dict(data) if isinstance(data, dict) else {"name": name}
+    return dict(data) if isinstance(data, dict) else None
 
 
 def fallback_config(engine_config: Mapping[str, Any], storyboard_fallback: str | None

@@ -195,3 +195,20 @@ def test_profile_errors_name_the_key(tmp_path, models, capsys):
     path = project(tmp_path / "s")
     assert run(settings(path, tmp_path / "r", models["i2v2"], profile="fast")) == EXIT_INVALID
     assert "unknown profile 'fast'" in capsys.readouterr().err
+
+
+def test_engine_configs_read_outside_the_command_match_hydras_composition():
+    """Fallback engines and `flows.models` read conf/engine/NAME.yaml themselves: they must see
+    the options the engine YAMLs share through `defaults:` exactly as the command line does."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from flows.settings import CONF_DIR
+
+    names = sorted(p.stem for p in (Path(CONF_DIR) / "engine").glob("*.yaml"))
+    assert len(names) >= 14
+    with initialize_config_dir(config_dir=str(Path(CONF_DIR).resolve()), version_base=None):
+        for name in names:
+            composed = compose(config_name="config", overrides=[f"engine={name}"]).engine
+            assert engine_config_file(name) == OmegaConf.to_container(composed, resolve=False), name
+    assert engine_config_file("wan21_t2v")["options"]["attention_backend"] == "auto"  # shared
