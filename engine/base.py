@@ -147,7 +147,7 @@ class GenerationRequest:
     # uint8 (T, H, W, 3) already sized to the request.
     source_video: np.ndarray | None = None
     driving_video: np.ndarray | None = None
-    # Chaining (stages.plan, storyboard `chain:`):
+    # Chaining (stages.plan.build, storyboard `chain:`):
     # - "pixels": the start image is the previous segment's frame (last_frame / overlap mode);
     # - "latent": `context_latents` holds the previous segment's last latent frame, used as the
     #   first conditioning latent instead of VAE-encoding `start_image` (still given, for

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from stages.atomic import FOREIGN_LEFTOVER_AGE_S, leftover_is_dead
-from stages.cache import META, CacheStore
-from stages.cache_refs import KINDS, load_refs, needed_keys
+from stages.media.atomic import FOREIGN_LEFTOVER_AGE_S, leftover_is_dead
+from stages.store.cache import META, CacheStore
+from stages.store.cache_refs import KINDS, load_refs, needed_keys
 
 # Leftovers of writes that never finished: atomic temp siblings and entries being deleted.
 _LEFTOVER = re.compile(r"^\.[^/]*(\.tmp-\d+-[0-9a-f]+|\.deleting-\d+)")

@@ -28,7 +28,7 @@ from engine.diffusers.step_cache import write_calibration
 from flows.engines import construct
 from flows.hydra_cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, hydra_exit_code
 from flows.settings import ConfigInvalid
-from stages.units import parse_resolution
+from stages.storyboard.units import parse_resolution
 
 _exit_codes: list[int] = []
 
@@ -61,7 +61,7 @@ def calibration_request(engine: DiffusersEngine, data: dict[str, Any], cwd: Path
     start = None
     if "t2v" not in spec.modes:  # an image-to-video engine needs a start frame
         if data.get("image"):
-            from stages.video_io import load_png
+            from stages.media.video_io import load_png
             from engine.images import cover_resize
 
             path = Path(str(data["image"]))

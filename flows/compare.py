@@ -16,8 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from stages.atomic import atomic_write_text
-from stages.compare import Variant, side_by_side, timing_table
+from stages.media.atomic import atomic_write_text
+from stages.outputs.compare import Variant, side_by_side, timing_table
 
 USAGE = ("usage: python -m flows.compare storyboard=NAME [output_dir=renders] "
          "[variants=[a,b]] [height=240]")

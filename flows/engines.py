@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from engine.base import Engine
 from engine.registry import UnknownEngineError, get_engine
 from flows.settings import CONF_DIR, ConfigInvalid
-from stages.profiles import (
+from stages.plan.profiles import (
     Profile,
     ProfileChoice,
     ProfileConfigError,
@@ -149,7 +149,7 @@ def check_engine_params(engine: Engine, engine_config: Mapping[str, Any],
     engine (the preview's `motion`). ConfigInvalid lists every problem."""
     from pydantic import ValidationError
 
-    from stages.storyboard import GenerationKeys
+    from stages.storyboard.schema import GenerationKeys
 
     sources = [("engine.params", dict(engine_config.get("params") or {}))]
     sources += [(f"engine.profiles.{name}.params", dict(profile.params))

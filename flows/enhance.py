@@ -23,10 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from flows.settings import post_presets
 from flows.hydra_cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, hydra_exit_code, job_status
-from stages.atomic import temp_sibling
-from stages.audio import AudioTrack, copy_audio, mux_audio, probe
-from stages.keys import file_sha256
-from stages.post import (
+from stages.media.atomic import temp_sibling
+from stages.render.audio import AudioTrack, copy_audio, mux_audio, probe
+from stages.plan.keys import file_sha256
+from stages.post.chain import (
     PostStep,
     chain_fps,
     chain_frames_out,
@@ -36,7 +36,7 @@ from stages.post import (
     resolve_post_chain,
     run_post_chain,
 )
-from stages.video_io import VideoInfo, VideoWriter, read_frames, video_info
+from stages.media.video_io import VideoInfo, VideoWriter, read_frames, video_info
 
 OUTPUT_CODECS = {".mp4": "h264", ".mov": "h264", ".m4v": "h264", ".mkv": "ffv1"}
 

@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stages.manifest import VIDEO_TAG
-from stages.video_io import read_metadata
+from stages.outputs.manifest import VIDEO_TAG
+from stages.media.video_io import read_metadata
 
 
 class NoManifest(ValueError):

@@ -291,7 +291,7 @@ def _check_file(report: Report, component: str, value: Any) -> None:
 
 def _check_profiles(report: Report, config: dict[str, Any]) -> None:
     """The LoRA files the engine config's profiles need (draft: a step-distilled LoRA)."""
-    from stages.profiles import ProfileConfigError, profiles_from_config
+    from stages.plan.profiles import ProfileConfigError, profiles_from_config
 
     try:
         profiles = profiles_from_config(config)

@@ -23,11 +23,11 @@ from flows.engines import (
 from flows.safety import image_policy, render_folder
 from flows.settings import ConfigInvalid, RenderSettings, find_storyboard, post_presets
 from flows.storage import open_storage
-from stages.cache import CacheStore
-from stages.output_paths import RenderFiles, render_files, subset_label
-from stages.plan import RenderPlan, build_plan
-from stages.problems import StoryboardInvalid
-from stages.validate import ValidateOptions, ValidatedStoryboard, validate_storyboard
+from stages.store.cache import CacheStore
+from stages.store.output_paths import RenderFiles, render_files, subset_label
+from stages.plan.build import RenderPlan, build_plan
+from stages.storyboard.problems import StoryboardInvalid
+from stages.storyboard.validate import ValidateOptions, ValidatedStoryboard, validate_storyboard
 
 
 @dataclass

@@ -29,7 +29,7 @@ from engine.base import ProgressFn
 
 if TYPE_CHECKING:
     from flows.prepare import Prepared
-    from stages.plan import SegmentJob, ShotPlan
+    from stages.plan.build import SegmentJob, ShotPlan
 
 log = logging.getLogger(__name__)
 

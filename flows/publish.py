@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from flows.settings import ConfigInvalid
-from stages.atomic import atomic_path, atomic_write_bytes
-from stages.cache import CacheStore
-from stages.keys import content_key
-from stages.manifest import embedded_manifest
+from stages.media.atomic import atomic_path, atomic_write_bytes
+from stages.store.cache import CacheStore
+from stages.plan.keys import content_key
+from stages.outputs.manifest import embedded_manifest
 
 PLACEHOLDERS = ("video", "episode", "contact_sheet", "manifest", "folder")
 
@@ -101,7 +101,7 @@ def expand(argument: str, files: EpisodeFiles) -> str:
 
 def portable_manifest(manifest_file: Path) -> bytes:
     """manifest.json as it may leave this machine: the copy the video carries
-    (stages.manifest.embedded_manifest), pretty-printed."""
+    (stages.outputs.manifest.embedded_manifest), pretty-printed."""
     manifest = json.loads(Path(manifest_file).read_text(encoding="utf-8"))
     return (json.dumps(embedded_manifest(manifest), sort_keys=True, indent=2, ensure_ascii=False)
             + "\n").encode("utf-8")

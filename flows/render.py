@@ -24,7 +24,7 @@ from flows.safety import NotEnoughDiskSpace, check_disk_space
 from flows.settings import ConfigInvalid, RenderSettings
 from flows.hydra_cli import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK,
                              EXIT_TERMINATED, Terminated, hydra_exit_code, job_status)
-from stages.problems import StoryboardInvalid
+from stages.storyboard.problems import StoryboardInvalid
 
 # Exit codes of the jobs this process ran (several under -m multirun).
 _exit_codes: list[int] = []

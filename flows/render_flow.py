@@ -27,10 +27,10 @@ from flows.safety import check_disk_space
 from flows.segment_guard import segment_guard
 from flows.settings import RenderSettings
 from flows.storage import upload_outputs
-from stages.assemble import EpisodeResult, assemble_episode
-from stages.manifest import build_manifest
-from stages.plan import SegmentJob, ShotPlan
-from stages.render_steps import SegmentResult, ShotResult, finish_shot, render_segment
+from stages.render.assemble import EpisodeResult, assemble_episode
+from stages.outputs.manifest import build_manifest
+from stages.plan.build import SegmentJob, ShotPlan
+from stages.render.steps import SegmentResult, ShotResult, finish_shot, render_segment
 
 
 def report(line: str) -> None:
@@ -167,7 +167,7 @@ def render_flow(settings: dict[str, Any] | None = None, storyboard: str | None =
         futures = []
         for job in shot.segments:
             upstream = future_of(job.start.upstream)
-            # Frames that come from other segments (stages.plan.FrameRef): the shot's anchor,
+            # Frames that come from other segments (stages.plan.build.FrameRef): the shot's anchor,
             # a generated transition's end frame.
             anchor = future_of(job.anchor.segment if job.anchor is not None else None)
             end = future_of(job.end_from.segment if job.end_from is not None else None)

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from flows.prepare import Prepared
-from stages.atomic import atomic_write_text
-from stages.cache_refs import record_refs
-from stages.manifest import VIDEO_TAG, manifest_tag, provenance, write_manifest
-from stages.output_paths import remove_dead_temps
-from stages.render_steps import ShotResult
-from stages.report_html import render_report_html, render_report_markdown
-from stages.video_io import copy_with_metadata
+from stages.media.atomic import atomic_write_text
+from stages.store.cache_refs import record_refs
+from stages.outputs.manifest import VIDEO_TAG, manifest_tag, provenance, write_manifest
+from stages.store.output_paths import remove_dead_temps
+from stages.render.steps import ShotResult
+from stages.outputs.report_html import render_report_html, render_report_markdown
+from stages.media.video_io import copy_with_metadata
 
 log = logging.getLogger(__name__)
 

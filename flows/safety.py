@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from flows.settings import ConfigInvalid, RenderSettings
-from stages.disk_estimate import estimate_bytes
-from stages.image_refs import ImagePolicy, check_address_text
-from stages.output_paths import UnsafeOutputPath
-from stages.output_paths import render_folder as _render_folder
+from stages.store.disk_estimate import estimate_bytes
+from stages.storyboard.image_refs import ImagePolicy, check_address_text
+from stages.store.output_paths import UnsafeOutputPath
+from stages.store.output_paths import render_folder as _render_folder
 
 if TYPE_CHECKING:
     from flows.prepare import Prepared

@@ -8,7 +8,7 @@ keys and flag mistakes while the user types, given this first line in a storyboa
 PATH defaults to `storyboards/storyboard.schema.json`, next to the storyboards (the sample
 storyboards reference it so). `--check` exits 1 when PATH differs from the current schema.
 
-The schema comes from the pydantic models in stages/storyboard.py, so it cannot drift from what
+The schema comes from the pydantic models in stages/storyboard/schema.py, so it cannot drift from what
 validation accepts; where a value is parsed before it is checked (durations like "5s", "832x480"
 resolutions, a transition given by name) the generator describes the written form instead of
 the parsed one. Checks that need the whole file or the disk (duplicate ids, images, chaining)
@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic.json_schema import GenerateJsonSchema
 
-from stages.storyboard import SHOT_ID, Storyboard
+from stages.storyboard.schema import SHOT_ID, Storyboard
 
 DEFAULT_PATH = Path("storyboards") / "storyboard.schema.json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{path} is up to date")
         return 0
-    from stages.atomic import atomic_write_text
+    from stages.media.atomic import atomic_write_text
 
     atomic_write_text(path, text)
     print(f"wrote {path} ({len(text)} bytes); reference it from a storyboard's first line: "

@@ -1,6 +1,6 @@
 """What a segment render holds while it runs: the segment's lock, then its GPU.
 
-- The lock (stages/lock.py, in the shared cache folder) makes sure two workers, on one machine or
+- The lock (stages/store/lock.py, in the shared cache folder) makes sure two workers, on one machine or
   several, never render the same segment: the second waits, then finds it in the cache.
 - The GPU: workers run one per GPU, started with `CUDA_VISIBLE_DEVICES=N`. Every generation on
   that GPU takes the Prefect global concurrency limit `gpu-<host>-<N>` (limit 1, created on first
@@ -21,7 +21,7 @@ import socket
 import threading
 from typing import Iterator
 
-from stages.cache import CacheStore
+from stages.store.cache import CacheStore
 
 log = logging.getLogger(__name__)
 

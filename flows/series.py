@@ -380,7 +380,7 @@ def run_series(series: str, overrides: list[str], cwd: str,
                render_deployment: str | None = None) -> int:
     """The CLI's work: check the series, then run the flow. Returns the exit status."""
     from flows.prepare import prepare, print_plan
-    from stages.problems import StoryboardInvalid
+    from stages.storyboard.problems import StoryboardInvalid
 
     try:
         plan = load_series(series, overrides, cwd, render_deployment)

@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from stages.profiles import NAME as PROFILE_NAME
-from stages.storyboard import MAX_SIDE, MIN_SIDE
-from stages.units import parse_resolution
+from stages.plan.profiles import NAME as PROFILE_NAME
+from stages.storyboard.schema import MAX_SIDE, MIN_SIDE
+from stages.storyboard.units import parse_resolution
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -38,7 +38,7 @@ class RenderSettings:
     fps: int | None = None
     resolution: str | None = None  # "WxH": overrides the storyboard's resolution
     engine: dict[str, Any] = field(default_factory=lambda: {"name": "preview"})
-    # profile=NAME on the command line (stages.profiles): replaces the storyboard's profiles.
+    # profile=NAME on the command line (stages.plan.profiles): replaces the storyboard's profiles.
     profile: str | None = None
     # engine.options keys set on the command line: a profile's options never override them.
     engine_cli_options: list[str] = field(default_factory=list)

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from flows.settings import ConfigInvalid, RenderSettings
-from stages.atomic import atomic_dir
-from stages.cache import META, CacheEntry, CacheStore
-from stages.lock import FileLock
+from stages.media.atomic import atomic_dir
+from stages.store.cache import META, CacheEntry, CacheStore
+from stages.store.lock import FileLock
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def upload_outputs(settings: RenderSettings, out_dir: Path) -> str | None:
 
 
 class FsspecLockFiles:
-    """stages.lock.LockFiles on an fsspec filesystem: exclusive create is mode 'xb'."""
+    """stages.store.lock.LockFiles on an fsspec filesystem: exclusive create is mode 'xb'."""
 
     def __init__(self, fs) -> None:
         self.fs = fs

@@ -31,7 +31,7 @@ import yaml
 
 from flows.compose import check_overrides, compose_config, compose_settings
 from flows.settings import ConfigInvalid
-from stages.problems import StoryboardInvalid
+from stages.storyboard.problems import StoryboardInvalid
 
 DEFAULT_DEPLOYMENT = "render/default"
 
@@ -69,7 +69,7 @@ def _store_submitted(text: str, name: str, overrides: list[str]) -> str:
         url = f"{root.rstrip('/')}/submitted/{name}.yaml"
         filesystem(url).pipe_file(url, text.encode("utf-8"))
         return url
-    from stages.atomic import atomic_write_text
+    from stages.media.atomic import atomic_write_text
 
     path = Path(root.removeprefix("file://")).expanduser().resolve() / "submitted" / f"{name}.yaml"
     atomic_write_text(path, text)

@@ -23,7 +23,7 @@ import time
 
 from engine.preview import PreviewEngine
 from flows.progress import stop_requested
-from stages import video_io
+from stages.media import video_io
 
 FAULT = os.environ.get("REELFORGE_FAULT", "")
 LOG = os.environ.get("REELFORGE_ENGINE_LOG")

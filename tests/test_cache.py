@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from stages.cache import CacheStore
+from stages.store.cache import CacheStore
 
 KEY = "ab" + "0" * 62
 

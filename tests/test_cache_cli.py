@@ -14,8 +14,8 @@ import pytest
 from flows.cache import main, parse_age, parse_size, prune
 from flows.prepare import prepare
 from flows.settings import RenderSettings
-from stages.cache import META, CacheStore
-from stages.cache_refs import KINDS, needed_keys, record_refs
+from stages.store.cache import META, CacheStore
+from stages.store.cache_refs import KINDS, needed_keys, record_refs
 
 STORYBOARD = """
 fps: 8

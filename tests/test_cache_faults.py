@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-import stages.cache as cache_mod
-from stages.atomic import leftover_is_dead, namespace_id, temp_sibling, writer_tag
-from stages.cache import META, CacheReadOnly, CacheStore, DiskFull
-from stages.lock import FileLock, LocalLockFiles, LockOwner, LockTimeout
-from stages.output_paths import remove_dead_temps
+import stages.store.cache as cache_mod
+from stages.media.atomic import leftover_is_dead, namespace_id, temp_sibling, writer_tag
+from stages.store.cache import META, CacheReadOnly, CacheStore, DiskFull
+from stages.store.lock import FileLock, LocalLockFiles, LockOwner, LockTimeout
+from stages.store.output_paths import remove_dead_temps
 
 KEY = "cd" + "1" * 62
 Usage = namedtuple("Usage", "total used free")

@@ -1,12 +1,12 @@
-"""Camera paths: easing, constant moves and keyframes (stages.camera), on the models directly."""
+"""Camera paths: easing, constant moves and keyframes (stages.plan.camera), on the models directly."""
 
 from __future__ import annotations
 
 import pytest
 
 from engine.base import CameraState
-from stages.camera import camera_at, camera_path, ease
-from stages.storyboard import CameraKey, CameraMove
+from stages.plan.camera import camera_at, camera_path, ease
+from stages.storyboard.schema import CameraKey, CameraMove
 
 EASES = ("linear", "in", "out", "in_out")
 

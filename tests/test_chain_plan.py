@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from engine.preview import PREVIEW_SPEC
-from stages.problems import StoryboardInvalid
-from stages.plan import build_plan
-from stages.validate import ValidateOptions, validate_storyboard
+from stages.storyboard.problems import StoryboardInvalid
+from stages.plan.build import build_plan
+from stages.storyboard.validate import ValidateOptions, validate_storyboard
 from tests.test_plan import ENGINE, PARAMS, plan_of, shot_jobs, write_board
 
 # An engine that can hand over latents (the Wan I2V family declares the same).
@@ -54,7 +54,7 @@ def test_overlap_presets_fill_unset_values(tmp_path):
     plan = plan_of(tmp_path, long_shot({"mode": "overlap", "preset": "fast_motion",
                                         "blend": 0.5}))
     params = plan.shots[0].overlap
-    from stages.overlap_join import PRESETS
+    from stages.render.overlap_join import PRESETS
 
     assert params.blend == 0.5
     assert params.overlap == PRESETS["fast_motion"].overlap

@@ -11,9 +11,9 @@ import pytest
 
 from flows.render import EXIT_OK, run
 from flows.settings import RenderSettings
-from stages.color_drift import mean_delta_e
-from stages.overlap_join import seam_window_score
-from stages.video_io import load_png, read_frames
+from stages.render.color_drift import mean_delta_e
+from stages.render.overlap_join import seam_window_score
+from stages.media.video_io import load_png, read_frames
 from engine.preview import PREVIEW_SPEC
 from tests import chain_engine
 from tests.conftest import write_png
@@ -139,8 +139,8 @@ def test_generated_transition_bridges_last_frame_to_next_first_frame(tmp_path, m
 
 
 def test_generated_transition_needs_a_first_last_frame_engine(tmp_path):
-    from stages.problems import StoryboardInvalid
-    from stages.validate import ValidateOptions, validate_storyboard
+    from stages.storyboard.problems import StoryboardInvalid
+    from stages.storyboard.validate import ValidateOptions, validate_storyboard
     from engine.diffusers.families import DIFFUSERS_SPECS
 
     path = tmp_path / "ep.yaml"

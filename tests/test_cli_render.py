@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stages.video_io import video_info
+from stages.media.video_io import video_info
 from tests.conftest import write_png
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Tests for stages.color_drift: CIEDE2000 against Sharma et al.'s published pairs, the
+"""Tests for stages.render.color_drift: CIEDE2000 against Sharma et al.'s published pairs, the
 bit-exact ends of a matched segment, the Lab statistics it reaches, removal of an injected
 drift, and a chained simulation where anchor matching keeps drift bounded."""
 
@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stages.color_drift import ciede2000, lab, lab_stats, match_segment, mean_delta_e
+from stages.render.color_drift import ciede2000, lab, lab_stats, match_segment, mean_delta_e
 from tests.synthetic import texture
 
 cv2.setNumThreads(1)

@@ -8,7 +8,7 @@ import pytest
 from flows.compare import main
 from flows.render import EXIT_OK, run
 from flows.settings import RenderSettings
-from stages.video_io import read_frames, video_info
+from stages.media.video_io import read_frames, video_info
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -1,6 +1,6 @@
 """Every file a storyboard names is confined, wherever it is named (issue 12).
 
-One resolver (stages.image_refs) for images, end images, chain anchors, LoRAs, source and
+One resolver (stages.storyboard.image_refs) for images, end images, chain anchors, LoRAs, source and
 driving videos, the soundtrack and the files of the storyboard's own post stages (LUTs, colour
 references, models), at validation, with the same roots and the same `images.allow_any_path`
 switch. Each hostile storyboard below is one escape route; each must stop at validation (exit 2,
@@ -24,11 +24,11 @@ from engine.registry import engine_spec
 from flows.prepare import prepare
 from flows.render import EXIT_INVALID, EXIT_OK, run
 from flows.settings import RenderSettings
-from stages.image_refs import ImagePolicy, ImageRefError, fetch
-from stages.lut import LutError, format_cube, identity_table, parse_cube
-from stages.problems import StoryboardInvalid
-from stages.render_steps import build_request
-from stages.validate import ValidateOptions, validate_storyboard
+from stages.storyboard.image_refs import ImagePolicy, ImageRefError, fetch
+from stages.post.lut import LutError, format_cube, identity_table, parse_cube
+from stages.storyboard.problems import StoryboardInvalid
+from stages.render.steps import build_request
+from stages.storyboard.validate import ValidateOptions, validate_storyboard
 from tests.conftest import write_png
 
 SECRET_LINES = [f"SECRET-LINE-{i:02d}: the storyboard author must never see this" for i in
@@ -466,7 +466,7 @@ def test_an_engine_that_ignores_source_video_never_opens_it(world):
 
 
 def test_a_good_lut_is_parsed_once_at_validation_and_reused(world):
-    from stages.color import cached_cube
+    from stages.post.color import cached_cube
 
     cached_cube.cache_clear()
     path = world["board"] / "board.yaml"
@@ -481,7 +481,7 @@ def test_a_good_lut_is_parsed_once_at_validation_and_reused(world):
 
 def test_an_unreadable_model_file_is_named_not_quoted(world):
     pytest.importorskip("torch")
-    from stages.weights import ModelFileError, read_state_dict
+    from stages.post.weights import ModelFileError, read_state_dict
 
     with pytest.raises(ModelFileError, match="cannot read model file") as info:
         read_state_dict(world["outside"] / "secret.txt")

@@ -1,11 +1,11 @@
-"""stages.contact_sheet: layout, labels, sampling."""
+"""stages.outputs.contact_sheet: layout, labels, sampling."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from stages.contact_sheet import contact_sheet, sample_indices
+from stages.outputs.contact_sheet import contact_sheet, sample_indices
 
 
 def _frames(n: int, h: int = 48, w: int = 80, seed: int = 0) -> list[np.ndarray]:

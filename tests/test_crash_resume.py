@@ -35,9 +35,9 @@ import pytest
 from flows.compose import compose_settings
 from flows.prepare import prepare
 from flows.render import EXIT_OK, run
-from stages.cache import META, CacheStore
-from stages.cache_refs import KINDS
-from stages.video_io import read_frames
+from stages.store.cache import META, CacheStore
+from stages.store.cache_refs import KINDS
+from stages.media.video_io import read_frames
 from tests.conftest import write_png
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]

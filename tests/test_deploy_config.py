@@ -10,7 +10,7 @@ import yaml
 from flows.serve import ServeConfigError, read_deployments, runner_deployments
 from flows.settings import ConfigInvalid, PROJECT_ROOT
 from flows.submit import _store_submitted, submit
-from stages.problems import StoryboardInvalid
+from stages.storyboard.problems import StoryboardInvalid
 
 
 def test_prefect_yaml_deploys_render_and_a_nightly_series():

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from stages.video_io import video_info
+from stages.media.video_io import video_info
 from tests.deploy_support import ROOT, LocalPrefect
 from tests.series_engine import LOG_ENV, NAME, SLEEP_ENV, install_sitecustomize, read_calls
 

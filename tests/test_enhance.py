@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from flows.enhance import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EnhanceSettings, run
-from stages.audio import AudioTrack, mux_audio, probe
-from stages.video_io import read_frames, video_info, write_video
+from stages.render.audio import AudioTrack, mux_audio, probe
+from stages.media.video_io import read_frames, video_info, write_video
 from tests.post_media import panning, write_wav
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def test_unusable_weights_are_an_invalid_setting(tmp_path, clip, capsys):
 
 
 def test_a_failure_while_running_exits_1(tmp_path, clip, capsys, monkeypatch):
-    import stages.post as post
+    import stages.post.chain as post
 
     def broken(stream, fps, params, digests):
         for i, item in enumerate(stream):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.video_io import read_frames
+from stages.media.video_io import read_frames
 from tests.conftest import write_png
 from tests.test_cli_render import TINY
 
@@ -181,7 +181,7 @@ def test_sigterm_stops_a_series_cleanly_and_no_further_episode_starts(tmp_path: 
 def test_sigterm_stops_an_enhance_multirun_before_its_next_job(tmp_path: Path):
     """SIGTERM while the first job of `flows.enhance -m` writes: exit 143, nothing left at
     that job's output, and the second job never starts."""
-    from stages.video_io import write_video
+    from stages.media.video_io import write_video
     from tests.post_media import panning
 
     write_video(tmp_path / "in.mp4", panning(24), 16, codec="h264", crf=10)

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from engine.preview import PREVIEW_SPEC
 from flows.settings import post_presets
-from stages.plan import build_plan
-from stages.problems import StoryboardInvalid
-from stages.validate import ValidateOptions, validate_storyboard
+from stages.plan.build import build_plan
+from stages.storyboard.problems import StoryboardInvalid
+from stages.storyboard.validate import ValidateOptions, validate_storyboard
 from tests.conftest import write_png
 
 EXAMPLES = int(os.environ.get("REELFORGE_FUZZ_EXAMPLES", "60"))

@@ -9,9 +9,9 @@ from engine.base import CameraState, EngineError, GenerationRequest
 from engine.camera_prompt import describe_camera, with_camera
 from engine.preview import PreviewEngine
 from engine.registry import get_engine
-from stages.generate import adapt_request, apply_camera_post, generate_frames, retime
-from stages.source_video import video_slice
-from stages.video_io import write_video
+from stages.render.generate import adapt_request, apply_camera_post, generate_frames, retime
+from stages.render.source_video import video_slice
+from stages.media.video_io import write_video
 from tests.synthetic import texture
 
 

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from engine.registry import engine_spec
-from stages.plan import build_plan
-from stages.problems import StoryboardInvalid
-from stages.validate import validate_storyboard
-from stages.video_io import write_video
+from stages.plan.build import build_plan
+from stages.storyboard.problems import StoryboardInvalid
+from stages.storyboard.validate import validate_storyboard
+from stages.media.video_io import write_video
 
 import numpy as np
 

@@ -15,9 +15,9 @@ import pytest
 from engine.preview import PREVIEW_SPEC
 from flows.render import EXIT_INVALID, EXIT_OK, run
 from flows.settings import RenderSettings
-from stages.problems import StoryboardInvalid
-from stages.validate import ValidateOptions, validate_storyboard
-from stages.yaml_source import MAX_FILE_BYTES
+from stages.storyboard.problems import StoryboardInvalid
+from stages.storyboard.validate import ValidateOptions, validate_storyboard
+from stages.storyboard.yaml_source import MAX_FILE_BYTES
 from flows.settings import post_presets
 
 
@@ -125,7 +125,7 @@ def test_hostile_storyboard_is_a_validation_problem(tmp_path, name, text, fragme
 
 def test_merge_keys_follow_the_yaml_rules(tmp_path):
     """Explicit keys override merged ones, and an earlier merge beats a later one."""
-    from stages.yaml_source import parse_yaml
+    from stages.storyboard.yaml_source import parse_yaml
 
     text = textwrap.dedent("""
         a: &a {id: from_a, prompt: pa, duration: 1s}
@@ -175,7 +175,7 @@ def test_a_huge_file_is_refused_at_once_with_the_limit(tmp_path):
 
 
 def test_many_values_without_anchors_are_not_blamed_on_anchors(tmp_path):
-    from stages.yaml_source import YamlSyntaxError, parse_yaml
+    from stages.storyboard.yaml_source import YamlSyntaxError, parse_yaml
 
     text = "shots:\n" + "".join(f"  - [{', '.join(['1'] * 50)}]\n" for _ in range(2100))
     with pytest.raises(YamlSyntaxError) as info:

@@ -1,4 +1,4 @@
-"""Tests for stages.interpolate: accuracy against exactly rendered in-between frames, the
+"""Tests for stages.post.interpolate: accuracy against exactly rendered in-between frames, the
 streaming contract of interpolate_frames, argument checks and the scene-cut fallback."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stages.interpolate import blend_pair, interpolate_frames, interpolate_pair
+from stages.post.interpolate import blend_pair, interpolate_frames, interpolate_pair
 from tests.synthetic import texture
 
 cv2.setNumThreads(1)

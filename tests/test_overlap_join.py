@@ -1,4 +1,4 @@
-"""Tests for stages.overlap_join: known answers on synthetic overlaps (identical renderings, a
+"""Tests for stages.render.overlap_join: known answers on synthetic overlaps (identical renderings, a
 brightness step, the classic offset seam on moving texture, unrelated noise), the falloff
 curve, the trajectory model, the seam score and argument checks."""
 
@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stages.overlap_join import (
+from stages.render.overlap_join import (
     MIN_CONFIDENCE,
     PRESETS,
     OverlapParams,

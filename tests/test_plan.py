@@ -14,8 +14,8 @@ from PIL import Image
 
 from engine.base import CameraState, FrameRule
 from engine.preview import PREVIEW_SPEC
-from stages.plan import RenderPlan, SegmentRef, build_plan, derive_seed
-from stages.validate import ValidateOptions, validate_storyboard
+from stages.plan.build import RenderPlan, SegmentRef, build_plan, derive_seed
+from stages.storyboard.validate import ValidateOptions, validate_storyboard
 
 ENGINE = {"engine": "preview", "revision": "x"}
 PARAMS = {"motion": 1.0}

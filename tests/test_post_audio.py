@@ -13,10 +13,10 @@ from engine.preview import PREVIEW_SPEC, PreviewEngine
 from engine.registry import register, unregister
 from flows.render import EXIT_OK, run
 from flows.settings import RenderSettings
-from stages.audio import AudioTrack, audio_filter, mux_audio, probe
-from stages.problems import StoryboardInvalid
-from stages.validate import ValidateOptions, validate_storyboard
-from stages.video_io import ffmpeg_exe, video_info, write_video
+from stages.render.audio import AudioTrack, audio_filter, mux_audio, probe
+from stages.storyboard.problems import StoryboardInvalid
+from stages.storyboard.validate import ValidateOptions, validate_storyboard
+from stages.media.video_io import ffmpeg_exe, video_info, write_video
 from tests.post_media import panning, write_wav
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.lut import LutError, apply_lut, format_cube, identity_table, load_cube, parse_cube
-from stages.post import resolve_post_chain, run_post_chain
+from stages.post.lut import LutError, apply_lut, format_cube, identity_table, load_cube, parse_cube
+from stages.post.chain import resolve_post_chain, run_post_chain
 from tests.post_media import panning
 
 

@@ -19,8 +19,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from stages.post import parse_stage, resolve_post_chain, run_post_chain  # noqa: E402
-from stages.weights import ModelFileError  # noqa: E402
+from stages.post.chain import parse_stage, resolve_post_chain, run_post_chain  # noqa: E402
+from stages.post.weights import ModelFileError  # noqa: E402
 from tests.post_media import panning, psnr  # noqa: E402
 
 torch.set_num_threads(1)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from flows.settings import post_presets
-from stages.post import (
+from stages.post.chain import (
     chain_fps,
     chain_frames_out,
     chain_size,
@@ -17,7 +17,7 @@ from stages.post import (
     resolve_post_chain,
     run_post_chain,
 )
-from stages.retime import retimed_count, step_for
+from stages.post.retime import retimed_count, step_for
 from tests.post_media import panning, panning_at, psnr
 
 

@@ -7,10 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from stages.color import to_lab
-from stages.post import parse_stage, resolve_post_chain, run_post_chain, run_post_frames
-from stages.scene_detect import cut_list, frame_scores
-from stages.stream import as_post_frames
+from stages.post.color import to_lab
+from stages.post.chain import parse_stage, resolve_post_chain, run_post_chain, run_post_frames
+from stages.post.scene_detect import cut_list, frame_scores
+from stages.post.stream import as_post_frames
 from tests.post_media import H, W, disc_box, moving_disc, noisy, panning, psnr
 
 cv2.setNumThreads(1)
@@ -228,7 +228,7 @@ def test_lanczos_upscale_size_and_content():
 
 
 def test_windows_never_reach_across_a_cut():
-    from stages.stream import PostFrame, windows
+    from stages.post.stream import PostFrame, windows
 
     frames = [PostFrame(np.full((2, 2, 3), i, np.uint8), cut=(i == 3)) for i in range(7)]
     seen = {w.index: ([int(f.image[0, 0, 0]) for f in w.before],

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.assemble import join
-from stages.storyboard import Transition
-from stages.transitions import TRANSITIONS, morph, morph_pair
+from stages.render.assemble import join
+from stages.storyboard.schema import Transition
+from stages.render.transitions import TRANSITIONS, morph, morph_pair
 from tests.post_media import panning, panning_at, psnr
 
 

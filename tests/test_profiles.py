@@ -1,4 +1,4 @@
-"""Render profiles (stages.profiles): the precedence rule, `draft` with a tiny step-distilled
+"""Render profiles (stages.plan.profiles): the precedence rule, `draft` with a tiny step-distilled
 LoRA (exactly N steps, one forward each), the two-pass Wan 2.2 preset (10 + 10 steps, Euler),
 `low_vram`'s engine options, and the errors that stop a render before any work."""
 
@@ -14,8 +14,8 @@ from engine.diffusers.model_pool import POOL
 from flows.engines import engine_config_file
 from flows.render import EXIT_INVALID, EXIT_OK, run
 from flows.settings import RenderSettings
-from stages.profiles import Profile, ProfileChoice, effective, parse_profile, resolve_key
-from stages.storyboard import Shot, ShotDefaults
+from stages.plan.profiles import Profile, ProfileChoice, effective, parse_profile, resolve_key
+from stages.storyboard.schema import Shot, ShotDefaults
 from tests import tiny_pipelines as tiny
 from tests.conftest import write_png
 

@@ -15,7 +15,7 @@ from engine.preview import PREVIEW_SPEC, PreviewEngine
 from engine.registry import register, unregister
 from flows.render import EXIT_FAILED, EXIT_OK, run
 from flows.settings import RenderSettings, post_presets
-from stages.video_io import load_png, read_frames, video_info
+from stages.media.video_io import load_png, read_frames, video_info
 from tests.conftest import write_png
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -14,14 +14,14 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-import stages.cache as cache_mod
+import stages.store.cache as cache_mod
 from flows.manifest import main as manifest_main, read_video_manifest
 from flows.render import EXIT_FAILED, EXIT_OK, run
 from flows.settings import RenderSettings
-from stages import video_io
-from stages.atomic import writer_tag
-from stages.cache import META
-from stages.manifest import embedded_manifest, strip_yaml_comments
+from stages.media import video_io
+from stages.media.atomic import writer_tag
+from stages.store.cache import META
+from stages.outputs.manifest import embedded_manifest, strip_yaml_comments
 from tests.conftest import write_png
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -215,7 +215,7 @@ def test_strip_yaml_comments_keeps_the_data():
 
 
 def test_a_full_render_folder_says_disk_full_and_names_output_dir(project, monkeypatch, capsys):
-    import stages.assemble as assemble
+    import stages.render.assemble as assemble
 
     real_copy = assemble.shutil.copyfile
     out = project / "out" / "ep"

@@ -17,11 +17,11 @@ from flows.prepare import prepare
 from flows.progress import RenderProgress, artifact_key
 from flows.render import EXIT_FAILED, EXIT_OK, run
 from flows.settings import RenderSettings
-from stages import video_io
-from stages.cache import META, CacheStore
-from stages.disk_estimate import estimate_bytes
-from stages.manifest import embedded_manifest
-from stages.report_html import render_report_markdown
+from stages.media import video_io
+from stages.store.cache import META, CacheStore
+from stages.store.disk_estimate import estimate_bytes
+from stages.outputs.manifest import embedded_manifest
+from stages.outputs.report_html import render_report_markdown
 from tests.conftest import write_png
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -34,7 +34,7 @@ def test_writes_the_schema_file(tmp_path, capsys):
 
 
 def test_the_committed_schema_is_up_to_date():
-    # If this fails after a change to stages/storyboard.py: python -m flows.schema
+    # If this fails after a change to stages/storyboard/schema.py: python -m flows.schema
     assert main(["--check", str(ROOT / "storyboards" / "storyboard.schema.json")]) == 0
 
 

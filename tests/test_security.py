@@ -17,11 +17,11 @@ from flows.prepare import prepare, print_plan
 from flows.render import EXIT_INVALID, run
 from flows.safety import image_policy
 from flows.settings import ConfigInvalid, RenderSettings
-from stages.image_refs import ImagePolicy, ImageRefError, fetch
-from stages.output_paths import UnsafeOutputPath, check_name, render_folder
-from stages.plan import build_plan
-from stages.problems import StoryboardInvalid
-from stages.validate import ValidateOptions, validate_storyboard
+from stages.storyboard.image_refs import ImagePolicy, ImageRefError, fetch
+from stages.store.output_paths import UnsafeOutputPath, check_name, render_folder
+from stages.plan.build import build_plan
+from stages.storyboard.problems import StoryboardInvalid
+from stages.storyboard.validate import ValidateOptions, validate_storyboard
 from tests.conftest import write_png
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from flows.render import settings_from_config
 from flows.series import (EXIT_INVALID, SeriesFailed, artifact_key, load_series, run_series,
                           series_flow)
 from flows.settings import ConfigInvalid, post_presets
-from stages.video_io import video_info
+from stages.media.video_io import video_info
 
 TINY = """
 fps: 8

@@ -1,4 +1,4 @@
-"""The per-segment lock (stages/lock.py, CacheStore.lock) and the segment guard: two workers
+"""The per-segment lock (stages/store/lock.py, CacheStore.lock) and the segment guard: two workers
 never render the same segment; crashed holders do not block forever."""
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 
 from flows.segment_guard import gpu_limit_name, segment_guard
-from stages.cache import CacheStore
-from stages.atomic import namespace_id
-from stages.lock import FileLock, LocalLockFiles, LockOwner, LockTimeout
+from stages.store.cache import CacheStore
+from stages.media.atomic import namespace_id
+from stages.store.lock import FileLock, LocalLockFiles, LockOwner, LockTimeout
 
 KEY = "ab" * 32
 
 
 HOLD = """
 import sys, time
-from stages.cache import CacheStore
+from stages.store.cache import CacheStore
 root, log, hold_s, key = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 with CacheStore(root).lock("segment", key):
     with open(log, "a") as fh:
@@ -98,7 +98,7 @@ def test_guard_lets_one_of_two_racing_workers_render_a_segment(tmp_path, monkeyp
     from engine.preview import PreviewEngine
     from flows.prepare import prepare
     from flows.settings import RenderSettings
-    from stages.render_steps import render_segment
+    from stages.render.steps import render_segment
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.delenv("REELFORGE_GPU_LIMIT", raising=False)

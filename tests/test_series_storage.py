@@ -11,8 +11,8 @@ import pytest
 
 from flows.settings import ConfigInvalid, RenderSettings
 from flows.storage import FsspecLockFiles, MirroredStore, layout, open_storage
-from stages.cache import CacheStore
-from stages.lock import FileLock, LockTimeout
+from stages.store.cache import CacheStore
+from stages.store.lock import FileLock, LockTimeout
 
 KEY = "cd" * 32
 

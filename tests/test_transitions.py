@@ -1,11 +1,11 @@
-"""stages.transitions: crossfade blending and frame counts."""
+"""stages.render.transitions: crossfade blending and frame counts."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from stages.transitions import crossfade, crossfade_frames
+from stages.render.transitions import crossfade, crossfade_frames
 
 
 def _const(value: int, shape=(4, 6, 3)) -> np.ndarray:

@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 
 from engine.preview import PREVIEW_SPEC
-from stages.problems import Problem, StoryboardInvalid
-from stages.validate import ValidateOptions, ValidatedStoryboard, validate_storyboard
+from stages.storyboard.problems import Problem, StoryboardInvalid
+from stages.storyboard.validate import ValidateOptions, ValidatedStoryboard, validate_storyboard
 
 PRESETS = {"interpolate2x": [{"stage": "interpolate", "factor": 2, "quality": "medium"}]}
 

@@ -1,4 +1,4 @@
-"""stages.video_io and stages.atomic: lossless round-trips, atomic writes, exact frame counts."""
+"""stages.media.video_io and stages.media.atomic: lossless round-trips, atomic writes, exact frame counts."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.atomic import (atomic_dir, atomic_path, atomic_write_bytes, atomic_write_json,
+from stages.media.atomic import (atomic_dir, atomic_path, atomic_write_bytes, atomic_write_json,
                            atomic_write_text)
-from stages.video_io import (VideoInfo, VideoWriter, last_frame, load_png, read_frames,
+from stages.media.video_io import (VideoInfo, VideoWriter, last_frame, load_png, read_frames,
                              read_metadata, save_png, video_info, write_video)
 
 

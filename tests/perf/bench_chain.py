@@ -64,8 +64,8 @@ def board(size: str, segments: int, frames: int, chain: str) -> str:
 
 
 def seams(tmp: Path, size: str, segments: int, frames: int) -> None:
-    from stages.overlap_join import seam_window_score
-    from stages.video_io import read_frames
+    from stages.render.overlap_join import seam_window_score
+    from stages.media.video_io import read_frames
 
     modes = [("last_frame", "{mode: last_frame, color_match: none}", 1),
              ("overlap static (8)", "{mode: overlap, preset: static, color_match: none}", 8),
@@ -94,8 +94,8 @@ def seams(tmp: Path, size: str, segments: int, frames: int) -> None:
 
 
 def drift(tmp: Path, size: str) -> None:
-    from stages.color_drift import mean_delta_e
-    from stages.video_io import load_png
+    from stages.render.color_drift import mean_delta_e
+    from stages.media.video_io import load_png
 
     print("\nColour drift: CIEDE2000 mean of each segment's last frame to the anchor, "
           "10 segments of 33 frames, injected cast 0.03 per segment")

@@ -1,4 +1,4 @@
-"""Benchmark for stages.interpolate: throughput and accuracy of flow interpolation vs plain blend.
+"""Benchmark for stages.post.interpolate: throughput and accuracy of flow interpolation vs plain blend.
 
 Run from the repository root:
 
@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from stages.interpolate import blend_pair, interpolate_frames  # noqa: E402
+from stages.post.interpolate import blend_pair, interpolate_frames  # noqa: E402
 from tests.synthetic import texture  # noqa: E402
 
 RESOLUTIONS = [(480, 832), (720, 1280)]

@@ -36,7 +36,7 @@ from bench_interpolate import Scene  # noqa: E402
 
 from engine.base import CameraState, GenerationRequest  # noqa: E402
 from engine.preview import PreviewEngine  # noqa: E402
-from stages.post import resolve_post_chain, run_post_chain  # noqa: E402
+from stages.post.chain import resolve_post_chain, run_post_chain  # noqa: E402
 
 RESOLUTIONS = [(480, 832), (720, 1280)]
 
