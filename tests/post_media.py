@@ -1,4 +1,6 @@
-"""Tiny synthetic media with known answers for the post-stage tests (64x48, a few frames)."""
+"""Tiny synthetic media with known answers for the post-stage tests (64x48, a few frames), and
+`interpolate_frames`, the plain factor-N streaming interpolator the flow tests and benchmark
+measure stages.post.interpolate through."""
 
 from __future__ import annotations
 
@@ -7,10 +9,12 @@ import struct
 import wave
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
 
+from stages.post.interpolate import QUALITIES, interpolate_pair
 from tests.synthetic import texture
 
 H, W = 48, 64
@@ -94,3 +98,41 @@ def write_wav(path: Path, seconds: float, rate: int = 16000, freq: float = 440.0
         wav.setframerate(rate)
         wav.writeframes(struct.pack(f"<{n}h", *samples))
     return path
+
+
+def interpolate_frames(
+    frames: Iterable[np.ndarray], factor: int = 2, quality: str = "medium"
+) -> Iterator[np.ndarray]:
+    """Stream ``frames`` at ``factor`` times the frame rate (factor 2, 4 or 8).
+
+    For each consecutive pair yields the first frame, then ``factor - 1`` frames at
+    t = k/factor; finally the last frame. n input frames give (n-1)·factor + 1 output frames
+    (0 or 1 input frames come out unchanged). Only the previous input frame is held, so memory
+    does not grow with clip length. Arguments are checked at call time, not at first ``next``.
+    (The render path retimes through stages.post.retime instead: cut-aware, any ratio.)
+    """
+    # bool is an int; factor=True would silently mean 1.
+    if isinstance(factor, bool) or factor not in (2, 4, 8):
+        raise ValueError(f"interpolation factor must be one of 2, 4, 8, got {factor!r}")
+    if quality not in QUALITIES:
+        raise ValueError(f"unknown interpolation quality {quality!r}; valid: "
+                         f"{', '.join(QUALITIES)}")
+    return _interpolated(iter(frames), int(factor), quality)
+
+
+def _interpolated(frames: Iterator[np.ndarray], factor: int,
+                  quality: str) -> Iterator[np.ndarray]:
+    times = [k / factor for k in range(1, factor)]
+    prev = None
+    for frame in frames:
+        # Copy: producers (video readers) may reuse one buffer for every frame they hand out.
+        cur = np.array(frame, copy=True)
+        if prev is not None:
+            # Synthesise before yielding prev, so a consumer editing a yielded frame in place
+            # cannot leak into the interpolated frames.
+            mids = interpolate_pair(prev, cur, times, quality)
+            yield prev
+            yield from mids
+        prev = cur
+    if prev is not None:
+        yield prev

@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stages.post.interpolate import blend_pair, interpolate_frames, interpolate_pair
+from stages.post.interpolate import blend_pair, interpolate_pair
+from tests.post_media import interpolate_frames
 from tests.synthetic import texture
 
 cv2.setNumThreads(1)

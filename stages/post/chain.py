@@ -6,10 +6,15 @@ every parameter (and that files the stages read exist) and returns typed `PostSt
 `run_post_chain` streams frames through them: every stage is a generator holding at most the
 window of frames it needs, so memory does not grow with the clip's length.
 
+Stages live in stages.post.registry: each registers itself with one signature and declares what
+the chain needs (frames, fps and size out, a model loader, whether it is temporal, marks cuts,
+smooths or retimes); this module only composes them and never dispatches on a stage's name.
+
 Cuts: `scene_detect` marks the first frame of every scene; the marks travel with the frames
-(stages.post.stream.PostFrame) through every later stage, and every temporal stage (smooth, deflicker,
-colour statistics, interpolate, slowmo) keeps its work inside scenes. A chain computes the cut
-list once, wherever scene_detect sits; stages before it see no cuts (chain_warnings says so).
+(stages.post.stream.PostFrame) through every later stage, and every temporal stage (smooth,
+deflicker, colour statistics, interpolate, slowmo) keeps its work inside scenes. A chain computes
+the cut list once, wherever scene_detect sits; stages before it see no cuts (chain_warnings says
+so).
 
 Every stage predicts its output frame count, fps and frame size from its input's, so a plan knows
 them before anything runs (`chain_frames_out`, `chain_fps`, `chain_size`).
@@ -19,138 +24,28 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Literal, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError
 
-from stages.post.color import ColorParams, color_stream
-from stages.post.deflicker import DeflickerParams, deflicker_stream
 from stages.plan.keys import file_sha256
-from stages.post.loop import LoopParams, crossfade_loop_stream, loop_frames_out, pingpong_stream
-from stages.post.retime import BlendSynth, FlowSynth, retime, retimed_count, step_for
-from stages.post.scene_detect import SceneDetectParams, detect_cuts
-from stages.post.smooth import SmoothParams, smooth_stream
+from stages.post.registry import STAGES, StageDef, load_builtin_stages, register, unregister
 from stages.post.stream import PostFrame, as_post_frames, images
-from stages.post.upscale import UpscaleParams, upscale_stream, upscaled_size
+# Re-exported: tests replace the upscale stage through this module (chain.StageDef(UpscaleParams,
+# ...)), as they did when every stage was defined here.
+from stages.post.upscale.stage import UpscaleParams
 
-Method = Literal["flow", "blend", "minterpolate", "rife"]
-Quality = Literal["ultrafast", "fast", "medium"]
+__all__ = [
+    "STAGES", "PostChainError", "PostStep", "StageDef", "UpscaleParams", "chain_fps",
+    "chain_frames_out", "chain_size", "chain_warnings", "load_models", "parse_stage", "register",
+    "resolve_post_chain", "run_post_chain", "run_post_frames", "unregister",
+]
 
-
-class _RetimeParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    files: ClassVar[tuple[str, ...]] = ("model",)
-    method: Method = "flow"
-    quality: Quality = "medium"  # flow: DIS preset
-    model: str | None = Field(None, min_length=1)  # rife: a RIFE 4.x flownet.pkl
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # rife
-
-    @model_validator(mode="after")
-    def _method_keys(self):
-        if self.method == "rife" and self.model is None:
-            raise ValueError("method rife needs model: PATH to RIFE weights (a Practical-RIFE "
-                             "flownet.pkl); without weights use method: flow")
-        if self.method != "rife" and self.model is not None:
-            raise ValueError(f"model applies to method: rife, not {self.method!r}")
-        return self
-
-
-class InterpolateParams(_RetimeParams):
-    """Frame interpolation: `factor` 2/4/8 times the fps, or a target `fps` (24 -> 60 is 2.5x)."""
-
-    factor: Literal[2, 4, 8] | None = None
-    fps: float | None = Field(None, gt=0, le=240)
-
-    @model_validator(mode="after")
-    def _factor_or_fps(self):
-        if self.factor is not None and self.fps is not None:
-            raise ValueError(f"give factor ({self.factor}) or fps ({self.fps:g}), not both")
-        if self.factor is None and self.fps is None:
-            object.__setattr__(self, "factor", 2)
-        return self
-
-    def step(self, fps: float) -> Fraction:
-        return Fraction(1, self.factor) if self.factor else step_for(fps, self.fps)
-
-    def out_fps(self, fps: float) -> float:
-        return fps * self.factor if self.factor else float(self.fps)
-
-
-class SlowmoParams(_RetimeParams):
-    """Slow motion: `factor` times the frames at the same fps (the clip lasts factor x longer)."""
-
-    factor: int = Field(2, ge=2, le=16)
-
-
-def _synth(params: _RetimeParams, digests: Mapping[str, str]):
-    if params.method == "flow":
-        return FlowSynth(params.quality)
-    if params.method == "blend":
-        return BlendSynth()
-    from stages.post.rife import load_rife  # torch loads only for RIFE
-
-    return load_rife(params.model, digests.get("model", ""), params.device)
-
-
-def _retime(stream, fps, step, params: _RetimeParams, digests) -> Iterator[PostFrame]:
-    if params.method == "minterpolate":
-        from stages.post.minterpolate import minterpolate_stream
-
-        return minterpolate_stream(stream, fps, step)
-    return retime(stream, step, _synth(params, digests))
-
-
-# (stream, input fps, params, file digests) -> stream
-RunFn = Callable[[Iterator[PostFrame], float, Any, Mapping[str, str]], Iterator[PostFrame]]
-
-
-@dataclass(frozen=True)
-class StageDef:
-    params: type[BaseModel]
-    run: RunFn
-    # Output frame count for an input count and fps (plans and manifests know it up front).
-    frames_out: Callable[[int, float, Any], int] = lambda n, fps, p: n
-    fps_out: Callable[[float, Any], float] = lambda fps, p: fps
-    size_out: Callable[[int, int, Any], tuple[int, int]] = lambda w, h, p: (w, h)
-    # Reads neighbouring frames: needs the cut list, belongs after scene_detect.
-    temporal: bool = False
-
-
-STAGES: dict[str, StageDef] = {
-    "scene_detect": StageDef(
-        SceneDetectParams, lambda s, fps, p, d: detect_cuts(s, p.threshold)),
-    "smooth": StageDef(
-        SmoothParams,
-        lambda s, fps, p, d: smooth_stream(s, p.strength, p.window, p.motion, p.quality),
-        temporal=True),
-    "deflicker": StageDef(
-        DeflickerParams, lambda s, fps, p, d: deflicker_stream(s, p.window, p.strength),
-        temporal=True),
-    "interpolate": StageDef(
-        InterpolateParams,
-        lambda s, fps, p, d: _retime(s, fps, p.step(fps), p, d),
-        lambda n, fps, p: retimed_count(n, p.step(fps)),
-        lambda fps, p: p.out_fps(fps),
-        temporal=True),
-    "slowmo": StageDef(
-        SlowmoParams,
-        lambda s, fps, p, d: _retime(s, fps, Fraction(1, p.factor), p, d),
-        lambda n, fps, p: retimed_count(n, Fraction(1, p.factor)),
-        temporal=True),
-    "upscale": StageDef(
-        UpscaleParams, lambda s, fps, p, d: upscale_stream(s, p, d.get("model", "")),
-        size_out=lambda w, h, p: upscaled_size(w, h, p.factor)),
-    "loop": StageDef(
-        LoopParams,
-        lambda s, fps, p, d: pingpong_stream(s, p.join, p.quality) if p.mode == "pingpong"
-        else crossfade_loop_stream(s, p.overlap),
-        lambda n, fps, p: loop_frames_out(n, p)),
-    "color": StageDef(
-        ColorParams, lambda s, fps, p, d: color_stream(s, p, d), temporal=True),
-}
+# Every built-in stage registers itself when its module is imported: import them all, so code
+# that imports this module sees every stage.
+load_builtin_stages()
 
 
 @dataclass(frozen=True)
@@ -185,11 +80,6 @@ class PostChainError(ValueError):
         self.index, self.key = index, key
 
 
-# What each file parameter is, for messages; which suffixes it may have (none: any).
-_FILE_KINDS = {"lut": ("LUT", (".cube",)), "reference": ("colour reference image", ()),
-               "model": ("model", ())}
-
-
 def _trusted_path(name: str, key: str, value: str, base_dir: Path | None) -> Path:
     """A file named by trusted config (a conf/post/ preset, the command line): `~` and absolute
     paths are fine; relative ones start at `base_dir` (default: the working directory)."""
@@ -206,17 +96,18 @@ def _trusted_path(name: str, key: str, value: str, base_dir: Path | None) -> Pat
 
 def _resolve_files(name: str, params: BaseModel, base_dir: Path | None,
                    resolver: Any = None) -> tuple[BaseModel, dict]:
-    """Resolve and digest every file a stage's parameters name; a LUT is parsed and checked too
-    (so a bad table stops validation, not the render). With a `resolver`
-    (stages.storyboard.image_refs.ImageResolver: a storyboard's own stage) paths are confined like every
-    other file the storyboard names; without one they are trusted config."""
-    files: tuple[str, ...] = getattr(type(params), "files", ())
+    """Resolve and digest every file a stage's parameters name (the params class's `files`:
+    {param: (what, suffixes)}); the stage's `check_file` then parses it (a LUT), so a bad file
+    stops validation, not the render. With a `resolver` (stages.storyboard.image_refs.
+    ImageResolver: a storyboard's own stage) paths are confined like every other file the
+    storyboard names; without one they are trusted config."""
+    files: Mapping[str, tuple[str, tuple[str, ...]]] = getattr(type(params), "files", {})
+    check_file = STAGES[name].check_file
     updates, digests = {}, {}
-    for key in files:
+    for key, (what, suffixes) in files.items():
         value = getattr(params, key)
         if value is None:
             continue
-        what, suffixes = _FILE_KINDS.get(key, (key, ()))
         if resolver is not None:
             from stages.storyboard.image_refs import ImageRefError
 
@@ -228,14 +119,12 @@ def _resolve_files(name: str, params: BaseModel, base_dir: Path | None,
             path = _trusted_path(name, key, value, base_dir)
         updates[key] = str(path)
         digests[key] = file_sha256(path)
-        if key == "lut":
-            from stages.post.color import cached_cube
-            from stages.post.lut import LutError
-
+        if check_file is not None:
             try:
-                cached_cube(str(path), digests[key])
-            except LutError as exc:
-                raise PostChainError(f"stage {name!r}: lut {value!r}: {exc}", key=key) from None
+                check_file(key, str(path), digests[key])
+            except ValueError as exc:
+                raise PostChainError(f"stage {name!r}: {key} {value!r}: {exc}",
+                                     key=key) from None
     return (params.model_copy(update=updates) if updates else params), digests
 
 
@@ -305,29 +194,23 @@ def resolve_post_chain(
 
 def load_models(steps: Iterable[PostStep]) -> None:
     """Load the weights of every model-backed step now (they stay cached for the run), so a bad
-    file is reported before any frame is processed. Raises stages.post.weights.ModelFileError."""
+    file is reported before any frame is processed: each stage's own `load` decides whether its
+    parameters name a model and how to load it. Raises stages.post.weights.ModelFileError."""
     for step in steps:
-        model = getattr(step.params, "model", None)
-        if model is None:
-            continue
-        digest = step.digests.get("model", "")
-        if step.stage == "upscale":
-            from stages.post.esrgan import load_upscaler
-
-            load_upscaler(model, digest, step.params.device, step.params.tile)
-        else:
-            from stages.post.rife import load_rife
-
-            load_rife(model, digest, step.params.device)
+        load = STAGES[step.stage].load
+        if load is not None:
+            load(step.params, step.digests)
 
 
 def chain_warnings(steps: Iterable[PostStep]) -> list[str]:
-    """Orderings that work but give worse results, with the reason."""
+    """Orderings that work but give worse results, with the reason; from what each stage
+    declares (retimes, smooths, marks_cuts, temporal), never from its name."""
     steps = list(steps)
     names = [s.stage for s in steps]
+    stages = [STAGES[n] for n in names]
     warnings = []
-    retimes = [i for i, n in enumerate(names) if n in ("interpolate", "slowmo")]
-    smooths = [i for i, n in enumerate(names) if n in ("smooth", "deflicker")]
+    retimes = [i for i, stage in enumerate(stages) if stage.retimes]
+    smooths = [i for i, stage in enumerate(stages) if stage.smooths]
     if retimes and smooths and min(smooths) > min(retimes):
         first, later = names[min(retimes)], names[min(smooths)]
         warnings.append(
@@ -337,25 +220,23 @@ def chain_warnings(steps: Iterable[PostStep]) -> list[str]:
             f"with their own sources, which hides less and ghosts more. Smooth first, then "
             f"interpolate (svi_pro: smooth -> upscale -> interpolate -> a light smooth)"
         )
-    if "scene_detect" in names:
-        cut_at = names.index("scene_detect")
+    cut_at = next((i for i, stage in enumerate(stages) if stage.marks_cuts), None)
+    if cut_at is not None:
         early = [n for n in names[:cut_at] if STAGES[n].temporal]
         if early:
+            marker = names[cut_at]
             warnings.append(
-                f"post chain runs {', '.join(dict.fromkeys(early))} before scene_detect: "
-                f"stages before it see no cuts and may blend across them; put scene_detect first"
+                f"post chain runs {', '.join(dict.fromkeys(early))} before {marker}: "
+                f"stages before it see no cuts and may blend across them; put {marker} first"
             )
     return warnings
 
 
 def chain_frames_out(steps: Iterable[PostStep], frames: int, fps: float | None = None) -> int:
-    """Frames out of the chain for `frames` in. A target-fps interpolation needs the input
-    `fps`."""
+    """Frames out of the chain for `frames` in. A stage whose count depends on the fps (a
+    target-fps interpolation) raises ValueError without the input `fps`."""
     for step in steps:
         stage = STAGES[step.stage]
-        if fps is None and step.stage == "interpolate" and step.params.fps is not None:
-            raise ValueError("chain_frames_out needs the input fps for interpolate with a "
-                             "target fps")
         frames = stage.frames_out(frames, fps, step.params)
         fps = stage.fps_out(fps, step.params) if fps is not None else None
     return frames

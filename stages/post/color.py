@@ -11,13 +11,14 @@ every frame, and restarts at a cut.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import ClassVar, Iterable, Iterator
+from typing import ClassVar, Iterable, Iterator, Mapping
 
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stages.post.lut import CubeLut, apply_lut, load_cube
+from stages.post.registry import register
 from stages.post.stream import PostFrame, check_image, windows
 from stages.media.video_io import load_png
 
@@ -31,7 +32,9 @@ class ColorParams(BaseModel):
     """Colour match to a reference image (Lab mean/std) and/or a .cube LUT."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    files: ClassVar[tuple[str, ...]] = ("reference", "lut")
+    # File parameters: what each is (for messages) and the suffixes it may have (none: any).
+    files: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {
+        "reference": ("colour reference image", ()), "lut": ("LUT", (".cube",))}
     reference: str | None = Field(None, min_length=1)
     strength: float = Field(1.0, ge=0.0, le=1.0)
     window: int = Field(9, ge=1, le=61)  # frames whose statistics are pooled (centred)
@@ -101,7 +104,7 @@ _cube = cached_cube
 
 
 def color_stream(stream: Iterable[PostFrame], params: ColorParams,
-                 digests: dict[str, str] | None = None) -> Iterator[PostFrame]:
+                 digests: Mapping[str, str] | None = None) -> Iterator[PostFrame]:
     digests = digests or {}
     lut = _cube(params.lut, digests.get("lut", "")) if params.lut else None
     if params.reference is None or params.strength <= 0:
@@ -121,3 +124,16 @@ def color_stream(stream: Iterable[PostFrame], params: ColorParams,
         if lut is not None:
             out = apply_lut(out, lut, params.lut_strength)
         yield PostFrame(out, win.center.cut)
+
+
+def _run(stream: Iterator[PostFrame], fps: float, params: ColorParams,
+         digests: Mapping[str, str]) -> Iterator[PostFrame]:
+    return color_stream(stream, params, digests)
+
+
+def _check_file(param: str, path: str, digest: str) -> None:
+    if param == "lut":
+        cached_cube(path, digest)  # LutError (a ValueError) names what is wrong in the table
+
+
+register("color", ColorParams, _run, temporal=True, check_file=_check_file)

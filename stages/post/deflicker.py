@@ -8,12 +8,13 @@ Scaling RGB by one gain keeps hue and saturation ratios.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from stages.post.registry import register
 from stages.post.stream import PostFrame, check_image, windows
 
 _STATS_WIDTH = 160
@@ -62,3 +63,11 @@ def deflicker_stream(stream: Iterable[PostFrame], window: int = 7,
             continue
         out = cv2.convertScaleAbs(win.center.image, alpha=gain)
         yield PostFrame(out, win.center.cut)
+
+
+def _run(stream: Iterator[PostFrame], fps: float, params: DeflickerParams,
+         digests: Mapping[str, str]) -> Iterator[PostFrame]:
+    return deflicker_stream(stream, params.window, params.strength)
+
+
+register("deflicker", DeflickerParams, _run, temporal=True, smooths=True)

@@ -1,4 +1,4 @@
-"""Flow-based video frame interpolation (2x / 4x / 8x), pure numpy + OpenCV.
+"""Flow-based frame interpolation between two frames at any fractional times, pure numpy + OpenCV.
 
 Method, per pair of consecutive frames f0, f1:
 
@@ -34,22 +34,18 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
-from typing import Iterable, Iterator, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 
 __all__ = [
     "QUALITIES",
-    "VALID_FACTORS",
     "backward_warp",
     "blend_pair",
-    "interpolate_frames",
     "interpolate_pair",
     "optical_flow",
 ]
-
-VALID_FACTORS = (2, 4, 8)
 
 QUALITIES = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -107,16 +103,6 @@ def _check_quality(quality: str) -> int:
         raise ValueError(
             f"unknown interpolation quality {quality!r}; valid: {', '.join(QUALITIES)}"
         ) from None
-
-
-def _check_factor(factor: int) -> int:
-    # bool is an int; factor=True would silently mean 1.
-    if isinstance(factor, bool) or factor not in VALID_FACTORS:
-        raise ValueError(
-            f"interpolation factor must be one of {', '.join(map(str, VALID_FACTORS))}, "
-            f"got {factor!r}"
-        )
-    return int(factor)
 
 
 def _finest_scale(preset_scale: int, h: int, w: int) -> int:
@@ -370,40 +356,3 @@ def interpolate_pair(
     if f0.shape != f1.shape:
         raise ValueError(f"frame shapes differ: {f0.shape} vs {f1.shape}")
     return _interpolate(f0, f1, _gray(f0), _gray(f1), times, quality)
-
-
-def interpolate_frames(
-    frames: Iterable[np.ndarray], factor: int = 2, quality: str = "medium"
-) -> Iterator[np.ndarray]:
-    """Stream ``frames`` at ``factor`` times the frame rate (factor 2, 4 or 8).
-
-    For each consecutive pair yields the first frame, then ``factor - 1`` frames at
-    t = k/factor; finally the last frame. n input frames give (n-1)·factor + 1 output frames
-    (0 or 1 input frames come out unchanged). Only the previous input frame is held, so memory
-    does not grow with clip length. Arguments are checked at call time, not at first ``next``.
-    """
-    factor = _check_factor(factor)
-    _check_quality(quality)
-    return _stream(iter(frames), factor, quality)
-
-
-def _stream(it: Iterator[np.ndarray], factor: int, quality: str) -> Iterator[np.ndarray]:
-    times = [k / factor for k in range(1, factor)]
-    prev = prev_gray = None
-    for i, frame in enumerate(it):
-        # Copy: producers (video readers) may reuse one buffer for every frame they hand out.
-        cur = np.array(_as_frame(frame, f"frame {i}"), copy=True)
-        cur_gray = _gray(cur)
-        if prev is not None:
-            if cur.shape != prev.shape:
-                raise ValueError(
-                    f"frame {i} has shape {cur.shape}, previous frames {prev.shape}"
-                )
-            # Synthesise before yielding prev, so a consumer editing a yielded frame in place
-            # cannot leak into the interpolated frames.
-            mids = _interpolate(prev, cur, prev_gray, cur_gray, times, quality)
-            yield prev
-            yield from mids
-        prev, prev_gray = cur, cur_gray
-    if prev is not None:
-        yield prev

@@ -19,12 +19,13 @@ from __future__ import annotations
 import math
 import tempfile
 from collections import deque
-from typing import Iterable, Iterator, Literal
+from typing import Any, Iterable, Iterator, Literal, Mapping
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stages.post.interpolate import interpolate_pair
+from stages.post.registry import register
 from stages.post.stream import PostFrame, check_image
 from stages.render.transitions import crossfade
 
@@ -153,3 +154,17 @@ def crossfade_loop_stream(stream: Iterable[PostFrame], overlap: int = 8) -> Iter
     blended = crossfade([f.image for f in end], [f.image for f in head[:k]])
     for j, image in enumerate(blended):
         yield PostFrame(image, end[j].cut and j == 0)
+
+
+def _run(stream: Iterator[PostFrame], fps: float, params: LoopParams,
+         digests: Mapping[str, str]) -> Iterator[PostFrame]:
+    if params.mode == "pingpong":
+        return pingpong_stream(stream, params.join, params.quality)
+    return crossfade_loop_stream(stream, params.overlap)
+
+
+def _count(n: int, fps: Any, params: LoopParams) -> int:
+    return loop_frames_out(n, params)
+
+
+register("loop", LoopParams, _run, frames_out=_count)

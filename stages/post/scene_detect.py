@@ -14,12 +14,13 @@ ignores fast pans; lower it for cuts between similar shots, raise it for footage
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from stages.post.registry import register
 from stages.post.stream import PostFrame, check_image
 
 THUMB_WIDTH = 32
@@ -105,3 +106,11 @@ def cut_list(frames: Iterable[np.ndarray], threshold: float = 0.4) -> list[int]:
     """Indices of the frames that start a new scene (for reports and tests)."""
     stream = (PostFrame(f) for f in frames)
     return [i for i, item in enumerate(detect_cuts(stream, threshold)) if item.cut and i > 0]
+
+
+def _run(stream: Iterator[PostFrame], fps: float, params: SceneDetectParams,
+         digests: Mapping[str, str]) -> Iterator[PostFrame]:
+    return detect_cuts(stream, params.threshold)
+
+
+register("scene_detect", SceneDetectParams, _run, marks_cuts=True)

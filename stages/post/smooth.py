@@ -17,13 +17,14 @@ average removes the first and keeps the second.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Literal
+from typing import Iterable, Iterator, Literal, Mapping
 
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from stages.post.interpolate import backward_warp, gray, optical_flow
+from stages.post.registry import register
 from stages.post.stream import PostFrame, Window, check_image, windows
 
 # Flow and weights are computed with the short side at most this (halving the frame until it
@@ -120,3 +121,11 @@ def smooth_stream(stream: Iterable[PostFrame], strength: float = 0.3, window: in
             continue
         yield PostFrame(_smooth_window(win, window // 2, strength, motion, quality),
                         win.center.cut)
+
+
+def _run(stream: Iterator[PostFrame], fps: float, params: SmoothParams,
+         digests: Mapping[str, str]) -> Iterator[PostFrame]:
+    return smooth_stream(stream, params.strength, params.window, params.motion, params.quality)
+
+
+register("smooth", SmoothParams, _run, temporal=True, smooths=True)

@@ -26,7 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from stages.post.interpolate import blend_pair, interpolate_frames  # noqa: E402
+from stages.post.interpolate import blend_pair  # noqa: E402
+from tests.post_media import interpolate_frames  # noqa: E402
 from tests.synthetic import texture  # noqa: E402
 
 RESOLUTIONS = [(480, 832), (720, 1280)]

@@ -4,15 +4,18 @@ The output size is the input size times `factor`, rounded to even numbers (H.264
 yuv420p need even sides), so the size is known when the chain is planned. A model with another
 native scale (x4 weights for factor 2) is run at its scale and resized to that size.
 One frame at a time; a model works in tiles, so memory does not grow with frame size either.
+The stage declares its own model loader (esrgan.load_upscaler), so load_models preloads the weights
+before any frame is processed.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Iterable, Iterator, Literal
+from typing import ClassVar, Iterable, Iterator, Literal, Mapping
 
 import cv2
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from stages.post.registry import register
 from stages.post.stream import PostFrame, check_image
 
 _FILTERS = {"lanczos": cv2.INTER_LANCZOS4, "bicubic": cv2.INTER_CUBIC}
@@ -22,7 +25,7 @@ class UpscaleParams(BaseModel):
     """Spatial upscale by `factor` (Lanczos, or a Real-ESRGAN-style model)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    files: ClassVar[tuple[str, ...]] = ("model",)
+    files: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {"model": ("model", ())}
     factor: float = Field(2.0, gt=1.0, le=8.0)
     filter: Literal["lanczos", "bicubic"] = "lanczos"
     model: str | None = Field(None, min_length=1)  # RRDBNet / SRVGGNetCompact weights
@@ -48,7 +51,7 @@ def upscale_stream(stream: Iterable[PostFrame], params: UpscaleParams,
                    digest: str = "") -> Iterator[PostFrame]:
     model = None
     if params.model is not None:
-        from stages.post.esrgan import load_upscaler
+        from stages.post.upscale.esrgan import load_upscaler
 
         model = load_upscaler(params.model, digest, params.device, params.tile)
     for i, item in enumerate(stream):
@@ -59,3 +62,19 @@ def upscale_stream(stream: Iterable[PostFrame], params: UpscaleParams,
         else:
             out = cv2.resize(image, size, interpolation=_FILTERS[params.filter])
         yield PostFrame(out, item.cut)
+
+
+def _run(stream: Iterator[PostFrame], fps: float, params: UpscaleParams,
+         digests: Mapping[str, str]) -> Iterator[PostFrame]:
+    return upscale_stream(stream, params, digests.get("model", ""))
+
+
+def _load(params: UpscaleParams, digests: Mapping[str, str]) -> None:
+    if params.model is not None:
+        from stages.post.upscale.esrgan import load_upscaler  # torch loads only with a model
+
+        load_upscaler(params.model, digests.get("model", ""), params.device, params.tile)
+
+
+register("upscale", UpscaleParams, _run,
+         size_out=lambda width, height, p: upscaled_size(width, height, p.factor), load=_load)

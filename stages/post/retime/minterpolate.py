@@ -2,10 +2,11 @@
 
 One ffmpeg process per clip, fed raw RGB frames on stdin by a writer thread and read back raw on
 stdout, so frames stream both ways and nothing is held beyond ffmpeg's own few-frame queue. The
-output timing is the same exact grid as every other method (stages.post.retime): frame j at source
-position j·step. ffmpeg's own scene detection is off; our cut list decides instead: positions
-between the two frames of a cut hold the nearer input frame, as in stages.post.retime. Positions that
-land on an input frame return that frame itself (ffmpeg's copy went through YUV and back).
+output timing is the same exact grid as every other method (stages.post.retime.resample): frame j
+at source position j·step. ffmpeg's own scene detection is off; our cut list decides instead:
+positions between the two frames of a cut hold the nearer input frame, as in resample.py.
+Positions that land on an input frame return that frame itself (ffmpeg's copy went through YUV and
+back).
 
 minterpolate stops short of the last input frame (it needs a frame after it), so the stream is
 padded with two copies of the last frame and the output cut at the planned count.
@@ -21,7 +22,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from stages.post.retime import as_fraction
+from stages.post.retime.resample import as_fraction
 from stages.post.stream import PostFrame, check_image
 from stages.media.video_io import ffmpeg_exe
 
