@@ -6,7 +6,7 @@ planner (segment lengths, what each job hands over). See README "Long shots".
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from engine.base import EngineSpec
@@ -25,8 +25,8 @@ class ChainSpec:
     # overlap (overlap) the upstream's tail.
     lead: int = 0
     # Of the lead frames, how many are joined with the upstream's tail (overlap mode); the rest
-    # are dropped.
-    blend: int = 0
+    # are dropped. The join happens after generation: it is in the shot's key, not the segment's.
+    blend: int = field(default=0, metadata={"key": False})
     conditioning: str = "pixels"  # GenerationRequest.conditioning
     context: int = 0  # overlap: upstream frames given as context (GenerationRequest.context_frames)
     motion_latents: int = 0  # latent / svi: upstream latent frames handed over
@@ -35,9 +35,8 @@ class ChainSpec:
     color_strength: float = 1.0
 
     def key_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
-            "mode", "lead", "conditioning", "context", "motion_latents", "keep_latents",
-            "color_match", "color_strength")}
+        """Every field that changes the segment's pixels (all but those marked otherwise)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("key", True)}
 
 
 def overlap_params(chain: Chain) -> OverlapParams:

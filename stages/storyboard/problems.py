@@ -24,7 +24,7 @@ class StoryboardInvalid(ValueError):
     def __init__(self, problems: list[Problem], config_problems: Sequence[str] = ()):
         self.problems = list(problems)
         # Problems of the config and command line found beside the storyboard's, so one run
-        # lists everything to fix (flows.prepare).
+        # lists everything to fix (flows.pipeline.prepare).
         self.config_problems = list(config_problems)
         lines = [_head(len(self.problems), "the storyboard")]
         lines += [f"  - {p}" for p in self.problems]
