@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
-import re
-import secrets
 import shutil
-import socket
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+# Temp names (who wrote them, whether that writer is gone) belong to the store, which cleans up
+# after crashed writers; this module only asks for a fresh name.
+from stages.store.temp_names import deleting_sibling, temp_sibling
 
 __all__ = [
     "atomic_path",
@@ -27,102 +26,8 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
-    "temp_sibling",
-    "namespace_id",
-    "writer_tag",
-    "leftover_is_dead",
+    "move_aside",
 ]
-
-# A temp whose writer cannot be proven dead (it ran in another container or on another machine)
-# is removed only once it is this old.
-FOREIGN_LEFTOVER_AGE_S = 3600.0
-
-_namespace: str | None = None
-
-
-def namespace_id() -> str:
-    """Who "pid N" means on this machine: the host name, the kernel's boot id and this process's
-    PID namespace. Two containers that share a host name (host networking) but not a PID
-    namespace get different ids, so neither reads the other's pid as its own."""
-    global _namespace
-    if _namespace is None:
-        parts = [socket.gethostname()]
-        for source in ("/proc/sys/kernel/random/boot_id",):
-            try:
-                parts.append(Path(source).read_text().strip())
-            except OSError:
-                parts.append("-")
-        try:
-            parts.append(os.readlink("/proc/self/ns/pid"))
-        except OSError:
-            parts.append("-")  # no /proc (macOS, Windows): no PID namespaces either
-        _namespace = "/".join(parts)
-    return _namespace
-
-
-def writer_tag() -> str:
-    """8 hex digits naming this process's PID namespace (namespace_id), carried in temp names."""
-    return hashlib.sha256(namespace_id().encode()).hexdigest()[:8]
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
-
-
-# `.<name>.tmp-<pid>-<tag8><random8>[suffix]` (older writers: `-<random8>` only) and
-# `.<name>.deleting-<pid>[-<tag8>]`.
-_TEMP_NAME = re.compile(r"\.tmp-(?P<pid>\d+)-(?P<hex>[0-9a-f]{8,})")
-_DELETING_NAME = re.compile(r"\.deleting-(?P<pid>\d+)(?:-(?P<tag>[0-9a-f]{8}))?$")
-
-
-def leftover_is_dead(path: Path, now: float | None = None,
-                     foreign_age_s: float = FOREIGN_LEFTOVER_AGE_S,
-                     alive: Callable[[int], bool] = _pid_alive) -> bool:
-    """Whether the temp or half-deleted `path` (named by this module or by cache removal) was
-    left by a writer that is gone. A writer in this PID namespace is gone when its process is;
-    one elsewhere (another container, another machine) when it is older than `foreign_age_s`
-    (its modification time, as `python -m flows.cache prune` always judged leftovers). Names
-    of neither kind are never leftovers."""
-    name = Path(path).name
-    match = _TEMP_NAME.search(name)
-    tag = None
-    if match:
-        hexpart = match["hex"]
-        tag = hexpart[:8] if len(hexpart) >= 16 else None
-    else:
-        match = _DELETING_NAME.search(name)
-        if not match:
-            return False
-        tag = match["tag"]
-    try:
-        if tag == writer_tag():
-            return not alive(int(match["pid"]))
-        now = time.time() if now is None else now
-        return now - Path(path).lstat().st_mtime > foreign_age_s
-    except OSError:
-        return False
-
-
-def temp_sibling(final: Path, *, keep_suffix: bool = True) -> Path:
-    """A unique hidden temp name next to ``final``: ``.<name>.tmp-<pid>-<tag><random><suffix>``,
-    where ``tag`` names this process's PID namespace (writer_tag), so a later run can tell a
-    dead writer's leftover from a live writer's temp in another container (leftover_is_dead).
-
-    The real suffix is kept at the end so tools that pick a format from the extension (ffmpeg's
-    muxer, cv2.imwrite) still do the right thing.
-    """
-    final = Path(final)
-    suffix = final.suffix if keep_suffix else ""
-    return final.with_name(
-        f".{final.name}.tmp-{os.getpid()}-{writer_tag()}{secrets.token_hex(4)}{suffix}")
 
 
 def _fsync_file(path: Path) -> None:
@@ -214,10 +119,10 @@ def _fsync_tree(root: Path) -> None:
         _fsync_dir(Path(dirpath))
 
 
-def _move_aside(path: Path) -> None:
-    """Take a broken published directory out of the way (renamed first, so nobody reads it
-    half-deleted) and delete it."""
-    doomed = path.with_name(f".{path.name}.deleting-{os.getpid()}-{writer_tag()}")
+def move_aside(path: Path) -> None:
+    """Take a broken (or unwanted) published directory out of the way (renamed first, so nobody
+    reads it half-deleted) and delete it."""
+    doomed = deleting_sibling(path)
     try:
         os.rename(path, doomed)
     except FileNotFoundError:
@@ -247,7 +152,7 @@ def atomic_dir(final: Path | str,
         _fsync_tree(tmp)
         if replace_if is not None and final.is_dir() and not final.is_symlink() \
                 and replace_if(final):
-            _move_aside(final)
+            move_aside(final)
         if final.exists() or final.is_symlink():
             _remove(tmp)  # someone else published first: keep theirs
         else:

@@ -1,13 +1,14 @@
-"""Video and image I/O on top of the ffmpeg bundled with imageio-ffmpeg.
+"""Reading and writing video frame by frame, on top of the ffmpeg bundled with imageio-ffmpeg.
 
 - Intermediates are lossless: FFV1 in MKV (``codec="ffv1"``, stored as ``bgr0`` so RGB round-trips
-  bit-exactly) and PNG for single frames.
+  bit-exactly).
 - Deliverables are H.264 / H.265 in MP4 (yuv420p, BT.709-tagged, ``+faststart``).
-- Every write is atomic (stages.media.atomic): a crashed or aborted write leaves nothing at the final path.
+- Every write is atomic (stages.media.atomic): a crashed or aborted write leaves nothing at the
+  final path.
 - Frames stream one at a time; memory does not grow with video length.
 
-ffmpeg is always run with argument lists (never a shell). There is no ffprobe in the bundled
-build, so stream facts come from ffmpeg's own stderr header and from decoding.
+Neighbours: stages.media.ffmpeg (finding and running ffmpeg), stages.media.probe (video_info),
+stages.media.metadata (container tags), stages.media.png (single frames).
 """
 
 from __future__ import annotations
@@ -15,42 +16,42 @@ from __future__ import annotations
 from collections import deque
 
 import itertools
-import re
 import subprocess
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator
 
-import cv2
 import imageio_ffmpeg
 import numpy as np
 
-from stages.media.atomic import atomic_path, atomic_write_bytes
+from stages.media.atomic import atomic_path
+from stages.media.ffmpeg import MP4_LIKE, ffmpeg_exe
+from stages.media.metadata import copy_with_metadata, metadata_params, read_metadata
+from stages.media.png import load_png, save_png
+from stages.media.probe import VideoInfo, video_info
 
+# ffmpeg_exe, VideoInfo, video_info, read_metadata, copy_with_metadata, save_png and load_png
+# live in the modules above; they are importable from here too because flows/, stages/post/ and
+# the tests have always imported them from video_io.
 __all__ = [
     "CODECS",
     "VideoInfo",
     "VideoWriter",
     "write_video",
     "read_frames",
+    "first_frame",
+    "last_frame",
+    "tail_frames",
     "video_info",
     "read_metadata",
     "copy_with_metadata",
     "save_png",
     "load_png",
-    "last_frame",
     "ffmpeg_exe",
 ]
 
 CODECS = ("ffv1", "h264", "h265")
 _FFV1_CONTAINERS = {".mkv", ".nut", ".avi"}
-_MP4_LIKE = {".mp4", ".mov", ".m4v"}
-
-
-def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary bundled by imageio-ffmpeg."""
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,19 +77,6 @@ def _as_fps(fps: float | int | Fraction) -> float | Fraction:
     if not value > 0:
         raise ValueError(f"fps must be > 0, got {fps!r}")
     return value
-
-
-def _metadata_params(metadata: Mapping[str, str] | None) -> list[str]:
-    params: list[str] = []
-    for key, value in (metadata or {}).items():
-        key = str(key)
-        value = str(value)
-        if not key or "=" in key or "\0" in key or "\n" in key:
-            raise ValueError(f"invalid metadata key {key!r} (non-empty, no '=', no NUL/newline)")
-        if "\0" in value:
-            raise ValueError(f"metadata value for {key!r} contains a NUL byte")
-        params += ["-metadata", f"{key}={value}"]
-    return params
 
 
 class VideoWriter:
@@ -155,14 +143,14 @@ class VideoWriter:
             else:
                 self._ffmpeg_codec = "libx265"
                 params += ["-x265-params", "log-level=error"]  # x265 logs on its own otherwise
-                if suffix in _MP4_LIKE:
+                if suffix in MP4_LIKE:
                     params += ["-tag:v", "hvc1"]
-            if suffix in _MP4_LIKE:
+            if suffix in MP4_LIKE:
                 flags = "+faststart"
                 if self.metadata:
                     flags += "+use_metadata_tags"
                 params += ["-movflags", flags]
-        self._output_params = params + _metadata_params(self.metadata)
+        self._output_params = params + metadata_params(self.metadata)
 
         self._frames = 0
         self._gen = None
@@ -343,198 +331,6 @@ def read_frames(path: Path | str) -> Iterator[np.ndarray]:
     return _iter_frames(path)
 
 
-@dataclass(frozen=True)
-class VideoInfo:
-    width: int
-    height: int
-    fps: float
-    frames: int
-    duration_s: float
-
-
-_STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+.*?: Video: (.*)$", re.M)
-_SIZE_RE = re.compile(r"(?<![\w.])([1-9]\d*)x([1-9]\d*)(?![\w])")
-_FPS_RE = re.compile(r"(\d+(?:\.\d+)?)(k?) (fps|tbr)\b")
-_DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
-
-
-def _snap_fps(value: float) -> float:
-    """ffmpeg prints 2 decimals (23.98); snap to the exact NTSC rate n*1000/1001 when it fits."""
-    if value <= 0 or float(value).is_integer():
-        return float(value)
-    ntsc = round(value * 1.001) / 1.001
-    if abs(ntsc - value) < 0.006:
-        return ntsc
-    return float(value)
-
-
-def _parse_video_stream(stderr: str) -> tuple[int, int, float]:
-    header = stderr.split("Stream mapping:", 1)[0].split("Output #", 1)[0]
-    m = _STREAM_RE.search(header)
-    if not m:
-        raise ValueError("no video stream")
-    line = m.group(1)
-    size = _SIZE_RE.search(line)
-    if not size:
-        raise RuntimeError(f"could not parse the frame size from ffmpeg: {line!r}")
-    fps = 0.0
-    found = {kind: (float(v) * (1000 if k else 1)) for v, k, kind in _FPS_RE.findall(line)}
-    if "fps" in found:
-        fps = found["fps"]
-    elif "tbr" in found:
-        fps = found["tbr"]
-    return int(size.group(1)), int(size.group(2)), _snap_fps(fps)
-
-
-def _run_ffmpeg(args: list[str], path: Path) -> subprocess.CompletedProcess:
-    if not path.is_file():
-        raise FileNotFoundError(f"video not found: {path}")
-    proc = subprocess.run([ffmpeg_exe(), *args], stdin=subprocess.DEVNULL,
-                          capture_output=True, check=False)
-    if proc.returncode != 0:
-        err = proc.stderr.decode("utf-8", "replace").strip()
-        if "matches no streams" in err:
-            raise ValueError(f"{path} has no video stream")
-        raise RuntimeError(f"ffmpeg failed on {path} (status {proc.returncode}): {err[-2000:]}")
-    return proc
-
-
-# Codecs where every packet is exactly one whole frame: counting packets (``-c copy``) is exact
-# and avoids decoding (FFV1 at 832x480 decodes at ~70 frames/s on 2 cores; copying is ~instant).
-_INTRA_ONLY_CODECS = {"ffv1", "rawvideo", "png", "huffyuv", "ffvhuff", "utvideo"}
-
-
-def _count_frames(path: Path, copy: bool) -> tuple[int, str]:
-    args = ["-hide_banner", "-nostdin", "-nostats", "-progress", "pipe:1",
-            "-i", str(path), "-map", "0:v:0"]
-    if copy:
-        args += ["-c", "copy"]
-    proc = _run_ffmpeg(args + ["-f", "null", "-"], path)
-    stderr = proc.stderr.decode("utf-8", "replace")
-    counts = re.findall(r"^frame=\s*(\d+)\s*$", proc.stdout.decode("ascii", "replace"), re.M)
-    if not counts:
-        raise RuntimeError(f"could not count the frames of {path}: {stderr[-2000:]}")
-    return int(counts[-1]), stderr
-
-
-def video_info(path: Path | str) -> VideoInfo:
-    """Size, fps and the exact frame count of the first video stream. ``duration_s`` is
-    ``frames / fps``.
-
-    Intra-only codecs (FFV1, ...) are counted by packet (one packet = one frame); everything else
-    is decoded to ffmpeg's null muxer (no pixel conversion, no pipe traffic), because packet
-    counts are not frame counts for codecs with reordering or multi-frame packets.
-    """
-    path = Path(path)
-    frames, stderr = _count_frames(path, copy=True)
-    try:
-        width, height, fps = _parse_video_stream(stderr)
-    except ValueError:
-        raise ValueError(f"{path} has no video stream") from None
-    m = _STREAM_RE.search(stderr)
-    codec = m.group(1).split(",", 1)[0].split()[0].strip() if m else ""
-    if codec not in _INTRA_ONLY_CODECS:
-        frames, _ = _count_frames(path, copy=False)
-    if fps > 0:
-        duration = frames / fps
-    else:
-        m = _DURATION_RE.search(stderr)
-        duration = (int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))) if m else 0.0
-    return VideoInfo(width=width, height=height, fps=fps, frames=frames, duration_s=duration)
-
-
-def _parse_ffmetadata(text: str) -> dict[str, str]:
-    """Parse the global section of an FFMETADATA1 document (backslash escapes ``=;#\\`` and
-    newline; stops at the first ``[STREAM]``/``[CHAPTER]`` section)."""
-    result: dict[str, str] = {}
-    lines_start = True
-    i, n = 0, len(text)
-    if text.startswith(";FFMETADATA"):
-        i = text.find("\n") + 1 if "\n" in text else n
-    key: list[str] = []
-    value: list[str] = []
-    in_value = False
-    while i < n:
-        ch = text[i]
-        if lines_start:
-            if ch in ";#":  # comment line
-                j = text.find("\n", i)
-                i = n if j < 0 else j + 1
-                continue
-            if ch == "[":  # a section: the global part is over
-                break
-            if ch == "\n":
-                i += 1
-                continue
-            lines_start = False
-        if ch == "\\" and i + 1 < n:
-            (value if in_value else key).append(text[i + 1])
-            i += 2
-            continue
-        if ch == "\n":
-            if in_value:
-                result["".join(key)] = "".join(value)
-            key, value, in_value, lines_start = [], [], False, True
-            i += 1
-            continue
-        if ch == "=" and not in_value:
-            in_value = True
-        else:
-            (value if in_value else key).append(ch)
-        i += 1
-    if in_value:
-        result["".join(key)] = "".join(value)
-    return result
-
-
-def read_metadata(path: Path | str) -> dict[str, str]:
-    """Container (global) metadata tags of ``path``. Keys are lower-cased (Matroska upper-cases
-    tag names on write, MP4 keeps them; ffmpeg treats keys case-insensitively). Includes
-    ffmpeg's own tags such as ``encoder`` (and ``major_brand``... for MP4)."""
-    path = Path(path)
-    proc = _run_ffmpeg(
-        ["-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
-         "-vn", "-an", "-sn", "-dn", "-f", "ffmetadata", "-"],
-        path,
-    )
-    raw = _parse_ffmetadata(proc.stdout.decode("utf-8", "replace"))
-    return {k.lower(): v for k, v in raw.items()}
-
-
-def _ffmetadata_escape(text: str) -> str:
-    return "".join("\\" + ch if ch in "=;#\\\n" else ch for ch in text)
-
-
-def copy_with_metadata(src: Path | str, dst: Path | str, metadata: Mapping[str, str]) -> Path:
-    """Copy the video `src` to `dst` (atomically) with `metadata` as its container tags, without
-    re-encoding: the streams are copied bit for bit, so the decoded frames are unchanged.
-
-    The tags travel in an FFMETADATA file rather than `-metadata key=value` arguments, so a value
-    may be larger than the operating system's limit on one argument (128 KiB on Linux). MP4 gets
-    `use_metadata_tags` so that keys other than the few iTunes ones survive.
-    """
-    src, dst = Path(src), Path(dst)
-    if not src.is_file():
-        raise FileNotFoundError(f"video not found: {src}")
-    lines = [";FFMETADATA1"]
-    for key, value in metadata.items():
-        _metadata_params({key: value})  # same key rules as the writer
-        lines.append(f"{_ffmetadata_escape(str(key))}={_ffmetadata_escape(str(value))}")
-    with atomic_path(dst) as tmp:
-        meta_file = tmp.with_name(tmp.name + ".ffmeta")
-        meta_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        try:
-            args = ["-hide_banner", "-nostdin", "-v", "error", "-i", str(src),
-                    "-f", "ffmetadata", "-i", str(meta_file),
-                    "-map", "0", "-map_metadata", "1", "-c", "copy"]
-            if dst.suffix.lower() in _MP4_LIKE:
-                args += ["-movflags", "+faststart+use_metadata_tags"]
-            _run_ffmpeg(args + [str(tmp)], src)
-        finally:
-            meta_file.unlink(missing_ok=True)
-    return dst
-
-
 def last_frame(path: Path | str) -> np.ndarray:
     """The last frame of ``path`` as uint8 RGB, keeping only the latest decoded frame in memory.
 
@@ -577,33 +373,3 @@ def tail_frames(path: Path | str, count: int) -> np.ndarray:
     if not tail:
         raise ValueError(f"{path} has no decodable video frames")
     return np.stack(list(tail))
-
-
-# --------------------------------------------------------------------------------------------
-# Single frames
-
-
-def save_png(path: Path | str, frame: np.ndarray, compression: int = 3) -> Path:
-    """Save a uint8 RGB HxWx3 frame as a lossless PNG, atomically. Returns the path."""
-    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 \
-            or frame.shape[2] != 3:
-        raise ValueError(
-            f"save_png needs a uint8 HxWx3 RGB array, got "
-            f"{getattr(frame, 'dtype', type(frame).__name__)} {getattr(frame, 'shape', '')}"
-        )
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_PNG_COMPRESSION, int(compression)])
-    if not ok:
-        raise RuntimeError(f"PNG encoding failed for {path}")
-    return atomic_write_bytes(Path(path), buf.tobytes())
-
-
-def load_png(path: Path | str) -> np.ndarray:
-    """Load an image (PNG or anything OpenCV reads) as uint8 RGB HxWx3 (gray/alpha/16-bit are
-    converted)."""
-    path = Path(path)
-    data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"could not decode image {path}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

@@ -15,7 +15,8 @@ from typing import Any, Iterator, Sequence
 import cv2
 import numpy as np
 
-from stages.media.video_io import VideoWriter, read_frames, video_info
+from stages.media.probe import video_info
+from stages.media.video_io import VideoWriter, read_frames
 
 LABEL_BAND = 28
 

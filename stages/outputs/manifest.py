@@ -100,7 +100,7 @@ def build_manifest(
 # Packages whose versions can change pixels or behaviour; recorded so a video can be re-rendered.
 PACKAGES = ("reelforge", "torch", "diffusers", "transformers", "numpy", "opencv-python-headless",
             "pillow", "imageio-ffmpeg", "prefect", "hydra-core", "pydantic")
-# The container tag that carries the manifest inside the MP4 (stages.media.video_io.copy_with_metadata).
+# The container tag that carries the manifest inside the MP4 (stages.media.metadata.copy_with_metadata).
 VIDEO_TAG = "reelforge_manifest"
 
 

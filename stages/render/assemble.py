@@ -27,7 +27,8 @@ from stages.render.steps import ShotResult
 from stages.render.audio import mux_audio
 from stages.post.chain import chain_size
 from stages.render.transitions import TRANSITIONS, crossfade, crossfade_frames
-from stages.media.video_io import VideoWriter, load_png, read_frames, save_png
+from stages.media.png import load_png, save_png
+from stages.media.video_io import VideoWriter, read_frames
 
 EPISODE = "episode.mp4"
 SHOT = "shot.mp4"

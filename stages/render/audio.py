@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages.media.atomic import atomic_path
-from stages.media.video_io import ffmpeg_exe
+from stages.media.ffmpeg import ffmpeg_exe
 
 _STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+.*?: (Audio|Video): (.*)$", re.M)
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.images import cover_resize
-from stages.media.video_io import read_frames, video_info
+from stages.media.probe import video_info
+from stages.media.video_io import read_frames
 
 
 def video_slice(path: Path, start_s: float, frames: int, fps: float, width: int,

@@ -28,14 +28,8 @@ from stages.plan.build import FrameRef, SegmentJob, ShotPlan
 from stages.post.chain import PostStep, chain_size, run_post_chain
 from stages.render.color_drift import match_segment
 from stages.render.overlap_join import OverlapParams, join_overlap
-from stages.media.video_io import (
-    VideoWriter,
-    first_frame,
-    load_png,
-    read_frames,
-    save_png,
-    tail_frames,
-)
+from stages.media.png import load_png, save_png
+from stages.media.video_io import VideoWriter, first_frame, read_frames, tail_frames
 
 CLIP = "clip.mkv"
 LAST = "last.png"

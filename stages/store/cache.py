@@ -11,7 +11,7 @@ Write failures are explained where they happen: a full disk raises `DiskFull` (t
 total bytes of the cache's disk), a read-only cache `CacheReadOnly`, instead of whatever the
 failing writer said ("Broken pipe", "ffmpeg exited with status 228", a bare traceback). Temp
 folders of writers that are gone are removed by `remove_dead_temps`, which a render calls before
-it starts writing (stages.media.atomic.leftover_is_dead decides who is gone).
+it starts writing (stages.store.temp_names.leftover_is_dead decides who is gone).
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from stages.media.atomic import _move_aside, atomic_dir, atomic_write_json, leftover_is_dead
+from stages.media.atomic import atomic_dir, atomic_write_json, move_aside
 from stages.plan.keys import file_sha256
 from stages.store.lock import FileLock, LocalLockFiles
+from stages.store.temp_names import leftover_is_dead
 
 log = logging.getLogger(__name__)
 META = "meta.json"
@@ -226,8 +227,9 @@ class CacheStore:
 
     def remove_dead_temps(self) -> list[Path]:
         """Delete what writers that are gone left in the cache: temp folders of unfinished
-        entries, half-deleted entries, lock temp files (stages.media.atomic.leftover_is_dead: a dead
-        process of this PID namespace at once, one of elsewhere after an hour without change).
+        entries, half-deleted entries, lock temp files (stages.store.temp_names.leftover_is_dead:
+        a dead process of this PID namespace at once, one of elsewhere after an hour without
+        change).
         A live writer's temps are left alone. Returns what was removed."""
         removed: list[Path] = []
         if not self.root.is_dir():
@@ -273,7 +275,7 @@ class CacheStore:
         path = self.entry_dir(kind, key)
         if path.exists():
             # Move aside first so a reader never sees a half-deleted entry with its meta.json.
-            _move_aside(path)
+            move_aside(path)
 
 
 def _listdir(folder: Path) -> list[Path]:

@@ -9,22 +9,21 @@ lock file, the second waits until the lock is gone and then finds the segment in
   `expires` has passed was left by a crashed or unreachable holder and may be broken. A lock held
   by a dead process of this very PID namespace is broken at once, without waiting for it to
   expire. The owner names its namespace (`ns`: host name, kernel boot id, PID namespace, see
-  stages.media.atomic.namespace_id): containers on one machine often share the host name (host
-  networking) but not their pids, so "pid 812 on this host is not running" proves nothing about
-  a holder in another container; there, and for lock files written before `ns` existed, only
-  the heartbeat decides.
+  stages.store.temp_names.namespace_id): containers on one machine often share the host name
+  (host networking) but not their pids, so "pid 812 on this host is not running" proves nothing
+  about a holder in another container; there, and for lock files written before `ns` existed,
+  only the heartbeat decides.
 - Breaking re-reads the file and removes it only if it still holds the stale owner's token. Two
   waiters breaking the same stale lock at the same instant can, rarely, both go ahead: that costs
   one duplicate render, never a wrong result, because cache entries are published atomically and
   the first one published is kept.
 
 The storage is behind `LockFiles`, so the same protocol runs on a local or network folder
-(`LocalLockFiles`) and on an object store (flows/storage.py implements it with fsspec).
+(`LocalLockFiles`) and on an object store (flows/config/storage.py implements it with fsspec).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -34,9 +33,10 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Protocol
 
-from stages.media.atomic import namespace_id, temp_sibling
+from stages.store.liveness import pid_alive
+from stages.store.temp_names import namespace_id, temp_sibling
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class LockOwner:
     host: str
     pid: int
     expires: float  # seconds since the epoch; the holder pushes it forward while it works
-    ns: str | None = None  # the holder's PID namespace (stages.media.atomic.namespace_id)
+    ns: str | None = None  # the holder's PID namespace (stages.store.temp_names.namespace_id)
     process: str | None = None  # the holder's PROCESS_TOKEN
 
     def encode(self) -> bytes:
@@ -119,18 +119,6 @@ class LockOwner:
                        str(process) if process is not None else None)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    except OSError:
-        return True
-    return True
 
 
 class LockTimeout(TimeoutError):
@@ -176,7 +164,7 @@ class FileLock:
         if owner.pid == os.getpid():
             # Our own pid: another thread of this process, or a dead process whose pid we reused.
             return owner.process is not None and owner.process != PROCESS_TOKEN
-        return not _pid_alive(owner.pid)
+        return not pid_alive(owner.pid)
 
     def _break(self, stale: LockOwner) -> None:
         _, now = self._current()
@@ -247,9 +235,3 @@ class FileLock:
     def __exit__(self, *exc_info: object) -> None:
         self.release()
 
-
-@contextlib.contextmanager
-def file_lock(path: Path | str, stale_s: float = 120.0, **kw) -> Iterator[FileLock]:
-    """A lock file in a local or network folder."""
-    with FileLock(LocalLockFiles(), str(path), stale_s, **kw) as lock:
-        yield lock

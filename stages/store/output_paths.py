@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from stages.media.atomic import leftover_is_dead
 from stages.plan.keys import content_key
+from stages.store.temp_names import is_temp_name, leftover_is_dead
 
 # Letters, digits and . _ - = , + (multirun variants look like `engine=svd,fps=12`); starts with
 # a letter or digit, so never "." or ".." or a hidden name.
@@ -92,20 +92,16 @@ def render_folder(output_root: Path, name: str, variant: str | None = None,
     return folder
 
 
-# Temp siblings written by stages.media.atomic: `.<name>.tmp-<pid>-<tag><random><suffix>`.
-_TEMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]+")
-
-
 def remove_dead_temps(folder: Path, subfolders: Iterable[str] = SUBFOLDERS) -> list[Path]:
     """Delete the temp files a killed render left in its render folder (their writer's process
-    is gone: stages.media.atomic.leftover_is_dead, which never takes a live writer in another container
-    for a dead one); a live writer's temps are left alone. Returns what was removed."""
+    is gone: stages.store.temp_names.leftover_is_dead, which never takes a live writer in another
+    container for a dead one); a live writer's temps are left alone. Returns what was removed."""
     removed = []
     for where in [Path(folder)] + [Path(folder) / sub for sub in subfolders]:
         if not where.is_dir():
             continue
         for path in where.iterdir():
-            if _TEMP.match(path.name) and path.is_file() and not path.is_symlink() \
+            if is_temp_name(path.name) and path.is_file() and not path.is_symlink() \
                     and leftover_is_dead(path):
                 path.unlink(missing_ok=True)
                 removed.append(path)
