@@ -30,12 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from stages.media.atomic import FOREIGN_LEFTOVER_AGE_S, leftover_is_dead
 from stages.store.cache import META, CacheStore
 from stages.store.cache_refs import KINDS, load_refs, needed_keys
+from stages.store.temp_names import FOREIGN_LEFTOVER_AGE_S, is_leftover_name, leftover_is_dead
 
-# Leftovers of writes that never finished: atomic temp siblings and entries being deleted.
-_LEFTOVER = re.compile(r"^\.[^/]*(\.tmp-\d+-[0-9a-f]+|\.deleting-\d+)")
 # A leftover of a writer in another container or machine, younger than this, may belong to a
 # render that is running right now (one of a dead process of this PID namespace goes at once).
 LEFTOVER_MIN_AGE_S = FOREIGN_LEFTOVER_AGE_S
@@ -102,13 +100,13 @@ def scan(root: Path) -> tuple[list[Entry], list[Path]]:
         if not kind_dir.is_dir():
             continue
         for shard in sorted(kind_dir.iterdir()):
-            if _LEFTOVER.match(shard.name):
+            if is_leftover_name(shard.name):
                 leftovers.append(shard)
                 continue
             if not shard.is_dir():
                 continue
             for entry_dir in sorted(shard.iterdir()):
-                if _LEFTOVER.match(entry_dir.name):
+                if is_leftover_name(entry_dir.name):
                     leftovers.append(entry_dir)
                     continue
                 meta_path = entry_dir / META
@@ -207,7 +205,7 @@ def print_summary(data: dict[str, Any], entries: bool) -> None:
 
 
 def _settings_for(record: dict[str, Any]):
-    from flows.settings import RenderSettings
+    from flows.config.settings import RenderSettings
 
     known = {f.name for f in dataclasses.fields(RenderSettings)}
     data = {k: v for k, v in (record.get("settings") or {}).items() if k in known}
@@ -217,8 +215,8 @@ def _settings_for(record: dict[str, Any]):
 def protected_keys(root: Path, keep: Iterable[str], keep_all: bool,
                    say=print) -> set[tuple[str, str]]:
     """(kind, key) of every entry a kept storyboard needs as it is now."""
-    from flows.prepare import prepare
-    from flows.settings import RenderSettings
+    from flows.pipeline.prepare import prepare
+    from flows.config.settings import RenderSettings
 
     records = load_refs(root)
     wanted = set(keep)
@@ -267,9 +265,9 @@ def prune(root: Path, older_than: float | None, max_size: int | None, keep: Iter
             if entry not in doomed:
                 doomed.append(entry)
                 remaining -= entry.size
-    stale = [p for p in leftovers if _LEFTOVER.match(p.name) and leftover_is_dead(
+    stale = [p for p in leftovers if is_leftover_name(p.name) and leftover_is_dead(
         p, now=now, foreign_age_s=LEFTOVER_MIN_AGE_S)
-        or not _LEFTOVER.match(p.name) and now - p.lstat().st_mtime > LEFTOVER_MIN_AGE_S]
+        or not is_leftover_name(p.name) and now - p.lstat().st_mtime > LEFTOVER_MIN_AGE_S]
     store = CacheStore(root)
     if not dry_run:
         for entry in doomed:

@@ -25,9 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 from engine.base import GenerationRequest
 from engine.diffusers.engine import DiffusersEngine
 from engine.diffusers.step_cache import write_calibration
-from flows.engines import construct
-from flows.hydra_cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, hydra_exit_code
-from flows.settings import ConfigInvalid
+from flows.config.engines import construct
+from flows.runtime.hydra_cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, hydra_exit_code
+from flows.config.settings import ConfigInvalid
 from stages.storyboard.units import parse_resolution
 
 _exit_codes: list[int] = []

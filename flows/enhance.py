@@ -21,9 +21,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from flows.settings import post_presets
-from flows.hydra_cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, hydra_exit_code, job_status
-from stages.media.atomic import temp_sibling
+from flows.config.settings import post_presets
+from flows.runtime.hydra_cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, hydra_exit_code, job_status
+from stages.store.temp_names import temp_sibling
 from stages.render.audio import AudioTrack, copy_audio, mux_audio, probe
 from stages.plan.keys import file_sha256
 from stages.post.chain import (

@@ -16,53 +16,19 @@ import time
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from flows.prepare import prepare, print_plan
-from flows.progress import stop_on_sigint
-from flows.safety import NotEnoughDiskSpace, check_disk_space
-from flows.settings import ConfigInvalid, RenderSettings
-from flows.hydra_cli import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK,
-                             EXIT_TERMINATED, Terminated, hydra_exit_code, job_status)
+from flows.pipeline.prepare import prepare, print_plan
+from flows.pipeline.preflight import NotEnoughDiskSpace, check_disk_space
+from flows.config.compose import settings_from_config
+from flows.config.settings import ConfigInvalid, RenderSettings
+from flows.runtime.stop import stop_on_sigint
+from flows.runtime.hydra_cli import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK,
+                                     EXIT_TERMINATED, Terminated, hydra_exit_code, job_status)
 from stages.storyboard.problems import StoryboardInvalid
 
 # Exit codes of the jobs this process ran (several under -m multirun).
 _exit_codes: list[int] = []
-
-
-def settings_from_config(cfg: DictConfig, cwd: str, cli_overrides: list[str]) -> RenderSettings:
-    data = OmegaConf.to_container(cfg, resolve=True)
-    keys = [o.split("=", 1)[0].lstrip("+~") for o in cli_overrides]
-    post_override = "post" in keys
-    return RenderSettings(
-        storyboard=data.get("storyboard") or "",
-        cwd=cwd,
-        storyboards_dir=data.get("storyboards_dir"),
-        output_dir=data.get("output_dir") or "renders",
-        cache_dir=data.get("cache_dir"),
-        shots=data.get("shots"),
-        dry_run=bool(data.get("dry_run")),
-        fps=data.get("fps"),
-        resolution=data.get("resolution"),
-        engine=dict(data.get("engine") or {}),
-        profile=data.get("profile"),
-        engine_cli_options=[k.split(".", 2)[2] for k in keys
-                            if k.startswith("engine.options.") and k.count(".") >= 2],
-        post=list((data.get("post") or {}).get("chain") or []),
-        post_override=post_override,
-        output=dict(data.get("output") or {}),
-        workers=data.get("workers", 2),
-        retries=data.get("retries", 2),
-        retry_delay=float(data.get("retry_delay", 2.0)),
-        images=dict(data.get("images") or {}),
-        disk_check=data.get("disk_check", True),
-        progress=data.get("progress", "auto"),
-        watch=data.get("watch", False),
-        watch_interval=data.get("watch_interval", 0.5),
-        watch_max_runs=data.get("watch_max_runs"),
-        storage=dict(data.get("storage") or {}),
-        provenance=dict(data.get("provenance") or {}),
-    )
 
 
 def _variant_name(override_dirname: str, job_num: int) -> str:
@@ -74,7 +40,7 @@ def _variant_name(override_dirname: str, job_num: int) -> str:
 def run(settings: RenderSettings) -> int:
     """Render once, or with watch=true on every save of the storyboard. Returns the exit status."""
     if settings.watch and not settings.dry_run:
-        from flows.watch import watch  # re-renders on every save; Ctrl-C stops
+        from flows.pipeline.watch import watch  # re-renders on every save; Ctrl-C stops
 
         return watch(settings, render_once)
     return render_once(settings)
@@ -104,15 +70,16 @@ def render_once(settings: RenderSettings) -> int:
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.local_api import attach
-    from flows.prefect_api import PrefectUnavailable
+    from flows.runtime.local_api import attach
+    from flows.runtime.prefect_api import PrefectUnavailable
 
-    try:  # the machine's shared Prefect API (flows/local_api.py), before Prefect is imported
+    # The machine's shared Prefect API (flows/runtime/local_api.py), before Prefect is imported.
+    try:
         attach()
     except PrefectUnavailable as exc:
         print(f"error: {exc.user_message}", file=sys.stderr)
         return EXIT_FAILED
-    from flows.render_flow import RenderFailed, run_flow  # Prefect loads only to render
+    from flows.pipeline.flow import RenderFailed, run_flow  # Prefect loads only to render
 
     try:
         # The flow validates and plans again from `settings` (a JSON-friendly parameter, as a

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from flows.settings import PROJECT_ROOT
+from flows.config.settings import PROJECT_ROOT
 
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
 

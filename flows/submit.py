@@ -29,8 +29,8 @@ from uuid import UUID
 
 import yaml
 
-from flows.compose import check_overrides, compose_config, compose_settings
-from flows.settings import ConfigInvalid
+from flows.config.compose import check_overrides, compose_config, compose_settings
+from flows.config.settings import ConfigInvalid
 from stages.storyboard.problems import StoryboardInvalid
 
 DEFAULT_DEPLOYMENT = "render/default"
@@ -49,7 +49,7 @@ def _job_name(storyboard: Mapping[str, Any], text: str, name: str | None) -> str
 
 def _validate(text: str, name: str, overrides: list[str]) -> None:
     """Validate a dict storyboard locally, exactly as a worker will (raises StoryboardInvalid)."""
-    from flows.prepare import prepare
+    from flows.pipeline.prepare import prepare
 
     with tempfile.TemporaryDirectory(prefix="reelforge-submit-") as folder:
         path = Path(folder) / f"{name}.yaml"
@@ -59,7 +59,7 @@ def _validate(text: str, name: str, overrides: list[str]) -> None:
 
 def _store_submitted(text: str, name: str, overrides: list[str]) -> str:
     """Write the storyboard under <storage.root>/submitted/; returns its path or URL."""
-    from flows.storage import filesystem, is_remote
+    from flows.config.storage import filesystem, is_remote
 
     root = (compose_config(overrides).get("storage") or {}).get("root")
     if not root:
@@ -117,8 +117,8 @@ def submit(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from flows.hydra_cli import (DEBUG_ENV, DEBUG_FLAG, EXIT_INVALID, Terminated, is_termination,
-                                 report_failure, stop_on_sigterm, stopped_message)
+    from flows.runtime.hydra_cli import (DEBUG_ENV, DEBUG_FLAG, EXIT_INVALID, Terminated, is_termination,
+                                         report_failure, stop_on_sigterm, stopped_message)
 
     args = list(sys.argv[1:] if argv is None else argv)
     if DEBUG_FLAG in args:

@@ -13,7 +13,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(Path(_PREFECT_HOME) / "storage"))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-# No machine-wide Prefect API left running by test renders (flows/local_api.py); its own tests
+# No machine-wide Prefect API left running by test renders (flows/runtime/local_api.py); its own tests
 # opt in.
 os.environ.setdefault("REELFORGE_SHARED_API", "0")
 

@@ -22,8 +22,8 @@ import sys
 import time
 
 from engine.preview import PreviewEngine
-from flows.progress import stop_requested
-from stages.media import video_io
+from flows.runtime.stop import stop_requested
+from stages.media import ffmpeg, video_io
 
 FAULT = os.environ.get("REELFORGE_FAULT", "")
 LOG = os.environ.get("REELFORGE_ENGINE_LOG")
@@ -77,7 +77,7 @@ def write(self, frame):
     return _write(self, frame)
 
 
-_run_ffmpeg = video_io._run_ffmpeg
+_run_ffmpeg = ffmpeg.run_ffmpeg
 
 
 def run_ffmpeg(args, path):
@@ -88,7 +88,7 @@ def run_ffmpeg(args, path):
 
 PreviewEngine.generate = generate
 video_io.VideoWriter.write = write
-video_io._run_ffmpeg = run_ffmpeg
+ffmpeg.run_ffmpeg = run_ffmpeg  # every module calls it through stages.media.ffmpeg
 
 if __name__ == "__main__":
     command = os.environ.get("REELFORGE_FAULT_RUN") or "flows.render"

@@ -25,7 +25,7 @@ import pytest
 from engine.preview import PREVIEW_SPEC, PreviewEngine
 from engine.registry import register, unregister
 from flows.render import EXIT_INVALID, run
-from flows.settings import RenderSettings
+from flows.config.settings import RenderSettings
 from tests.test_validation import CASES, _png_bytes, _png_with_cut_pixel_data
 
 

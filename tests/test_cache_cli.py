@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from flows.cache import main, parse_age, parse_size, prune
-from flows.prepare import prepare
-from flows.settings import RenderSettings
+from flows.pipeline.prepare import prepare
+from flows.config.settings import RenderSettings
 from stages.store.cache import META, CacheStore
 from stages.store.cache_refs import KINDS, needed_keys, record_refs
 

@@ -8,7 +8,6 @@ import errno
 import json
 import logging
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +18,9 @@ from pathlib import Path
 import pytest
 
 import stages.store.cache as cache_mod
-from stages.media.atomic import leftover_is_dead, namespace_id, temp_sibling, writer_tag
+from stages.store.temp_names import (deleting_sibling, is_leftover_name, is_temp_name,
+                                     leftover_is_dead, namespace_id, scratch_beside,
+                                     temp_sibling, writer_tag)
 from stages.store.cache import META, CacheReadOnly, CacheStore, DiskFull
 from stages.store.lock import FileLock, LocalLockFiles, LockOwner, LockTimeout
 from stages.store.output_paths import remove_dead_temps
@@ -114,6 +115,22 @@ def test_temp_names_carry_the_writer_namespace(tmp_path):
     path.write_bytes(b"x")
     assert not leftover_is_dead(path)  # ours, and we are alive
     assert not leftover_is_dead(tmp_path / "clip.mkv")  # not a temp name at all
+
+
+def test_every_name_the_writers_make_is_read_back_as_a_leftover(tmp_path):
+    # stages.store.temp_names both writes and parses these names: what it writes, it recognises.
+    final = tmp_path / "clip.mkv"
+    temp = temp_sibling(final)
+    folder = temp_sibling(tmp_path / "entry", keep_suffix=False)
+    scratch = scratch_beside(temp, ".ffmeta")
+    doomed = deleting_sibling(tmp_path / "entry")
+    for name in (temp.name, folder.name, scratch.name):
+        assert is_temp_name(name) and is_leftover_name(name), name
+    assert is_leftover_name(doomed.name) and not is_temp_name(doomed.name)
+    assert not is_leftover_name(final.name) and not is_temp_name(final.name)
+    scratch.write_bytes(b"x")
+    assert not leftover_is_dead(scratch)  # the writer (this process) is alive
+    assert leftover_is_dead(scratch, alive=lambda pid: False)
 
 
 def test_dead_render_folder_temps_go_but_not_a_live_writer_in_another_container(tmp_path):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from flows.compare import main
 from flows.render import EXIT_OK, run
-from flows.settings import RenderSettings
+from flows.config.settings import RenderSettings
 from stages.media.video_io import read_frames, video_info
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -31,7 +30,7 @@ def test_compare_two_variants(tmp_path, capsys):
                                   variant=variant)
         assert run(settings) == EXIT_OK
     capsys.readouterr()
-    assert main([f"storyboard=ep", f"output_dir={out}", "height=64"]) == 0
+    assert main(["storyboard=ep", f"output_dir={out}", "height=64"]) == 0
     table = capsys.readouterr().out
     assert "| segment | engine.params.motion=0 | engine=preview |" in table
     assert "| a_0 |" in table and "| b_0 |" in table and "total rendered" in table
@@ -47,4 +46,4 @@ def test_compare_errors(tmp_path, capsys):
     assert main(["storyboard=nothing", f"output_dir={tmp_path}"]) == 2
     assert "no rendered variants" in capsys.readouterr().err
     assert main(["bogus=1"]) == 2
-    assert main([f"storyboard=x", f"output_dir={tmp_path}", "variants=[a]"]) == 2
+    assert main(["storyboard=x", f"output_dir={tmp_path}", "variants=[a]"]) == 2

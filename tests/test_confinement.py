@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from engine.registry import engine_spec
-from flows.prepare import prepare
+from flows.pipeline.prepare import prepare
 from flows.render import EXIT_INVALID, EXIT_OK, run
-from flows.settings import RenderSettings
+from flows.config.settings import RenderSettings
 from stages.storyboard.image_refs import ImagePolicy, ImageRefError, fetch
 from stages.post.lut import LutError, format_cube, identity_table, parse_cube
 from stages.storyboard.problems import StoryboardInvalid

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.compose import compose_settings
-from flows.prepare import prepare
+from flows.config.compose import compose_settings
+from flows.pipeline.prepare import prepare
 from flows.render import EXIT_OK, run
 from stages.store.cache import META, CacheStore
 from stages.store.cache_refs import KINDS

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from flows.serve import ServeConfigError, read_deployments, runner_deployments
-from flows.settings import ConfigInvalid, PROJECT_ROOT
+from flows.config.settings import ConfigInvalid, PROJECT_ROOT
 from flows.submit import _store_submitted, submit
 from stages.storyboard.problems import StoryboardInvalid
 
@@ -16,8 +16,8 @@ from stages.storyboard.problems import StoryboardInvalid
 def test_prefect_yaml_deploys_render_and_a_nightly_series():
     specs = {d["name"]: d for d in read_deployments()}
     render, series = specs["default"], specs["demo"]
-    assert render["entrypoint"] == "flows/render_flow.py:render_flow"
-    assert series["entrypoint"] == "flows/series.py:series_flow"
+    assert render["entrypoint"] == "flows/pipeline/flow.py:render_flow"
+    assert series["entrypoint"] == "flows/deploy/series_flow.py:series_flow"
     assert (render["work_pool"]["work_queue_name"], series["work_pool"]["work_queue_name"]) == \
         ("gpu", "series")
     (nightly,) = series["schedules"]

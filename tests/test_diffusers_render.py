@@ -13,7 +13,7 @@ import torch
 
 from engine.diffusers.model_pool import POOL
 from flows.render import EXIT_FAILED, EXIT_INVALID, EXIT_OK, run
-from flows.settings import RenderSettings
+from flows.config.settings import RenderSettings
 from stages.media.video_io import load_png, read_frames
 from tests import tiny_pipelines as tiny
 from tests.conftest import write_png

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # manifest builder raises.
 CRASH = """
 import runpy, sys
-import flows.render_flow as render_flow
+import flows.pipeline.flow as render_flow
 def boom(*args, **kwargs):
     raise ZeroDivisionError("injected crash")
 render_flow.build_manifest = boom
@@ -205,7 +205,7 @@ def test_a_slow_prefect_start_is_retried(monkeypatch, capsys):
     from prefect.settings import (PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED,
                                   temporary_settings)
 
-    from flows import prefect_api
+    from flows.runtime import prefect_api
 
     events = []
 
@@ -249,7 +249,7 @@ def test_a_slow_prefect_start_is_retried(monkeypatch, capsys):
 
 @pytest.mark.parametrize("shared,cause", [
     ("0", "Timed out while attempting to connect"),  # Prefect's temporary server, per process
-    ("1", "no answer from http://127.0.0.1:"),  # the machine's shared one (flows/local_api.py)
+    ("1", "no answer from http://127.0.0.1:"),  # the machine's shared one (flows/runtime/local_api.py)
 ])
 def test_a_prefect_api_that_cannot_start_exits_1_with_the_cause_and_the_fix(tmp_path: Path,
                                                                           shared, cause):
@@ -355,7 +355,7 @@ def _stop_shared_api(home: Path) -> None:
 
 
 def test_renders_share_one_local_prefect_api_that_stops_when_idle(tmp_path: Path):
-    """flows/local_api.py: the first render starts the machine's API in the background, the
+    """flows/runtime/local_api.py: the first render starts the machine's API in the background, the
     next reuses it (no server start), and the server exits once idle with no render attached."""
     import json
 
@@ -404,7 +404,7 @@ def _alive(pid: int) -> bool:
 def test_whatever_escapes_a_job_is_a_failure_or_a_stop_never_bad_input(raised, status, capsys,
                                                                        monkeypatch):
     """The wrapper every Hydra entry point (render, series, enhance) uses."""
-    from flows.hydra_cli import Terminated, hydra_exit_code, job_status
+    from flows.runtime.hydra_cli import Terminated, hydra_exit_code, job_status
 
     # Set (empty: off) so that undoing restores the environment after --debug changed it.
     monkeypatch.setenv("REELFORGE_DEBUG", "")
@@ -426,7 +426,7 @@ def test_whatever_escapes_a_job_is_a_failure_or_a_stop_never_bad_input(raised, s
 
 
 def test_hydra_refusing_the_command_line_is_bad_input(capsys):
-    from flows.hydra_cli import hydra_exit_code
+    from flows.runtime.hydra_cli import hydra_exit_code
 
     def main() -> None:
         sys.exit(1)  # what Hydra does on a bad override, before any job runs

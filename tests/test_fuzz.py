@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.preview import PREVIEW_SPEC
-from flows.settings import post_presets
+from flows.config.settings import post_presets
 from stages.plan.build import build_plan
 from stages.storyboard.problems import StoryboardInvalid
 from stages.storyboard.validate import ValidateOptions, validate_storyboard

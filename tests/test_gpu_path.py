@@ -16,7 +16,7 @@ from engine.diffusers.options import EngineConfigError
 from engine.diffusers.model_pool import ModelPool
 from engine.registry import get_engine
 from flows.render import EXIT_OK, run
-from flows.settings import RenderSettings
+from flows.config.settings import RenderSettings
 from tests import tiny_pipelines as tiny
 
 torch.set_num_threads(1)

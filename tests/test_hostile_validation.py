@@ -14,11 +14,11 @@ import pytest
 
 from engine.preview import PREVIEW_SPEC
 from flows.render import EXIT_INVALID, EXIT_OK, run
-from flows.settings import RenderSettings
+from flows.config.settings import RenderSettings
 from stages.storyboard.problems import StoryboardInvalid
 from stages.storyboard.validate import ValidateOptions, validate_storyboard
 from stages.storyboard.yaml_source import MAX_FILE_BYTES
-from flows.settings import post_presets
+from flows.config.settings import post_presets
 
 
 def board(tmp_path: Path, text: str) -> Path:

@@ -12,7 +12,7 @@ import pytest
 from engine.preview import PREVIEW_SPEC, PreviewEngine
 from engine.registry import register, unregister
 from flows.render import EXIT_OK, run
-from flows.settings import RenderSettings
+from flows.config.settings import RenderSettings
 from stages.render.audio import AudioTrack, audio_filter, mux_audio, probe
 from stages.storyboard.problems import StoryboardInvalid
 from stages.storyboard.validate import ValidateOptions, validate_storyboard

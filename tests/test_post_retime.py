@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from flows.settings import post_presets
+from flows.config.settings import post_presets
 from stages.post.chain import (
     chain_fps,
     chain_frames_out,
@@ -17,7 +17,7 @@ from stages.post.chain import (
     resolve_post_chain,
     run_post_chain,
 )
-from stages.post.retime import retimed_count, step_for
+from stages.post.retime.resample import retimed_count, step_for
 from tests.post_media import panning, panning_at, psnr
 
 

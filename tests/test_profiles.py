@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from engine.diffusers.model_pool import POOL
-from flows.engines import engine_config_file
+from flows.config.engines import engine_config_file
 from flows.render import EXIT_INVALID, EXIT_OK, run
-from flows.settings import RenderSettings
+from flows.config.settings import RenderSettings
 from stages.plan.profiles import Profile, ProfileChoice, effective, parse_profile, resolve_key
 from stages.storyboard.schema import Shot, ShotDefaults
 from tests import tiny_pipelines as tiny
@@ -203,7 +203,7 @@ def test_engine_configs_read_outside_the_command_match_hydras_composition():
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from flows.settings import CONF_DIR
+    from flows.config.settings import CONF_DIR
 
     names = sorted(p.stem for p in (Path(CONF_DIR) / "engine").glob("*.yaml"))
     assert len(names) >= 14

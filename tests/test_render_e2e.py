@@ -14,7 +14,7 @@ from engine.base import EngineError
 from engine.preview import PREVIEW_SPEC, PreviewEngine
 from engine.registry import register, unregister
 from flows.render import EXIT_FAILED, EXIT_OK, run
-from flows.settings import RenderSettings, post_presets
+from flows.config.settings import RenderSettings, post_presets
 from stages.media.video_io import load_png, read_frames, video_info
 from tests.conftest import write_png
 
@@ -200,7 +200,8 @@ def test_subset_of_shots_renders_dependencies_but_outputs_only_the_subset(tmp_pa
     path = make_project(tmp_path / "project")
     out = tmp_path / "renders"
     assert run(settings_for(path, out, shots=["c", "d"])) == EXIT_OK
-    m = manifest(out)
+    assert not (out / "ep" / "manifest.json").exists()  # that name is the full render's
+    m = json.loads((out / "ep" / "manifest.shots-c+d.json").read_text())
     assert [s["id"] for s in m["shots"]] == ["c", "d"]
     # c chains from b, so b rendered too (but is not in the episode).
     assert sorted(CountingEngine.calls) == ["b_0", "b_1", "c_0", "d_0"]

@@ -17,10 +17,10 @@ import pytest
 import stages.store.cache as cache_mod
 from flows.manifest import main as manifest_main, read_video_manifest
 from flows.render import EXIT_FAILED, EXIT_OK, run
-from flows.settings import RenderSettings
+from flows.config.settings import RenderSettings
 from stages.media import video_io
-from stages.media.atomic import writer_tag
 from stages.store.cache import META
+from stages.store.temp_names import writer_tag
 from stages.outputs.manifest import embedded_manifest, strip_yaml_comments
 from tests.conftest import write_png
 
@@ -235,7 +235,7 @@ def test_a_full_render_folder_says_disk_full_and_names_output_dir(project, monke
 
 
 def test_a_published_manifest_is_the_portable_one(tmp_path):
-    from flows.publish import EpisodeFiles, _copy_to
+    from flows.deploy.publish import EpisodeFiles, _copy_to
 
     folder = tmp_path / "renders" / "ep"
     folder.mkdir(parents=True)

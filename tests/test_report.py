@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from flows import safety
+from flows.pipeline import preflight
 from flows.manifest import NoManifest, main as manifest_main, read_video_manifest
-from flows.prepare import prepare
-from flows.progress import RenderProgress, artifact_key
+from flows.pipeline.prepare import prepare
+from flows.pipeline.progress import RenderProgress, artifact_key
 from flows.render import EXIT_FAILED, EXIT_OK, run
-from flows.settings import RenderSettings
+from flows.config.settings import RenderSettings
 from stages.media import video_io
 from stages.store.cache import META, CacheStore
 from stages.store.disk_estimate import estimate_bytes
@@ -137,7 +137,7 @@ def test_progress_counts_steps_and_estimates(project: Path):
 
 def test_a_render_that_would_not_fit_is_refused_before_anything_is_written(project, monkeypatch,
                                                                            capsys):
-    monkeypatch.setattr(safety, "free_bytes", lambda folder: 10_000_000)  # 10 MB free
+    monkeypatch.setattr(preflight, "free_bytes", lambda folder: 10_000_000)  # 10 MB free
     assert run(settings(project)) == EXIT_FAILED
     err = capsys.readouterr().err
     assert "not enough disk space; nothing was written" in err and "disk_check=false" in err
@@ -147,9 +147,9 @@ def test_a_render_that_would_not_fit_is_refused_before_anything_is_written(proje
     assert run(settings(project, dry_run=True)) == EXIT_FAILED
     assert "not enough disk space" in capsys.readouterr().err
     # What the check compares: the plan's estimate against the free space, per file system.
-    needs = safety.disk_needs(prepare(settings(project)), free=lambda folder: 10_000_000)
-    assert len(needs) == 1 and 0 < needs[0].needed < safety.RESERVE_BYTES
-    assert safety.check_disk_space(prepare(settings(project, disk_check=False)),
+    needs = preflight.disk_needs(prepare(settings(project)), free=lambda folder: 10_000_000)
+    assert len(needs) == 1 and 0 < needs[0].needed < preflight.RESERVE_BYTES
+    assert preflight.check_disk_space(prepare(settings(project, disk_check=False)),
                                    free=lambda folder: 0) is None
 
 

@@ -13,10 +13,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from engine.preview import PREVIEW_SPEC
-from flows.prepare import prepare, print_plan
+from flows.pipeline.prepare import prepare, print_plan
 from flows.render import EXIT_INVALID, run
-from flows.safety import image_policy
-from flows.settings import ConfigInvalid, RenderSettings
+from flows.config.policies import image_policy
+from flows.config.settings import ConfigInvalid, RenderSettings
 from stages.storyboard.image_refs import ImagePolicy, ImageRefError, fetch
 from stages.store.output_paths import UnsafeOutputPath, check_name, render_folder
 from stages.plan.build import build_plan

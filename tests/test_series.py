@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from flows.compose import compose_settings
-from flows.publish import PublishConfig
-from flows.render import settings_from_config
-from flows.series import (EXIT_INVALID, SeriesFailed, artifact_key, load_series, run_series,
-                          series_flow)
-from flows.settings import ConfigInvalid, post_presets
+from flows.config.compose import compose_settings, settings_from_config
+from flows.config.settings import ConfigInvalid, post_presets
+from flows.deploy.publish import PublishConfig
+from flows.deploy.series_flow import SeriesFailed, series_flow
+from flows.deploy.series_plan import load_series
+from flows.deploy.series_summary import artifact_key
+from flows.series import EXIT_INVALID, run_series
 from stages.media.video_io import video_info
 
 TINY = """
@@ -43,7 +44,7 @@ def storyboards(folder: Path) -> Path:
 def test_compose_gives_the_settings_the_cli_gives():
     from hydra import compose, initialize_config_dir
 
-    from flows.settings import CONF_DIR
+    from flows.config.settings import CONF_DIR
 
     overrides = ["fps=12", "post=interpolate4x", "output.crf=30", "resolution=256x144",
                  "storage.root=/shared/rf"]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.segment_guard import gpu_limit_name, segment_guard
+from flows.pipeline.segment_guard import gpu_limit_name, segment_guard
 from stages.store.cache import CacheStore
-from stages.media.atomic import namespace_id
+from stages.store.temp_names import namespace_id
 from stages.store.lock import FileLock, LocalLockFiles, LockOwner, LockTimeout
 
 KEY = "ab" * 32
@@ -96,8 +96,8 @@ def test_the_holder_renews_its_lock_while_it_works(tmp_path):
 
 def test_guard_lets_one_of_two_racing_workers_render_a_segment(tmp_path, monkeypatch):
     from engine.preview import PreviewEngine
-    from flows.prepare import prepare
-    from flows.settings import RenderSettings
+    from flows.pipeline.prepare import prepare
+    from flows.config.settings import RenderSettings
     from stages.render.steps import render_segment
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

@@ -9,8 +9,8 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from flows.settings import ConfigInvalid, RenderSettings
-from flows.storage import FsspecLockFiles, MirroredStore, layout, open_storage
+from flows.config.settings import ConfigInvalid, RenderSettings
+from flows.config.storage import FsspecLockFiles, MirroredStore, layout, open_storage
 from stages.store.cache import CacheStore
 from stages.store.lock import FileLock, LockTimeout
 

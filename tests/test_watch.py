@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from flows import watch as watch_module
+from flows.pipeline import watch as watch_module
 from flows.render import EXIT_OK, run
-from flows.settings import RenderSettings
+from flows.config.settings import RenderSettings
 from tests.conftest import write_png
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -4,7 +4,7 @@ against a trivial Prefect flow's in the same run, with and without the shared lo
     python tests/perf/bench_cached_rerun.py [--storyboard ep01] [--repeat 3] [OVERRIDE ...]
 
 In a temp folder with its own PREFECT_HOME: one cold render (fills the cache and, with sharing
-on, starts the machine's shared Prefect API, flows/local_api.py), then `--repeat` cached reruns
+on, starts the machine's shared Prefect API, flows/runtime/local_api.py), then `--repeat` cached reruns
 and `--repeat` runs of a one-line flow (`@flow def f(): return 1`), each as a fresh process, both
 with the shared API (the default) and with REELFORGE_SHARED_API=0 (Prefect's temporary server in
 every process). Prints the median and best wall time of each; asserts nothing. The shared server
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TRIVIAL = """
 import sys
 sys.path.insert(0, {root!r})
-from flows.local_api import attach
+from flows.runtime.local_api import attach
 attach()
 from prefect import flow
 @flow(name="trivial")

@@ -39,7 +39,7 @@ def prefect_env(home: Path) -> None:
 
 def render(root: Path, board: str, engine: str, params: dict) -> Path:
     from flows.render import EXIT_OK, run
-    from flows.settings import RenderSettings
+    from flows.config.settings import RenderSettings
     from tests.conftest import write_png
 
     root.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 A deployment run passes parameters (`storyboard="ep01"`, `overrides=["engine=preview",
 "output.crf=20"]`), not argv. This builds the same config `python -m flows.render storyboard=ep01
 engine=preview output.crf=20` would, with Hydra's compose API over the same conf/ folder, and turns
-it into RenderSettings the same way the CLI does (`flows.render.settings_from_config`). So a
+it into RenderSettings the same way the CLI does (`settings_from_config`, below). So a
 deployment run with overrides renders exactly what the CLI renders with them.
 """
 
@@ -13,9 +13,10 @@ import os
 import threading
 from typing import Any, Sequence
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from flows.settings import CONF_DIR, ConfigInvalid, RenderSettings
+from flows.config.settings import CONF_DIR, ConfigInvalid, RenderSettings
+from flows.config.storage import filesystem, is_remote, layout
 
 # Hydra's global state is one per process; flow runs may compose from several threads.
 _HYDRA_LOCK = threading.RLock()
@@ -66,8 +67,6 @@ def compose_settings(
     `cwd` is where relative paths (storyboard, output_dir, storage.root) resolve from; a
     deployment run's working directory (the project folder) when not given.
     """
-    from flows.render import settings_from_config
-
     overrides = check_overrides(overrides)
     if storyboard is not None and not isinstance(storyboard, str):
         raise ConfigInvalid(f"storyboard={storyboard!r}: give a storyboard name or a path")
@@ -81,6 +80,42 @@ def compose_settings(
     return fetch_remote_storyboard(settings)
 
 
+def settings_from_config(cfg: DictConfig, cwd: str, cli_overrides: list[str]) -> RenderSettings:
+    """The composed config as RenderSettings. Every default comes from conf/config.yaml (and the
+    engine/post/output groups it selects): the keys are read as composed, never defaulted here."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in cli_overrides]
+    return RenderSettings(
+        storyboard=data["storyboard"] or "",
+        cwd=cwd,
+        storyboards_dir=data["storyboards_dir"],
+        output_dir=data["output_dir"],
+        cache_dir=data["cache_dir"],
+        shots=data["shots"],
+        dry_run=bool(data["dry_run"]),
+        fps=data["fps"],
+        resolution=data["resolution"],
+        engine=dict(data["engine"] or {}),
+        profile=data["profile"],
+        engine_cli_options=[k.split(".", 2)[2] for k in keys
+                            if k.startswith("engine.options.") and k.count(".") >= 2],
+        post=list((data["post"] or {}).get("chain") or []),
+        post_override="post" in keys,
+        output=dict(data["output"] or {}),
+        workers=data["workers"],
+        retries=data["retries"],
+        retry_delay=float(data["retry_delay"]),
+        images=dict(data["images"] or {}),
+        disk_check=data["disk_check"],
+        progress=data["progress"],
+        watch=data["watch"],
+        watch_interval=data["watch_interval"],
+        watch_max_runs=data["watch_max_runs"],
+        storage=dict(data["storage"] or {}),
+        provenance=dict(data["provenance"] or {}),
+    )
+
+
 def _quoted(value: str) -> str:
     """A value that Hydra's override grammar reads back verbatim (paths, URLs, spaces)."""
     if value.replace("_", "").replace("-", "").replace(".", "").replace("/", "").isalnum():
@@ -91,8 +126,6 @@ def _quoted(value: str) -> str:
 def fetch_remote_storyboard(settings: RenderSettings) -> RenderSettings:
     """A storyboard given as an fsspec URL (a submitted job on an object store) is copied to
     this worker's storage folder first; everything downstream reads local files."""
-    from flows.storage import filesystem, is_remote, layout
-
     if not is_remote(settings.storyboard):
         return settings
     url = settings.storyboard

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any, Sequence
 
-from flows.prepare import Prepared
+from flows.pipeline.prepare import Prepared
 from stages.media.atomic import atomic_write_text
 from stages.store.cache_refs import record_refs
 from stages.outputs.manifest import VIDEO_TAG, manifest_tag, provenance, write_manifest
@@ -50,7 +50,7 @@ def publish_render(prepared: Prepared, manifest: dict[str, Any], shots: Sequence
 
 
 def _markdown_artifact(prepared: Prepared, manifest: dict[str, Any]) -> None:
-    from flows.progress import artifact_key
+    from flows.pipeline.progress import artifact_key
 
     try:
         from prefect.artifacts import create_markdown_artifact

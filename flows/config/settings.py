@@ -1,11 +1,16 @@
 """Render settings: the composed Hydra config as a plain, JSON-friendly dataclass.
 
-The CLI builds it from Hydra's config; a deployment run can build it from a dict. Nothing below
-flows/ sees Hydra or OmegaConf.
+The CLI builds it from Hydra's config (flows/config/compose.py); a deployment run can build it
+from a dict. Nothing below flows/ sees Hydra or OmegaConf.
+
+Defaults live in one place, conf/config.yaml: the CLI and deployments compose it through Hydra,
+and the dataclass's own defaults (for RenderSettings built in Python, as tests do) are read from
+the same file, so the two cannot drift (tests/test_settings_defaults.py checks it).
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,9 +22,32 @@ from stages.plan.profiles import NAME as PROFILE_NAME
 from stages.storyboard.schema import MAX_SIDE, MIN_SIDE
 from stages.storyboard.units import parse_resolution
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
 PROJECT_STORYBOARDS = PROJECT_ROOT / "storyboards"
+
+
+def _config_yaml() -> dict[str, Any]:
+    return yaml.safe_load((CONF_DIR / "config.yaml").read_text(encoding="utf-8")) or {}
+
+
+_CONFIG = _config_yaml()
+
+
+def _default(key: str) -> Any:
+    """The dataclass default for `key`: its value in conf/config.yaml."""
+    value = _CONFIG[key]
+    if isinstance(value, (dict, list)):
+        return field(default_factory=lambda: copy.deepcopy(value))
+    return field(default=value)
+
+
+def _group_default(group: str) -> str:
+    """The option conf/config.yaml's defaults list selects for a config group (engine: preview)."""
+    for entry in _CONFIG.get("defaults") or []:
+        if isinstance(entry, dict) and group in entry:
+            return entry[group]
+    raise KeyError(f"conf/config.yaml selects no default for group {group!r}")
 
 
 class ConfigInvalid(ValueError):
@@ -30,39 +58,43 @@ class ConfigInvalid(ValueError):
 class RenderSettings:
     storyboard: str
     cwd: str = "."  # relative paths (storyboard, output_dir, cache_dir) resolve from here
-    storyboards_dir: str | None = None
-    output_dir: str = "renders"
-    cache_dir: str | None = None
-    shots: list[str] | None = None
-    dry_run: bool = False
-    fps: int | None = None
-    resolution: str | None = None  # "WxH": overrides the storyboard's resolution
-    engine: dict[str, Any] = field(default_factory=lambda: {"name": "preview"})
+    # Every default below is conf/config.yaml's (see the comments there).
+    storyboards_dir: str | None = _default("storyboards_dir")
+    output_dir: str = _default("output_dir")
+    cache_dir: str | None = _default("cache_dir")
+    shots: list[str] | None = _default("shots")
+    dry_run: bool = _default("dry_run")
+    fps: int | None = _default("fps")
+    resolution: str | None = _default("resolution")  # "WxH": overrides the storyboard's
+    # The engine group's choice (conf/engine/<name>.yaml); the CLI passes the composed file.
+    engine: dict[str, Any] = field(default_factory=lambda: {"name": _group_default("engine")})
     # profile=NAME on the command line (stages.plan.profiles): replaces the storyboard's profiles.
-    profile: str | None = None
+    profile: str | None = _default("profile")
     # engine.options keys set on the command line: a profile's options never override them.
     engine_cli_options: list[str] = field(default_factory=list)
+    # The post and output groups' contents as the command line set them; empty: the storyboard's
+    # own `post:` / `output:` (validated against conf/post/ and the output defaults) apply.
     post: list[Any] = field(default_factory=list)
     post_override: bool = False
     output: dict[str, Any] = field(default_factory=dict)
-    workers: int = 2
-    retries: int = 2
-    retry_delay: float = 2.0
+    workers: int = _default("workers")
+    retries: int = _default("retries")
+    retry_delay: float = _default("retry_delay")
     # Under -m multirun, each job renders into renders/NAME/<variant>/ (its overrides), so jobs
     # that differ in engine or fps never overwrite each other.
     variant: str | None = None
-    # Shared storage for cache and outputs (conf/config.yaml `storage:`); see flows/storage.py.
-    storage: dict[str, Any] = field(default_factory=dict)
-    # Where storyboard images may come from (conf/config.yaml `images:`); see flows/safety.py.
-    images: dict[str, Any] = field(default_factory=dict)
-    disk_check: bool = True  # refuse to start a render the free disk space cannot hold
-    # What the manifest embedded in the videos may carry (conf/config.yaml `provenance:`).
-    provenance: dict[str, Any] = field(default_factory=dict)
-    progress: str = "auto"  # console progress: auto (live bars on a terminal) | bars | lines
-    # watch=true: render, then re-render on every save of the storyboard (flows/watch.py).
-    watch: bool = False
-    watch_interval: float = 0.5  # seconds between checks of the storyboard's modification time
-    watch_max_runs: int | None = None  # stop after this many renders (tests, benchmarks)
+    # Shared storage for cache and outputs (`storage:`); see flows/config/storage.py.
+    storage: dict[str, Any] = _default("storage")
+    # Where storyboard images may come from (`images:`); see flows/config/policies.py.
+    images: dict[str, Any] = _default("images")
+    disk_check: bool = _default("disk_check")  # refuse a render the free disk cannot hold
+    # What the manifest embedded in the videos may carry (`provenance:`).
+    provenance: dict[str, Any] = _default("provenance")
+    progress: str = _default("progress")  # console progress: auto | bars | lines
+    # watch=true: render, then re-render on every save of the storyboard (flows/pipeline/watch.py).
+    watch: bool = _default("watch")
+    watch_interval: float = _default("watch_interval")  # seconds between checks of the file
+    watch_max_runs: int | None = _default("watch_max_runs")  # stop after this many renders
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +120,9 @@ class RenderSettings:
         if not self.storyboard:
             problems.append("storyboard= is required, e.g. `python -m flows.render "
                             "storyboard=ep01`")
+        if not isinstance(self.output_dir, str) or not self.output_dir:
+            problems.append(f"output_dir={self.output_dir!r}: give a folder, e.g. "
+                            "output_dir=renders")
         if not isinstance(self.workers, int) or self.workers < 1:
             problems.append(f"workers={self.workers!r}: must be a whole number >= 1")
         if not isinstance(self.retries, int) or self.retries < 0:

@@ -8,89 +8,32 @@ and shows them three ways:
 - otherwise (logs, CI, a Prefect worker), a progress line after each finished segment and shot;
 - in the Prefect UI, a progress artifact updated at most once a second.
 
-It also carries the stop flag that Ctrl-C sets: the next engine step of a running segment raises
-RenderInterrupted, so the segment is discarded (its cache entry is never published) instead of
-holding the user for minutes.
+It checks the stop flag that Ctrl-C and SIGTERM set (flows/runtime/stop.py): the next engine step
+of a running segment raises RenderInterrupted, so the segment is discarded (its cache entry is
+never published) instead of holding the user for minutes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
-import signal
 import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from engine.base import ProgressFn
+from flows.runtime.stop import RenderInterrupted, stop_requested
 
 if TYPE_CHECKING:
-    from flows.prepare import Prepared
+    from flows.pipeline.prepare import Prepared
     from stages.plan.build import SegmentJob, ShotPlan
 
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "bars", "lines")
 ARTIFACT_INTERVAL_S = 1.0
-
-_stop = threading.Event()
-PREFECT_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
-
-
-class RenderInterrupted(Exception):
-    """Raised inside a running segment after Ctrl-C; the segment is discarded atomically."""
-
-
-def request_stop() -> None:
-    _stop.set()
-
-
-def stop_requested() -> bool:
-    return _stop.is_set()
-
-
-def clear_stop() -> None:
-    _stop.clear()
-
-
-def _on_sigint(signum, frame) -> None:
-    if _stop.is_set():  # the second Ctrl-C: the user will not wait for anything
-        sys.stderr.write("\nStopped at once; unfinished segments were not saved.\n")
-        sys.stderr.flush()
-        os._exit(130)
-    _stop.set()
-    sys.stderr.write("\nCtrl-C: stopping; segments being rendered are discarded, finished ones "
-                     "stay cached (Ctrl-C again quits at once)\n")
-    sys.stderr.flush()
-    # The stopped tasks and the flow now fail on purpose; Prefect would log each with its
-    # traceback. The user asked for the stop: the CLI's one message says what happened.
-    for name in PREFECT_RUN_LOGGERS:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def stop_on_sigint() -> Iterator[None]:
-    """Ctrl-C sets the stop flag before the KeyboardInterrupt unwinds the flow, so the segments
-    still running stop at their next step instead of finishing. Only the main thread can
-    install signal handlers; elsewhere (a render run from a thread) this does nothing."""
-    clear_stop()
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, _on_sigint)
-    levels = {name: logging.getLogger(name).level for name in PREFECT_RUN_LOGGERS}
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
-        clear_stop()
-
 
 def _clock(seconds: float | None) -> str:
     if seconds is None:
@@ -162,7 +105,7 @@ class RenderProgress:
         label = job.label
 
         def progress(done: int, total: int) -> None:
-            if _stop.is_set():
+            if stop_requested():
                 raise RenderInterrupted(f"segment {label} stopped by Ctrl-C; it was not saved")
             if total <= 0:
                 return
@@ -195,7 +138,7 @@ class RenderProgress:
         """The post chain's callback (frames written); stops the shot after Ctrl-C."""
 
         def progress(done: int, total: int) -> None:
-            if _stop.is_set():
+            if stop_requested():
                 raise RenderInterrupted(f"shot {shot.id} stopped by Ctrl-C; it was not saved")
             with self._lock:
                 if self.first_work is None:

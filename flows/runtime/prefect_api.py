@@ -9,7 +9,7 @@ DEFAULT_STARTUP_TIMEOUT_S) and a retry; when it truly cannot start it raises Pre
 naming the cause and the fix. The server's own stderr (uvicorn/SQLAlchemy noise when it shuts
 down at exit) goes to a log file under PREFECT_HOME instead of the console, unless
 REELFORGE_DEBUG=1. (`python -m flows.render` first tries the machine's shared API,
-flows/local_api.py; this is the path with REELFORGE_SHARED_API=0, for series and in-process
+flows/runtime/local_api.py; this is the path with REELFORGE_SHARED_API=0, for series and in-process
 renders.)
 """
 
@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from flows.hydra_cli import Terminated, debug_enabled, stop_on_sigterm
+from flows.runtime.hydra_cli import Terminated, debug_enabled, stop_on_sigterm
 
 DEFAULT_STARTUP_TIMEOUT_S = 120  # Prefect's own default is 20 s
 PREFECT_DEFAULT_TIMEOUT_S = 20

@@ -13,16 +13,16 @@ from typing import TextIO
 
 from engine.base import Engine
 from engine.registry import UnknownEngineError, engine_spec
-from flows.engines import (
-    build_engines,
-    check_engine_params,
-    check_profiles_ready,
-    profile_choice,
-    with_profile_options,
-)
-from flows.safety import image_policy, render_folder
-from flows.settings import ConfigInvalid, RenderSettings, find_storyboard, post_presets
-from flows.storage import open_storage
+from flows.config.engines import (
+                                  build_engines,
+                                  check_engine_params,
+                                  check_profiles_ready,
+                                  profile_choice,
+                                  with_profile_options,
+                                  )
+from flows.config.policies import image_policy, render_folder
+from flows.config.settings import ConfigInvalid, RenderSettings, find_storyboard, post_presets
+from flows.config.storage import open_storage
 from stages.store.cache import CacheStore
 from stages.store.output_paths import RenderFiles, render_files, subset_label
 from stages.plan.build import RenderPlan, build_plan
@@ -38,7 +38,7 @@ class Prepared:
     engine: Engine
     store: CacheStore
     out_dir: Path
-    fallback: Engine | None = None  # renders segments the engine cannot (flows.engines)
+    fallback: Engine | None = None  # renders segments the engine cannot (flows.config.engines)
     fallback_params: dict = field(default_factory=dict)
 
     @property

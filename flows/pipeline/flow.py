@@ -16,17 +16,17 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import progress as live
-from flows.compose import compose_settings
-from flows.hydra_cli import Terminated
-from flows.prefect_api import cancel_on_sigterm, ensure_api, quiet_console_tracebacks
-from engine.base import EngineLoadError
-from flows.prepare import Prepared, engine_name, prepare
-from flows.report import publish_render, storyboard_text
-from flows.safety import check_disk_space
-from flows.segment_guard import segment_guard
-from flows.settings import RenderSettings
-from flows.storage import upload_outputs
+from flows.pipeline import progress as live
+from flows.config.compose import compose_settings
+from flows.runtime.hydra_cli import Terminated
+from flows.runtime.prefect_api import cancel_on_sigterm, ensure_api, quiet_console_tracebacks
+from engine.base import EngineLoadError, is_out_of_memory
+from flows.pipeline.prepare import Prepared, engine_name, prepare
+from flows.pipeline.report import publish_render, storyboard_text
+from flows.pipeline.preflight import check_disk_space
+from flows.pipeline.segment_guard import segment_guard
+from flows.config.settings import RenderSettings
+from flows.config.storage import upload_outputs
 from stages.render.assemble import EpisodeResult, assemble_episode
 from stages.outputs.manifest import build_manifest
 from stages.plan.build import SegmentJob, ShotPlan
@@ -47,7 +47,7 @@ def is_transient(exc: BaseException) -> bool:
         return False  # a full disk stays full: fail now, with the message, instead of retrying
     if isinstance(exc, (OSError, MemoryError, TimeoutError, ConnectionError)):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    return is_out_of_memory(exc)  # engine.base knows every library's out-of-memory error
 
 
 def _retry_condition(task_obj, task_run, state) -> bool:
@@ -132,12 +132,12 @@ def _failure(future, what: str) -> str | None:
 
 
 @flow(name="render", validate_parameters=False, log_prints=False)
-@cancel_on_sigterm  # SIGTERM: a clean stop, the run ends Cancelled (flows/prefect_api.py)
+@cancel_on_sigterm  # SIGTERM: a clean stop, the run ends Cancelled (flows/runtime/prefect_api.py)
 def render_flow(settings: dict[str, Any] | None = None, storyboard: str | None = None,
                 overrides: list[str] | None = None, cwd: str | None = None) -> dict[str, Any]:
     """Render a storyboard; returns the manifest. The CLI passes `settings`
     (RenderSettings.to_dict()); a deployment run passes `storyboard` and a list of Hydra
-    `overrides`, composed here exactly as the CLI would compose them (flows/compose.py)."""
+    `overrides`, composed here exactly as the CLI would compose them (flows/config/compose.py)."""
     started = time.perf_counter()
     chosen = (RenderSettings.from_dict(settings) if settings is not None
               else compose_settings(storyboard, overrides, cwd))

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from flows.prepare import prepare
-from flows.settings import RenderSettings, find_storyboard
+from flows.pipeline.prepare import prepare
+from flows.config.settings import RenderSettings, find_storyboard
 
 EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143  # SIGTERM (flows/hydra_cli.py)
+EXIT_TERMINATED = 143  # SIGTERM (flows/runtime/hydra_cli.py)
 
 Stamp = tuple[tuple[str, int, int], ...]
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flows.settings import ConfigInvalid
+from flows.config.settings import ConfigInvalid
 from stages.media.atomic import atomic_path, atomic_write_bytes
 from stages.store.cache import CacheStore
 from stages.plan.keys import content_key
@@ -112,7 +112,7 @@ def _copy_to(target_dir: str, files: EpisodeFiles) -> None:
              (files.contact_sheet, f"{files.episode}_contact_sheet.png")]
     manifest_name = f"{files.episode}_manifest.json"
     manifest = portable_manifest(files.manifest)
-    from flows.storage import filesystem, is_remote
+    from flows.config.storage import filesystem, is_remote
 
     if is_remote(target_dir):
         fs = filesystem(target_dir)

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from engine.base import Engine
 from engine.registry import UnknownEngineError, get_engine
-from flows.settings import CONF_DIR, ConfigInvalid
+from flows.config.settings import CONF_DIR, ConfigInvalid
 from stages.plan.profiles import (
     Profile,
     ProfileChoice,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from flows.settings import ConfigInvalid, RenderSettings
+from flows.config.settings import ConfigInvalid, RenderSettings
 from stages.media.atomic import atomic_dir
 from stages.store.cache import META, CacheEntry, CacheStore
 from stages.store.lock import FileLock

@@ -2,11 +2,11 @@
 
 Without PREFECT_API_URL, Prefect starts a temporary API server inside every process (5-9 s on an
 idle 2-core machine, far more when it is busy), and concurrent renders each start their own. Here
-the first render starts one server in the background (`python -m flows.local_api serve`), records
-it in `$PREFECT_HOME/reelforge-api.json`, and later and concurrent renders use it: a cached rerun
-then skips the server start. The server stops itself after REELFORGE_SHARED_API_IDLE_S seconds
-(default 900) without requests and without a render attached: each render holds a shared lock on
-`$PREFECT_HOME/reelforge-api.users` while it runs, so a long segment never loses its API.
+the first render starts one server in the background (`python -m flows.runtime.local_api serve`),
+records it in `$PREFECT_HOME/reelforge-api.json`, and later and concurrent renders use it: a cached
+rerun then skips the server start. The server stops itself after REELFORGE_SHARED_API_IDLE_S
+seconds (default 900) without requests and without a render attached: each render holds a shared
+lock on `$PREFECT_HOME/reelforge-api.users` while it runs, so a long segment never loses its API.
 
 Opt out with REELFORGE_SHARED_API=0 (each render then starts Prefect's own temporary server, as
 Prefect does by default); a PREFECT_API_URL you set always wins. The server's output goes to
@@ -83,17 +83,17 @@ def _spawn(home: Path, port: int) -> subprocess.Popen:
     idle = os.environ.get(IDLE_ENV, str(DEFAULT_IDLE_S))
     with open(home / "reelforge-api.log", "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "flows.local_api", "serve", str(port), idle],
+            [sys.executable, "-m", "flows.runtime.local_api", "serve", str(port), idle],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             env=dict(os.environ, PYTHONPATH=os.pathsep.join(
-                [str(Path(__file__).resolve().parents[1])]
+                [str(Path(__file__).resolve().parents[2])]
                 + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))))
 
 
 def attach(report: Callable[[str], None] | None = None) -> str | None:
     """Point this process at the machine's shared API (PREFECT_API_URL), starting it if none
     runs; returns its URL, or None when sharing is off. Call before prefect is imported.
-    Raises flows.prefect_api.PrefectUnavailable when it cannot start."""
+    Raises flows.runtime.prefect_api.PrefectUnavailable when it cannot start."""
     global _users_fd
     if not enabled():
         return None
@@ -131,7 +131,7 @@ def attach(report: Callable[[str], None] | None = None) -> str | None:
             if attempt < ATTEMPTS:
                 report(f"warning: the shared Prefect API did not start ({cause}); trying again "
                        f"(attempt {attempt + 1} of {ATTEMPTS})")
-    from flows.prefect_api import PrefectUnavailable
+    from flows.runtime.prefect_api import PrefectUnavailable
 
     raise PrefectUnavailable(f"{cause} (tried {ATTEMPTS} times; its log: "
                              f"{home / 'reelforge-api.log'}; REELFORGE_SHARED_API=0 starts a "
@@ -195,6 +195,6 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "serve":
         serve(int(sys.argv[2]), float(sys.argv[3]))
     else:
-        print("usage: python -m flows.local_api serve PORT IDLE_SECONDS (renders start it "
+        print("usage: python -m flows.runtime.local_api serve PORT IDLE_SECONDS (renders start it "
               "themselves)", file=sys.stderr)
         sys.exit(2)

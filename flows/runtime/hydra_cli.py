@@ -24,6 +24,8 @@ import threading
 import traceback
 from typing import Callable, Iterator
 
+from flows.runtime.stop import PREFECT_RUN_LOGGERS, request_stop  # the flag running segments check
+
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it (128 + SIGINT)
 EXIT_TERMINATED = 143  # SIGTERM (128 + 15)
@@ -31,7 +33,6 @@ EXIT_TERMINATED = 143  # SIGTERM (128 + 15)
 DEBUG_ENV = "REELFORGE_DEBUG"
 DEBUG_FLAG = "--debug"
 DEBUG_HINT = f"(`{DEBUG_FLAG}` or {DEBUG_ENV}=1 prints the traceback)"
-PREFECT_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 
 
 class Terminated(BaseException):
@@ -127,8 +128,6 @@ _terminating = threading.Event()
 
 
 def _on_sigterm(signum, frame) -> None:
-    from flows.progress import request_stop  # the flag running segments check at every step
-
     if _terminating.is_set():  # a second SIGTERM: stop now
         sys.stderr.write("\nSIGTERM again: stopped at once; unfinished segments were not saved.\n")
         sys.stderr.flush()

@@ -1,0 +1,103 @@
+"""What a series run reports: a result row per episode, the console summary and the Prefect
+markdown artifact `series-NAME` (a row per episode with its contact sheet inline).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flows.deploy.series_plan import SeriesPlan
+
+
+@dataclass
+class EpisodeResult:
+    episode: str
+    status: str  # rendered | cached | failed
+    seconds: float = 0.0
+    segments_rendered: int = 0
+    segments_cached: int = 0
+    duration_s: float = 0.0
+    video: str | None = None
+    contact_sheet: str | None = None
+    flow_run_id: str | None = None
+    publish: str = "off"
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        out.update(self.extra)
+        return out
+
+
+
+def summarize(plan: SeriesPlan, results: list[EpisodeResult], seconds: float) -> dict[str, Any]:
+    count = {s: sum(r.status == s for r in results) for s in ("rendered", "cached", "failed")}
+    return {"series": plan.name, "episodes": [r.as_dict() for r in results], **count,
+            "wall_s": round(seconds, 3),
+            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    lines = [f"Series {summary['series']}: {len(summary['episodes'])} episodes in "
+             f"{summary['wall_s']:.1f}s: {summary['rendered']} rendered, {summary['cached']} "
+             f"cached, {summary['failed']} failed"]
+    for row in summary["episodes"]:
+        if row["status"] == "failed":
+            lines.append(f"  {row['episode']:<14} failed    {row['error']}")
+        else:
+            publish = "" if row["publish"] == "off" else f"  ({row['publish']})"
+            lines.append(f"  {row['episode']:<14} {row['status']:<9} segments "
+                         f"{row['segments_rendered']} rendered, {row['segments_cached']} cached"
+                         f"  {row['video']}{publish}")
+    return lines
+
+
+def _thumbnail_uri(path: str | None, width: int = 480) -> str | None:
+    """The contact sheet as a small inline JPEG, so the artifact shows it without file access."""
+    if not path or not Path(path).is_file():
+        return None
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        if img.width > width:
+            img = img.resize((width, max(1, round(img.height * width / img.width))))
+        buffer = io.BytesIO()
+        img.save(buffer, format="JPEG", quality=70)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def artifact_markdown(summary: dict[str, Any]) -> str:
+    lines = [f"# Series {summary['series']}", "",
+             f"{len(summary['episodes'])} episodes: **{summary['rendered']} rendered, "
+             f"{summary['cached']} cached, {summary['failed']} failed** in "
+             f"{summary['wall_s']:.1f} s (finished {summary['finished']})", "",
+             "| episode | status | segments rendered / cached | length | video | publish | "
+             "contact sheet |",
+             "|---|---|---|---|---|---|---|"]
+    for row in summary["episodes"]:
+        if row["status"] == "failed":
+            lines.append(f"| {_cell(row['episode'])} | **failed** | | | | {row['publish']} | "
+                         f"{_cell(row['error'])} |")
+            continue
+        uri = _thumbnail_uri(row["contact_sheet"])
+        sheet = f"![{row['episode']}]({uri})" if uri else _cell(row["contact_sheet"])
+        lines.append(f"| {_cell(row['episode'])} | {row['status']} | "
+                     f"{row['segments_rendered']} / {row['segments_cached']} | "
+                     f"{row['duration_s']:.1f} s | `{_cell(row['video'])}` | {row['publish']} | "
+                     f"{sheet} |")
+    return "\n".join(lines) + "\n"
+
+
+def artifact_key(series: str) -> str:
+    return "series-" + "".join(c if c.isalnum() else "-" for c in series.lower())
