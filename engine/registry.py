@@ -13,12 +13,12 @@ A plugin or a test adds its own:
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
 from .base import Engine, EngineSpec
+from .suggest import did_you_mean
 
 __all__ = [
     "EngineEntry",
@@ -47,8 +47,7 @@ class UnknownEngineError(KeyError):
     def __init__(self, name: str, known: list[str]) -> None:
         self.name = name
         self.known = list(known)
-        close = difflib.get_close_matches(str(name), self.known, n=3, cutoff=0.5)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, self.known, sentence=True, n=3, cutoff=0.5)
         self.message = (
             f"unknown engine {name!r}.{hint} Known engines: {', '.join(self.known) or '(none)'}"
         )

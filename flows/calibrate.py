@@ -24,10 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from engine.base import GenerationRequest
 from engine.diffusers.engine import DiffusersEngine
-from engine.diffusers.step_cache import write_calibration
+from engine.diffusers.step_cache import calibration_document
 from flows.config.engines import construct
 from flows.runtime.hydra_cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, hydra_exit_code
 from flows.config.settings import ConfigInvalid
+from stages.media.atomic import atomic_write_json
 from stages.storyboard.units import parse_resolution
 
 _exit_codes: list[int] = []
@@ -101,8 +102,10 @@ def run(data: dict[str, Any], cwd: Path) -> int:
         return EXIT_FAILED
     target = Path(str(data["out"])) if data.get("out") else engine.calibration_path()
     target = target if target.is_absolute() else cwd / target
-    write_calibration(target, engine.spec.name, engine.source.name,
-                      engine.options.revision or engine.source.revision, steps, ratios)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(target, calibration_document(
+        target, engine.spec.name, engine.source.name,
+        engine.options.revision or engine.source.revision, steps, ratios))
     split = " + ".join(str(len(r)) for r in ratios)
     print(f"Wrote {steps}-step ratios ({split} steps per expert) in "
           f"{time.perf_counter() - started:.1f}s to {target}\n"

@@ -266,3 +266,28 @@ def test_v2v_loads_the_t2v_folder_the_readme_recommends(models):
     source = np.stack([image(i) for i in range(9)])
     frames = v2v.generate(request(source_video=source, params={"steps": 2, "denoise": 0.5}))
     assert frames.shape == (9, 64, 64, 3)
+
+
+def test_each_family_module_registers_its_engines_and_each_engine_has_its_config():
+    """A diffusers family is one module in engine/diffusers/families/ (found by a scan, no list
+    to edit) and one conf/engine/<name>.yaml per engine that inherits the shared options."""
+    import pkgutil
+    from pathlib import Path
+
+    import yaml
+
+    from engine.diffusers import families
+    from engine.registry import available_engines, engine_spec
+
+    declared = [info.name for info in pkgutil.iter_modules(families.__path__)
+                if hasattr(__import__(f"{families.__name__}.{info.name}", fromlist=["x"]),
+                           "ENGINES")]
+    assert sorted(f.__name__.rsplit(".", 1)[1] for f in families.FAMILIES) == sorted(declared)
+    conf = Path(__file__).resolve().parents[1] / "conf" / "engine"
+    for family in families.FAMILIES:
+        for cls in family.ENGINES:
+            name = cls.spec.name
+            assert name in available_engines() and engine_spec(name) is cls.spec
+            config = yaml.safe_load((conf / f"{name}.yaml").read_text())
+            assert config["name"] == name
+            assert "_shared/diffusers@_here_" in config["defaults"], name

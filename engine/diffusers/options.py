@@ -8,7 +8,6 @@ rejected here, before anything loads, with the key, the value and what would be 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -16,6 +15,7 @@ from typing import Any, Mapping
 # where the options it reports on live.
 from ..base import EngineConfigError  # noqa: F401
 from .parallel.config import check_options, parse
+from ..suggest import did_you_mean
 
 OFFLOAD = ("none", "model", "sequential", "group", "auto")
 # mag_calibrate: MagCache's calibration mode (nothing skipped, ratios recorded): flows.calibrate.
@@ -104,8 +104,7 @@ class DiffusersOptions:
             elif key in extra_keys:
                 extra[key] = value
             else:
-                close = difflib.get_close_matches(key, known + list(extra_keys), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(key, known + list(extra_keys))
                 raise EngineConfigError(
                     f"engine.options.{key}: unknown option for engine {engine!r}{hint} "
                     f"(options: {', '.join(known + list(extra_keys))})")

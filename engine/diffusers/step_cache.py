@@ -159,9 +159,10 @@ def read_calibration(path: Path) -> dict[str, list[list[float]]]:
     return {str(k): v for k, v in tables.items()}
 
 
-def write_calibration(path: Path, engine: str, model: str, revision: str, steps: int,
-                      ratios: list[list[float]]) -> Path:
-    """Add (or replace) the table for `steps` in the calibration file, atomically."""
+def calibration_document(path: Path, engine: str, model: str, revision: str, steps: int,
+                         ratios: list[list[float]]) -> dict[str, Any]:
+    """The calibration file's content with the table for `steps` added (or replaced) to what
+    `path` holds; the caller writes it (atomically: stages.media.atomic owns temp names)."""
     tables: dict[str, Any] = {}
     if path.is_file():
         try:
@@ -169,13 +170,8 @@ def write_calibration(path: Path, engine: str, model: str, revision: str, steps:
         except EngineConfigError:
             tables = {}  # a damaged file is rewritten, not merged
     tables[str(steps)] = ratios
-    path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"format": FORMAT, "engine": engine, "model": model, "revision": revision,
+    return {"format": FORMAT, "engine": engine, "model": model, "revision": revision,
             "tables": dict(sorted(tables.items(), key=lambda kv: int(kv[0])))}
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(json.dumps(body, indent=1))
-    os.replace(temp, path)
-    return path
 
 
 def ratios_for(tables: dict[str, list[list[float]]], steps: int) -> list[list[float]]:

@@ -11,13 +11,13 @@ the same file, so the two cannot drift (tests/test_settings_defaults.py checks i
 from __future__ import annotations
 
 import copy
-import difflib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from engine.suggest import did_you_mean
 from stages.plan.profiles import NAME as PROFILE_NAME
 from stages.storyboard.schema import MAX_SIDE, MIN_SIDE
 from stages.storyboard.units import parse_resolution
@@ -197,8 +197,7 @@ def find_storyboard(settings: RenderSettings) -> Path:
             if candidate.is_file():
                 return candidate
     known = sorted({n for folder in folders for n in storyboard_names(folder)})
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, known, sentence=True)
     looked = ", ".join(str(f) for f in dict.fromkeys(folders))
     raise ConfigInvalid(f"storyboard={name}: no {name}.yaml in {looked}.{hint} "
                         f"Known storyboards: {', '.join(known) or 'none'}")

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MODES = ("auto", "bars", "lines")
 ARTIFACT_INTERVAL_S = 1.0
 
 def _clock(seconds: float | None) -> str:

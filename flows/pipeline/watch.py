@@ -15,9 +15,8 @@ from typing import Callable
 
 from flows.pipeline.prepare import prepare
 from flows.config.settings import RenderSettings, find_storyboard
+from flows.runtime.hydra_cli import EXIT_INTERRUPTED, EXIT_TERMINATED
 
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143  # SIGTERM (flows/runtime/hydra_cli.py)
 
 Stamp = tuple[tuple[str, int, int], ...]
 

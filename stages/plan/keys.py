@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only: the plan's modules import this one
+    from stages.plan.model import RenderPlan
 
 # Bump when the meaning of a key's inputs changes (new fields, different rounding).
 KEY_SCHEMA = 1
@@ -42,3 +45,14 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def deliverable_key(plan: "RenderPlan", what: str, inner_key: str) -> str:
+    """The key of an encoded deliverable (H.264/H.265 shot or episode video) of `inner_key`."""
+    return content_key("deliverable", {"what": what, "inner": inner_key,
+                                       "output": plan.output.model_dump(), "fps": plan.output_fps})
+
+
+def deliverable_keys(plan: "RenderPlan") -> list[str]:
+    """Cache keys of the shot deliverables the plan's episode uses (for cache maintenance)."""
+    return [deliverable_key(plan, "shot", shot.key) for shot in plan.included()]

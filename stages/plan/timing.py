@@ -84,3 +84,10 @@ def _spacing(starts: list[float]) -> str:
     if len(starts) < 2:
         return "one segment"
     return f"{starts[1] - starts[0]:.2f}s"
+
+
+def resampled_count(frames: int, src_fps: float, dst_fps: float) -> int:
+    """How many frames `frames` at `src_fps` become at `dst_fps` (nearest-frame resampling)."""
+    if frames <= 0 or math.isclose(src_fps, dst_fps):
+        return frames
+    return math.floor((frames - 1) * dst_fps / src_fps + 1e-9) + 1

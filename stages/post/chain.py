@@ -22,7 +22,6 @@ them before anything runs (`chain_frames_out`, `chain_fps`, `chain_size`).
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -30,6 +29,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from engine.suggest import did_you_mean
 from stages.plan.keys import file_sha256
 from stages.post.registry import STAGES, StageDef, load_builtin_stages, register, unregister
 from stages.post.stream import PostFrame, as_post_frames, images
@@ -67,8 +67,7 @@ class PostStep:
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return did_you_mean(name, known)
 
 
 class PostChainError(ValueError):

@@ -20,7 +20,8 @@ from stages.media.atomic import atomic_path
 from stages.store.cache import CacheStore, explain_write_error
 from stages.outputs.contact_sheet import contact_sheet
 from stages.storyboard.image_refs import unchanged
-from stages.plan.keys import content_key
+from stages.plan.keys import deliverable_key
+from stages.plan.timing import resampled_count
 from stages.store.output_paths import render_files
 from stages.plan.build import RenderPlan, ShotPlan
 from stages.render.steps import ShotResult
@@ -32,12 +33,6 @@ from stages.media.video_io import VideoWriter, read_frames
 
 EPISODE = "episode.mp4"
 SHOT = "shot.mp4"
-
-
-def resampled_count(frames: int, src_fps: float, dst_fps: float) -> int:
-    if frames <= 0 or math.isclose(src_fps, dst_fps):
-        return frames
-    return math.floor((frames - 1) * dst_fps / src_fps + 1e-9) + 1
 
 
 def resample(frames: Iterable[np.ndarray], src_fps: float, dst_fps: float) -> Iterator[np.ndarray]:
@@ -118,19 +113,9 @@ def _encode(path: Path, frames: Iterable[np.ndarray], plan: RenderPlan, title: s
     return writer.frames_written
 
 
-def _deliverable_key(plan: RenderPlan, what: str, inner_key: str) -> str:
-    return content_key("deliverable", {"what": what, "inner": inner_key,
-                                       "output": plan.output.model_dump(), "fps": plan.output_fps})
-
-
-def deliverable_keys(plan: RenderPlan) -> list[str]:
-    """Cache keys of the shot deliverables the plan's episode uses (for cache maintenance)."""
-    return [_deliverable_key(plan, "shot", shot.key) for shot in plan.included()]
-
-
 def encode_shot(plan: RenderPlan, shot: ShotResult, store: CacheStore) -> Path:
     """The shot's H.264/H.265 deliverable, encoded once per content key."""
-    key = _deliverable_key(plan, "shot", shot.key)
+    key = deliverable_key(plan, "shot", shot.key)
     entry = store.get("deliverable", key)
     if entry is None:
         with store.put("deliverable", key, {"shot": shot.id}) as tmp:

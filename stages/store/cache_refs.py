@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from stages.render.assemble import deliverable_keys
+from stages.plan.keys import deliverable_keys
 from stages.media.atomic import atomic_write_json
 from stages.plan.build import RenderPlan
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stages.render.assemble import resampled_count
+from stages.plan.timing import resampled_count
 from stages.store.cache import CacheStore
 from stages.plan.build import RenderPlan
 

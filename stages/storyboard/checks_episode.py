@@ -3,10 +3,10 @@ transitions, render profiles, what the post chain makes of the frames, and the s
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any, Sequence
 
+from engine.suggest import did_you_mean
 from stages.plan.keys import file_sha256
 from stages.plan.profiles import ProfileChoice
 from stages.post.chain import chain_fps, chain_size
@@ -121,8 +121,7 @@ def check_profiles(checker: Checker, model: Storyboard, choice: ProfileChoice) -
     engine = checker.engine.name
 
     def unknown(name: str) -> str:
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, known)
         return (f"unknown profile {name!r} for engine {engine!r}{hint} (its profiles: "
                 f"{', '.join(known) or 'none'}; they are defined in conf/engine/{engine}.yaml "
                 f"under profiles:)")

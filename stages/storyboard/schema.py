@@ -413,7 +413,3 @@ class Storyboard(_Model):
                     f"{width}x{height} is out of range; each side must be {MIN_SIDE}..{MAX_SIDE}"
                 )
         return value
-
-
-def field_names(model: type[BaseModel]) -> list[str]:
-    return list(model.model_fields)

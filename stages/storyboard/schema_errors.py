@@ -3,11 +3,11 @@ bad value, what would be valid, "did you mean"), and the keys a storyboard may n
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ValidationError
 
+from engine.suggest import did_you_mean
 from stages.storyboard.problems import Problem
 from stages.storyboard.schema import (
     Audio,
@@ -74,8 +74,7 @@ def _message(error: Mapping[str, Any], path: KeyPath, data: Any) -> str:
         key = path[-1] if path else "?"
         model = _model_at(path[:-1], data)
         allowed = list(model.model_fields) if model else []
-        close = difflib.get_close_matches(str(key), allowed, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(key, allowed)
         known = f" (allowed: {', '.join(allowed)})" if allowed else ""
         return f"unknown key {key!r}{hint}{known}"
     if kind == "missing":

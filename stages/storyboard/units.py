@@ -33,10 +33,6 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
-def format_seconds(seconds: float) -> str:
-    return f"{seconds:g}s"
-
-
 def parse_resolution(value: object) -> tuple[int, int]:
     """'832x480' -> (832, 480) as (width, height)."""
     if isinstance(value, str):

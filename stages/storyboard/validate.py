@@ -11,7 +11,6 @@ checks_episode (transitions, profiles, post chain, soundtrack). What a shot inhe
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -20,6 +19,7 @@ from pydantic import ValidationError
 
 from engine.base import EngineSpec
 from engine.registry import available_engines
+from engine.suggest import did_you_mean
 from stages.plan.profiles import ProfileChoice
 from stages.post.chain import PostStep, chain_warnings, resolve_post_chain
 from stages.render.audio import AudioTrack
@@ -175,8 +175,7 @@ def validate_storyboard(
                                      f"{round(width / multiple) * multiple}x"
                                      f"{round(height / multiple) * multiple}")
     if model.fallback is not None and model.fallback not in available_engines():
-        close = difflib.get_close_matches(model.fallback, available_engines(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(model.fallback, available_engines())
         checker.add(("fallback",), f"unknown engine {model.fallback!r}{hint} (engines: "
                                    f"{', '.join(available_engines())})")
     seen: dict[str, int] = {}
@@ -234,8 +233,7 @@ def validate_storyboard(
     if options.shots:
         unknown = [s for s in options.shots if s not in seen]
         for shot_id in unknown:
-            close = difflib.get_close_matches(shot_id, list(seen), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(shot_id, seen)
             checker.problems.append(Problem("command line", "shots", f"no shot {shot_id!r} in "
                                             f"{path.name}{hint} (shots: {', '.join(seen)})"))
         wanted = set(options.shots)

@@ -4,11 +4,12 @@ processes around them, is engine.diffusers.parallel; applying them to a model, i
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ...base import EngineConfigError, EngineError
+from ...suggest import did_you_mean
+
 
 class ParallelError(EngineError):
     """The ranks cannot (or can no longer) work together; retrying does not help."""
@@ -57,8 +58,7 @@ def parse(value: Any, engine: str) -> ParallelConfig | None:
                                 f"{{ulysses: 4}} or {{ulysses: 2, ring: 2}} (null: off)")
     for key in value:
         if key not in KEYS:
-            close = difflib.get_close_matches(str(key), KEYS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, KEYS)
             raise EngineConfigError(f"engine.options.parallel.{key}: unknown key for engine "
                                     f"{engine!r}{hint} (keys: {', '.join(KEYS)})")
     degrees = {}
