@@ -52,7 +52,9 @@ class EngineSpec:
     default_resolution: tuple[int, int] = (832, 480)
     # Longest segment one call can produce; longer shots are split into chained segments.
     max_frames: int = 81
-    # "t2v" (text only), "i2v" (start image), "flf2v" (start and end image).
+    # "t2v" (text only), "i2v" (start image), "flf2v" (start and end image); "t2i": the engine
+    # also makes stills (Engine.generate_image: generated keyframes); an engine whose modes are
+    # only {"t2i"} is an image engine (SDXL, FLUX, ...).
     modes: frozenset[str] = frozenset({"t2v", "i2v", "flf2v"})
     # True when the request's shot_id / segment_index change the pixels (the preview draws them
     # on its scene card), so content keys must include them.
@@ -80,6 +82,18 @@ class EngineSpec:
     # True when one generation can run over several GPUs (`engine.options.parallel`: the
     # denoiser has diffusers' context-parallel plan; Wan and LTX transformers).
     context_parallel: bool = False
+    # How many cast reference images one request may carry (GenerationRequest.reference_images,
+    # ImageRequest.reference_images: VACE's reference_images, IP-Adapter for stills); 0: the
+    # engine cannot use references (validation warns, naming the engines that can).
+    max_references: int = 0
+
+    @property
+    def makes_video(self) -> bool:
+        return bool(self.modes - {"t2i"})
+
+    @property
+    def makes_images(self) -> bool:
+        return "t2i" in self.modes
 
 
 @dataclass(frozen=True)
@@ -167,6 +181,9 @@ class GenerationRequest:
     # How many final latent frames the engine should return with the frames (see
     # Engine.generate_with_latents); 0: none needed.
     keep_latents: int = 0
+    # Cast references (storyboard `cast:`): uint8 RGB (H, W, 3) images of any size, at most
+    # spec.max_references; identity conditioning (VACE reference_images), never frames to show.
+    reference_images: Sequence[np.ndarray] = ()
 
     @property
     def mode(self) -> str:
@@ -179,6 +196,23 @@ class GenerationRequest:
         if self.start_image is not None or self.end_image is not None:
             return "i2v"
         return "t2v"
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """One still to generate: a shot's generated start or end keyframe (storyboard
+    `image: {generate: ...}`). Returned as uint8 RGB (height, width, 3)."""
+
+    prompt: str
+    width: int
+    height: int
+    seed: int
+    negative: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    # Cast references (IP-Adapter where the engine supports it), as GenerationRequest's.
+    reference_images: Sequence[np.ndarray] = ()
+    # A label for engines that draw one (the preview's card), e.g. "s02 keyframe".
+    label: str = ""
 
 
 class Engine(abc.ABC):
@@ -209,6 +243,13 @@ class Engine(abc.ABC):
         segment's `context_latents`), or None where the engine has no latents to hand over.
         Default: `generate`, no latents."""
         return self.generate(request, progress), None
+
+    def generate_image(self, request: ImageRequest, progress: ProgressFn | None = None
+                       ) -> np.ndarray:
+        """One still, uint8 RGB (request.height, request.width, 3), for engines whose
+        spec.modes contain "t2i". Default: this engine makes no stills."""
+        raise EngineError(f"engine {self.spec.name!r} cannot generate images (no t2i mode); "
+                          "use an image engine such as sdxl or flux for keyframes")
 
     def check_params(self, params: Mapping[str, Any]) -> list[str]:
         """Problems with the engine config's `params` for this engine, each "key=value: why",
