@@ -49,7 +49,7 @@ def _validator_name(schema) -> str:
 class StoryboardSchema(GenerateJsonSchema):
     """Describes values as the user writes them where a validator parses them first: the
     validators are recognised by name (`_duration`, `_time`, `_resolution`, `_valid_id`,
-    `_from_name`); tests/test_schema.py notices when one is renamed."""
+    `_from_name`); tests/flows/test_schema.py notices when one is renamed."""
 
     def function_before_schema(self, schema) -> dict[str, Any]:
         name = _validator_name(schema)

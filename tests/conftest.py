@@ -1,4 +1,6 @@
-"""Shared test set-up: one thread per library, Prefect isolated in a temp dir, tiny media."""
+"""Shared test set-up: one thread per library, Prefect isolated in a temp dir, the Prefect harness
+fixture, and the `slow` marker on integration tests. Fixtures and hooks only: helpers live in
+tests/helpers/."""
 
 from __future__ import annotations
 
@@ -18,9 +20,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("REELFORGE_SHARED_API", "0")
 
 import cv2  # noqa: E402
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
 
 cv2.setNumThreads(1)
 
@@ -34,11 +34,11 @@ def prefect_harness():
         yield
 
 
-def write_png(path: Path, width: int, height: int, seed: int = 0) -> Path:
-    """A small textured image (so optical flow and chaining have something to track)."""
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 255, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
-    img = cv2.resize(base, (width, height), interpolation=cv2.INTER_LINEAR)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(img).save(path)
-    return path
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items):
+    """`slow`: every test under tests/integration/, and every test anywhere that starts Prefect
+    (uses the prefect_harness fixture), so `-m "not slow"` is the quick unit run."""
+    integration = Path(__file__).resolve().parent / "integration"
+    for item in items:
+        if "prefect_harness" in item.fixturenames or integration in Path(item.path).parents:
+            item.add_marker(pytest.mark.slow)

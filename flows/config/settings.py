@@ -5,7 +5,7 @@ from a dict. Nothing below flows/ sees Hydra or OmegaConf.
 
 Defaults live in one place, conf/config.yaml: the CLI and deployments compose it through Hydra,
 and the dataclass's own defaults (for RenderSettings built in Python, as tests do) are read from
-the same file, so the two cannot drift (tests/test_settings_defaults.py checks it).
+the same file, so the two cannot drift (tests/flows/test_settings_defaults.py checks it).
 """
 
 from __future__ import annotations

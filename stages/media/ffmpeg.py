@@ -29,7 +29,7 @@ def run_ffmpeg(args: list[str], path: Path) -> subprocess.CompletedProcess:
     stream ValueError, any other failure RuntimeError with the tail of ffmpeg's error.
 
     Callers in this package call it as `ffmpeg.run_ffmpeg(...)` (through the module), so one
-    wrapper (tests/fault_points.py) sees every ffmpeg run.
+    wrapper (tests/helpers/fault_points.py) sees every ffmpeg run.
     """
     if not path.is_file():
         raise FileNotFoundError(f"video not found: {path}")

@@ -3,7 +3,8 @@
 The payload is built by walking `dataclasses.fields(SegmentJob)`: each field feeds the key entry
 its metadata names (stages.plan.model), a field marked `key: False` is left out on purpose, and a
 field with no marker is written under its own name (files by their bytes' hash). So a new field
-reaches the key without anyone remembering to add it; `tests/test_job_keys.py` proves it.
+reaches the key without anyone remembering to add it; `tests/stages/plan/test_job_keys.py`
+proves it.
 
 The entries below write the payload exactly as the planner always has (same names, same
 shapes, the same entries left out for plain last-frame chaining and for generated transitions),

@@ -3,7 +3,7 @@ color_match), measured on renders through the real flow.
 
     python tests/perf/bench_chain.py [--size 256x160] [--segments 6] [--frames 49]
 
-The engine is the synthetic continuation engine of tests/chain_engine.py: it reproduces the
+The engine is the synthetic continuation engine of tests/helpers/chain_engine.py: it reproduces the
 seam causes of image-to-video chains (motion restart, a re-render jump in position and
 exposure) and a warm colour cast that grows over each segment, so the figures measure what the
 chaining machinery removes, not what a particular model does. Prints figures; asserts nothing.
@@ -40,7 +40,7 @@ def prefect_env(home: Path) -> None:
 def render(root: Path, board: str, engine: str, params: dict) -> Path:
     from flows.render import EXIT_OK, run
     from flows.config.settings import RenderSettings
-    from tests.conftest import write_png
+    from tests.helpers.synthetic import write_png
 
     root.mkdir(parents=True, exist_ok=True)
     size = board.split("resolution: ")[1].split()[0]
@@ -123,7 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         prefect_env(Path(tmp) / "prefect")
-        from tests.chain_engine import register_engines
+        from tests.helpers.chain_engine import register_engines
 
         register_engines()
         seams(Path(tmp), args.size, args.segments, args.frames)

@@ -27,8 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from stages.post.interpolate import blend_pair  # noqa: E402
-from tests.post_media import interpolate_frames  # noqa: E402
-from tests.synthetic import texture  # noqa: E402
+from tests.helpers.post_media import interpolate_frames  # noqa: E402
+from tests.helpers.synthetic import texture  # noqa: E402
 
 RESOLUTIONS = [(480, 832), (720, 1280)]
 PAN = (-4, -4)  # background content motion per frame, px (x, y); quarter steps are whole px

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from stages.media.video_io import VideoWriter  # noqa: E402
-from tests.synthetic import texture  # noqa: E402
+from tests.helpers.synthetic import texture  # noqa: E402
 
 W, H = 1280, 720
 MARGIN = 64

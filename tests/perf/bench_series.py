@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.deploy_support import LocalPrefect  # noqa: E402
+from tests.helpers.deploy_support import LocalPrefect  # noqa: E402
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 

@@ -1,0 +1,2 @@
+"""The test suite: unit tests mirroring the source folders, integration tests, deployment tests,
+perf."""

@@ -1,0 +1,1 @@
+"""Deployment tests: prefect.yaml, workers on a real local Prefect server, shared storage."""

@@ -1,0 +1,1 @@
+"""Unit tests of engine/: the preview engine, the registry, camera geometry."""

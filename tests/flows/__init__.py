@@ -1,0 +1,2 @@
+"""Unit tests of flows/: settings defaults, composition, the series, schema, cache and enhance
+commands."""

@@ -1,0 +1,1 @@
+"""Benchmarks (run as scripts, `python tests/perf/NAME.py`) and the test of gpu_check.py's plumbing."""

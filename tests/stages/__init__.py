@@ -1,0 +1,1 @@
+"""Unit tests of stages/, one folder per capability."""

@@ -1,0 +1,1 @@
+"""Unit tests of stages/media/: video I/O and atomic writes."""

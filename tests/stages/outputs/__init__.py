@@ -1,0 +1,1 @@
+"""Unit tests of stages/outputs/: contact sheets."""

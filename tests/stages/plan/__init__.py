@@ -1,0 +1,1 @@
+"""Unit tests of stages/plan/: plans, chaining, camera paths, content keys, profiles."""
