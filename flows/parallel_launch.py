@@ -13,7 +13,7 @@ from __future__ import annotations
 import runpy
 import sys
 
-from engine.diffusers.parallel import launched
+from engine.diffusers.parallel.session import launched
 
 USAGE = "usage: python -m flows.parallel_launch MODULE [ARGS ...]"
 

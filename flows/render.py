@@ -145,6 +145,6 @@ def cli() -> int:
 
 
 if __name__ == "__main__":
-    from engine.diffusers.parallel import launched  # under torchrun: rank 0 renders, the others follow
+    from engine.diffusers.parallel.session import launched  # under torchrun: rank 0 renders, the others follow
 
     sys.exit(launched(cli))

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from . import attention
 from .step_cache import apply_step_cache, denoiser_modules
 from .options import DiffusersOptions, EngineConfigError
-from .parallel import apply_parallel
+from .parallel.session import apply_parallel
 
 log = logging.getLogger(__name__)
 

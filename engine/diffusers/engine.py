@@ -29,7 +29,8 @@ import numpy as np
 from ..base import Engine, EngineError, EngineLoadError, EngineSpec, GenerationRequest, ProgressFn
 from ..camera_prompt import with_camera
 from ..images import fit_frames
-from . import attention, parallel, step_cache
+from . import attention, step_cache
+from .parallel import session as parallel
 from .accel import (
     LoadReport,
     apply_load_options,

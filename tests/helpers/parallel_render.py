@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from engine.diffusers import parallel
+    from engine.diffusers.parallel import session as parallel
     from engine.diffusers.model_pool import ModelPool
     from engine.registry import get_engine
 

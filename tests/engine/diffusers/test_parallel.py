@@ -23,11 +23,11 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from engine.diffusers import parallel
+from engine.diffusers.parallel import session as parallel
 from engine.base import EngineLoadError
 from engine.diffusers.options import DiffusersOptions, EngineConfigError
 from engine.diffusers.model_pool import ModelPool
-from engine.diffusers.parallel import Leader, ParallelConfig, ParallelError, follow, parse
+from engine.diffusers.parallel.session import Leader, ParallelConfig, ParallelError, follow, parse
 from engine.registry import get_engine
 from tests.helpers import parallel_render
 from tests.helpers import tiny_pipelines as tiny
