@@ -213,6 +213,8 @@ class ImageRequest:
     reference_images: Sequence[np.ndarray] = ()
     # A label for engines that draw one (the preview's card), e.g. "s02 keyframe".
     label: str = ""
+    # LoRA files for this still (image engines honour `loras` like the video engines).
+    loras: Sequence[LoraRef] = ()
 
 
 class Engine(abc.ABC):

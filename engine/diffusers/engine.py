@@ -15,6 +15,9 @@ they share lives here:
 4. Output: uint8 (T, H, W, 3) of exactly the requested size, and on request (keep_latents) the
    final denoised latents' last frames, taken from the step callback, for the next segment of a
    latent- or svi-chained shot.
+5. Stills: engine.diffusers.stills (SDXL, FLUX, SD3.5) use the same loading, pool and LoRAs;
+   `prepare_pipeline` is where a family adds to a freshly loaded pipeline (an IP-Adapter)
+   before the speed and memory options apply.
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..base import Engine, EngineError, EngineLoadError, EngineSpec, GenerationRequest, ProgressFn
+from ..base import (
+    Engine,
+    EngineError,
+    EngineLoadError,
+    EngineSpec,
+    GenerationRequest,
+    ProgressFn,
+)
 from ..camera_prompt import with_camera
 from ..images import fit_frames
 from . import attention, step_cache
@@ -45,6 +55,7 @@ from .models.files import inspect_files
 from .models.loading import load_components
 from .models.source import ModelNotFound, ModelSource, dtype_keyword, resolve_model
 from .options import DiffusersOptions, EngineConfigError
+from .request_checks import RequestChecks
 from .per_call import PerCallState
 from .pipeline_io import quiet_loading, to_uint8
 
@@ -55,7 +66,7 @@ COMMON_KEYS = frozenset({"steps", "seed", "negative", "loras"})
 BASE_DEFAULTS: dict[str, Any] = {"steps": 30, "cfg": 5.0}
 
 
-class DiffusersEngine(PerCallState, Engine):
+class DiffusersEngine(RequestChecks, PerCallState, Engine):
     """Base of every diffusers engine; subclasses set the class attributes and `call_kwargs`."""
 
     spec: ClassVar[EngineSpec]
@@ -208,12 +219,17 @@ class DiffusersEngine(PerCallState, Engine):
                  for c in self.model_files}) if self.model_files else {}
             pipe = cls.from_pretrained(str(self.source.path), local_files_only=True,
                                        **{dtype_keyword(): torch_dtype}, **overrides)
+            self.prepare_pipeline(pipe)
         report = apply_load_options(pipe, self.options, self.device)
         if self.offload_reason:
             report.notes.append(self.offload_reason)
         pipe._reelforge_load_report = report
         pipe.set_progress_bar_config(disable=True)
         return pipe
+
+    def prepare_pipeline(self, pipe) -> None:
+        """Add to a freshly loaded pipeline (still on the CPU, before offload and compile);
+        e.g. an IP-Adapter. Default: nothing."""
 
     def _acquire(self) -> PoolEntry:
         if self._load_error is not None:
@@ -259,33 +275,6 @@ class DiffusersEngine(PerCallState, Engine):
         return step.describe
 
     # -- one request -------------------------------------------------------------------------
-
-    def check_request(self, request: GenerationRequest) -> None:
-        self.check_conditioning(request)
-        if request.mode not in self.spec.modes:
-            raise EngineError(
-                f"engine {self.spec.name!r} cannot do {request.mode} (segment "
-                f"{request.shot_id}_{request.segment_index}); it supports "
-                f"{', '.join(sorted(self.spec.modes))}")
-
-    def check_conditioning(self, request: GenerationRequest) -> None:
-        """"latent" and "svi" conditioning need an engine that builds its own conditioning
-        latents (spec.chain_modes); every engine takes "pixels"."""
-        wanted = request.conditioning
-        if wanted == "pixels":
-            return
-        if wanted not in ("latent", "svi"):
-            raise EngineError(f"segment {request.shot_id}_{request.segment_index}: unknown "
-                              f"conditioning {wanted!r}; expected pixels, latent or svi")
-        if wanted not in self.spec.chain_modes:
-            from ..registry import engines_where  # the registry imports the families
-
-            able = engines_where(lambda spec: wanted in spec.chain_modes)
-            raise EngineError(
-                f"engine {self.spec.name!r} cannot chain with conditioning {wanted!r} (segment "
-                f"{request.shot_id}_{request.segment_index}); its chain modes are "
-                f"{', '.join(sorted(self.spec.chain_modes))}: set the shot's `chain: {{mode: "
-                f"...}}` to one of them, or use {' / '.join(able)}")
 
     def param(self, request: GenerationRequest, name: str) -> Any:
         value = request.params.get(name)

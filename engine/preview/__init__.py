@@ -16,6 +16,12 @@ What one request renders, frame i of T (all in this order):
    first and last frames. `params["caption"] = False` turns it off.
 5. End image: the frames blend towards it with a smoothstep weight over the second half of the
    segment; the last frame is the end image exactly.
+6. Cast reference: with `reference_images`, the first one is drawn over every frame as a square
+   inset at the top-right (reference.py: reference_box, reference_inset), exactly, frames 0 and
+   T - 1 included. Without references nothing changes.
+
+Stills (`generate_image`, generated keyframes) are the scene card of the prompt titled with the
+request's label, plus the same inset.
 
 Same request, same pixels: every random choice comes from numpy Generators seeded from
 request.seed (the background and the discs use separate streams). `REVISION` changes whenever the
@@ -24,9 +30,12 @@ output pixels for some request would change, because it goes into every cache ke
     engine.py   PREVIEW_SPEC, REVISION, FADE_FRAMES and PreviewEngine (steps 1-5 per frame)
     card.py     seeded colours, the scene card and the caption band
     motion.py   the moving discs
+    reference.py the cast reference inset
 """
 
 from .card import render_scene_card
 from .engine import FADE_FRAMES, PREVIEW_SPEC, REVISION, PreviewEngine
+from .reference import reference_box, reference_inset
 
-__all__ = ["PREVIEW_SPEC", "REVISION", "FADE_FRAMES", "PreviewEngine", "render_scene_card"]
+__all__ = ["PREVIEW_SPEC", "REVISION", "FADE_FRAMES", "PreviewEngine", "render_scene_card",
+           "reference_box", "reference_inset"]

@@ -17,12 +17,14 @@ from ..base import (
     EngineSpec,
     FrameRule,
     GenerationRequest,
+    ImageRequest,
     ProgressFn,
 )
 from ..geometry import is_identity_homography, relative_homography, warp_frame
 from ..images import ImageLoadError, cover_resize
 from .card import apply_caption, caption_layer, render_scene_card
 from .motion import draw_discs, make_discs
+from .reference import draw_reference, reference_inset
 
 # Bump when the pixels of any request change (drawing, motion, blending, resizing).
 REVISION = "preview-1"
@@ -34,8 +36,12 @@ PREVIEW_SPEC = EngineSpec(
     default_fps=16,
     default_resolution=(832, 480),
     max_frames=81,
-    modes=frozenset({"t2v", "i2v", "flf2v"}),
+    # t2i: generated keyframes are scene cards too (PreviewEngine.generate_image).
+    modes=frozenset({"t2v", "i2v", "flf2v", "t2i"}),
     draws_labels=True,
+    # The first cast reference is shown as an inset (engine.preview.reference), so identity
+    # conditioning is visible, and scorable, in an animatic.
+    max_references=3,
 )
 
 # Frames over which the moving discs fade in (frame 0: invisible; frame FADE_FRAMES: opaque).
@@ -111,18 +117,7 @@ class PreviewEngine(Engine):
 
     def _validate(self, req: GenerationRequest) -> tuple:
         spec = self.spec
-        mult = spec.resolution_multiple
-        for name in ("width", "height"):
-            value = getattr(req, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise EngineError(f"{name}={value!r} must be a positive integer multiple of {mult}")
-            if value % mult:
-                lower = max(mult, value // mult * mult)
-                raise EngineError(
-                    f"{name}={value} is not a multiple of {mult} "
-                    f"(nearest valid: {lower} or {lower + mult})"
-                )
-        width, height = int(req.width), int(req.height)
+        width, height = self._validate_size(req.width, req.height)
 
         n = req.num_frames
         rule = spec.frame_rule
@@ -185,10 +180,46 @@ class PreviewEngine(Engine):
         show_caption = (start is not None) if caption is None else bool(caption)
         return width, height, n, start, end, homs, float(motion), show_caption
 
+    def _validate_size(self, width: Any, height: Any) -> tuple[int, int]:
+        mult = self.spec.resolution_multiple
+        for name, value in (("width", width), ("height", height)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise EngineError(f"{name}={value!r} must be a positive integer multiple of {mult}")
+            if value % mult:
+                lower = max(mult, value // mult * mult)
+                raise EngineError(
+                    f"{name}={value} is not a multiple of {mult} "
+                    f"(nearest valid: {lower} or {lower + mult})"
+                )
+        return int(width), int(height)
+
+    def _inset(self, references: Any, width: int, height: int) -> np.ndarray | None:
+        """The first reference as the inset drawn on every frame, or None without references."""
+        references = list(references or ())
+        if not references:
+            return None
+        limit = self.spec.max_references
+        if len(references) > limit:
+            raise EngineError(
+                f"{len(references)} reference images; the {self.spec.name} engine takes at most "
+                f"{limit}"
+            )
+        for index, image in enumerate(references):
+            what = f"reference_images[{index}]"
+            if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
+                    or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+                raise EngineError(
+                    f"{what} must be a numpy uint8 RGB array of shape (H, W, 3), got "
+                    f"{getattr(image, 'dtype', type(image).__name__)} "
+                    f"{getattr(image, 'shape', '')}"
+                )
+        return reference_inset(references[0], width, height)
+
     # -- rendering ----------------------------------------------------------------------------
 
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> np.ndarray:
         width, height, n, start, end, homs, motion, show_caption = self._validate(request)
+        inset = self._inset(request.reference_images, width, height)
         seed = int(request.seed)
 
         if start is not None:
@@ -227,6 +258,28 @@ class PreviewEngine(Engine):
                 elif w > 0.0:
                     frames[i] = cv2.addWeighted(frames[i], 1.0 - w, end, w, 0.0)
 
+            if inset is not None:
+                # Last, over the end image too: the cast member is in every frame, exactly.
+                draw_reference(frames[i], inset)
+
             if progress is not None:
                 progress(i + 1, n)
         return frames
+
+    def generate_image(self, request: ImageRequest, progress: ProgressFn | None = None
+                       ) -> np.ndarray:
+        """A still: the scene card of the prompt, titled with the request's label, seeded like a
+        segment's, with the first reference's inset. Same request, same pixels."""
+        width, height = self._validate_size(request.width, request.height)
+        if isinstance(request.seed, bool) or not isinstance(request.seed, (int, np.integer)):
+            raise EngineError(f"seed={request.seed!r} must be an integer")
+        if not isinstance(request.prompt, str):
+            raise EngineError(f"prompt must be a string, got {type(request.prompt).__name__}")
+        inset = self._inset(request.reference_images, width, height)
+        image = render_scene_card(width, height, int(request.seed), request.label or "keyframe",
+                                  request.prompt)
+        if inset is not None:
+            draw_reference(image, inset)
+        if progress is not None:
+            progress(1, 1)
+        return image

@@ -78,6 +78,22 @@ def _engine_yaml(path: Path) -> dict[str, Any] | None:
     return dict(data) if isinstance(data, dict) else None
 
 
+def build_keyframe_engines(names: list[str], render_config: Mapping[str, Any], render: Engine
+                           ) -> dict[str, tuple[Engine, dict[str, Any]]]:
+    """name -> (engine, its config's params) for each image engine that generates keyframes,
+    built like fallback engines (conf/engine/<name>.yaml); the render engine is reused when it
+    is one of them, so its weights load once."""
+    out = {}
+    for name in names:
+        if name == render_config.get("name"):
+            out[name] = (render, dict(render_config.get("params") or {}))
+            continue
+        config = engine_config_file(name)
+        out[name] = (construct(config, f"keyframe engine {name!r}"),
+                     dict(config.get("params") or {}))
+    return out
+
+
 def fallback_config(engine_config: Mapping[str, Any], storyboard_fallback: str | None
                     ) -> dict[str, Any] | None:
     """The fallback's config: the storyboard's choice, else the engine config's; an inline

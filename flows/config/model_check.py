@@ -44,6 +44,20 @@ WEIGHTS: dict[str, Weights] = {
     "cogvideox": Weights(("THUDM/CogVideoX-5b", "THUDM/CogVideoX-5b-I2V")),
     "svd": Weights(("stabilityai/stable-video-diffusion-img2vid-xt",),
                    ("unet", "vae", "image_encoder"), subfolders_only=True),
+    # Image engines (generated keyframes).
+    "sdxl": Weights(("stabilityai/stable-diffusion-xl-base-1.0",),
+                    ("unet", "vae", "text_encoder", "text_encoder_2"), subfolders_only=True),
+    "sdxl_turbo": Weights(("stabilityai/sdxl-turbo",),
+                          ("unet", "vae", "text_encoder", "text_encoder_2"),
+                          subfolders_only=True),
+    "flux": Weights(("black-forest-labs/FLUX.1-dev", "black-forest-labs/FLUX.1-schnell"),
+                    ("transformer", "vae", "text_encoder", "text_encoder_2"),
+                    subfolders_only=True),
+    "sd35": Weights(("stabilityai/stable-diffusion-3.5-large",
+                     "stabilityai/stable-diffusion-3.5-medium",
+                     "stabilityai/stable-diffusion-3.5-large-turbo"),
+                    ("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"),
+                    subfolders_only=True),
 }
 
 
@@ -130,9 +144,23 @@ def check_engine(name: str, config: dict[str, Any], models_dir: Path,
         if engine is not None:
             _check_calibration(report, engine, use)
     if base is not None and not configured and report.status != "problem":
-        report.add("render with", f"python -m flows.render storyboard=ep01 engine={name} "
-                                  f"engine.model={_quote(use)}")
+        report.add(*_use_line(name, use))
     return report
+
+
+def _use_line(name: str, model: str) -> tuple[str, str]:
+    """How to use found weights: a render for video engines; image engines make keyframes."""
+    from engine.registry import UnknownEngineError, engine_spec
+
+    try:
+        stills = not engine_spec(name).makes_video
+    except UnknownEngineError:
+        stills = False
+    if stills:
+        return ("keyframes with", f"`image: {{generate: \"...\", engine: {name}}}` in a shot, "
+                                  f"model: {_quote(model)} in conf/engine/{name}.yaml")
+    return ("render with", f"python -m flows.render storyboard=ep01 engine={name} "
+                           f"engine.model={_quote(model)}")
 
 
 def _find_base(report: Report, weights: Weights, model: Any, models_dir: Path,
@@ -200,8 +228,8 @@ def _find_base(report: Report, weights: Weights, model: Any, models_dir: Path,
         repo = weights.repos[0]
         folder = models_dir / repo_dir_name(repo)
         report.add("download", download_command(repo, folder, weights, only))
-        report.add("then render with", f"python -m flows.render storyboard=ep01 "
-                                       f"engine={report.engine} engine.model={_quote(str(folder))}")
+        label, text = _use_line(report.engine, str(folder))
+        report.add(f"then {label}", text)
     return None, False, ""
 
 

@@ -87,6 +87,8 @@ class RenderSettings:
     storage: dict[str, Any] = _default("storage")
     # Where storyboard images may come from (`images:`); see flows/config/policies.py.
     images: dict[str, Any] = _default("images")
+    # Generated keyframes (`keyframes:`): the image engine for blocks that name none.
+    keyframes: dict[str, Any] = _default("keyframes")
     disk_check: bool = _default("disk_check")  # refuse a render the free disk cannot hold
     # What the manifest embedded in the videos may carry (`provenance:`).
     provenance: dict[str, Any] = _default("provenance")

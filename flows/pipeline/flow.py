@@ -30,6 +30,8 @@ from flows.config.storage import upload_outputs
 from stages.render.assemble import EpisodeResult, assemble_episode
 from stages.outputs.manifest import build_manifest
 from stages.plan.build import SegmentJob, ShotPlan
+from stages.plan.model import KeyframeJob
+from stages.render.keyframes import KeyframeResult, render_keyframe
 from stages.render.steps import SegmentResult, ShotResult, finish_shot, render_segment
 
 
@@ -62,22 +64,31 @@ def _retry_condition(task_obj, task_run, state) -> bool:
       retry_condition_fn=_retry_condition, task_run_name="segment-{job.shot_id}-{job.index}")
 def segment_task(job: SegmentJob, upstream: SegmentResult | None, prepared: Prepared,
                  anchor: SegmentResult | None = None,
-                 end: SegmentResult | None = None) -> SegmentResult:
+                 end: SegmentResult | None = None,
+                 keyframes: list[KeyframeResult] | None = None) -> SegmentResult:
     with segment_guard(prepared.store, job.key):  # one worker per segment, one segment per GPU
         result = render_segment(job, upstream, prepared.engine, prepared.store, report,
                                 progress=live.current().steps(job), fallback=prepared.fallback,
                                 fallback_params=prepared.fallback_params, anchor_source=anchor,
-                                end_source=end)
+                                end_source=end, keyframes=keyframes or ())
     live.current().segment_done(job, result.cached)
     return result
 
 
+@task(name="keyframe", cache_policy=NO_CACHE, persist_result=False,
+      retry_condition_fn=_retry_condition, task_run_name="keyframe-{job.shot_id}-{job.which}")
+def keyframe_task(job: KeyframeJob, prepared: Prepared) -> KeyframeResult:
+    with segment_guard(prepared.store, job.key):  # one worker per keyframe, as per segment
+        return render_keyframe(job, prepared.keyframe_engines[job.engine], prepared.store, report)
+
+
 @task(name="shot", cache_policy=NO_CACHE, persist_result=False,
       retry_condition_fn=_retry_condition, task_run_name="shot-{shot.id}")
-def shot_task(shot: ShotPlan, segments: list[SegmentResult], prepared: Prepared) -> ShotResult:
+def shot_task(shot: ShotPlan, segments: list[SegmentResult], prepared: Prepared,
+              keyframes: list[KeyframeResult] | None = None) -> ShotResult:
     plan = prepared.plan
     result = finish_shot(shot, segments, plan.post, plan.fps, prepared.store, report,
-                         progress=live.current().post(shot))
+                         progress=live.current().post(shot), keyframes=keyframes or ())
     live.current().shot_done(shot, result.cached)
     return result
 
@@ -97,6 +108,11 @@ def load_engine(prepared: Prepared) -> None:
     never reload a model), and only when some segment is not cached. A load failure leaves the
     segments to the fallback engine when there is one."""
     plan, store = prepared.plan, prepared.store
+    # Image engines first: keyframes render before the segments that start from them.
+    for name, engine in prepared.keyframe_engines.items():
+        if engine is not prepared.engine and not all(
+                store.has("keyframe", k.key) for k in plan.keyframes() if k.engine == name):
+            engine.load()  # a failure here has no fallback: the message names the engine
     if all(store.has("segment", job.key) for job in plan.segments()):
         return
     started = time.perf_counter()
@@ -162,22 +178,31 @@ def render_flow(settings: dict[str, Any] | None = None, storyboard: str | None =
     def future_of(ref) -> Any:
         return seg_futures.get((ref.shot_id, ref.index)) if ref is not None else None
 
+    # Keyframes first: every segment that starts or ends on one waits for it.
+    keyframe_futures = {job.key: keyframe_task.submit(job, prepared) for job in plan.keyframes()}
     # Bridges (generated transitions) last: they wait on segments of the shots around them.
     for shot in sorted(plan.shots, key=lambda s: s.bridge):
         futures = []
+        shot_keyframes = [keyframe_futures[k.key] for k in shot.keyframes]
         for job in shot.segments:
             upstream = future_of(job.start.upstream)
             # Frames that come from other segments (stages.plan.build.FrameRef): the shot's anchor,
             # a generated transition's end frame.
             anchor = future_of(job.anchor.segment if job.anchor is not None else None)
             end = future_of(job.end_from.segment if job.end_from is not None else None)
-            future = segment.submit(job, upstream, prepared, anchor, end)
+            needs = [keyframe_futures[k] for k in (job.start_keyframe, job.end_keyframe) if k]
+            future = segment.submit(job, upstream, prepared, anchor, end, needs)
             seg_futures[(job.shot_id, job.index)] = future
             futures.append(future)
         if shot.include:
-            shot_futures[shot.id] = shot_task.submit(shot, futures, prepared)
+            shot_futures[shot.id] = shot_task.submit(shot, futures, prepared, shot_keyframes)
 
     failures = []
+    for job in plan.keyframes():
+        keyframe_futures[job.key].wait()
+        problem = _failure(keyframe_futures[job.key], f"shot {job.shot_id} {job.which} keyframe")
+        if problem:
+            failures.append(problem)
     for shot in plan.shots:
         for job in shot.segments:
             future = seg_futures[(job.shot_id, job.index)]

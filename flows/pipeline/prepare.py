@@ -14,6 +14,7 @@ from typing import TextIO
 from engine.base import Engine
 from engine.registry import UnknownEngineError, engine_spec
 from flows.config.engines import (
+                                  build_keyframe_engines,
                                   build_engines,
                                   check_engine_params,
                                   check_profiles_ready,
@@ -26,6 +27,7 @@ from flows.config.storage import open_storage
 from stages.store.cache import CacheStore
 from stages.store.output_paths import RenderFiles, render_files, subset_label
 from stages.plan.build import RenderPlan, build_plan
+from stages.plan.keyframes import keyframe_engine_names
 from stages.storyboard.problems import StoryboardInvalid
 from stages.storyboard.validate import ValidateOptions, ValidatedStoryboard, validate_storyboard
 
@@ -40,6 +42,8 @@ class Prepared:
     out_dir: Path
     fallback: Engine | None = None  # renders segments the engine cannot (flows.config.engines)
     fallback_params: dict = field(default_factory=dict)
+    # Image engines that generate keyframes, by name (flows.config.engines.build_keyframe_engines).
+    keyframe_engines: dict[str, Engine] = field(default_factory=dict)
 
     @property
     def subset(self) -> str | None:
@@ -67,6 +71,11 @@ def prepare(settings: RenderSettings) -> Prepared:
         spec = engine_spec(name)
     except UnknownEngineError as exc:
         raise ConfigInvalid(f"engine={name}: {exc}") from None
+    if not spec.makes_video:  # an image engine (sdxl, flux, ...): refused before any work
+        raise ConfigInvalid(
+            f"engine={name} makes stills, not video: it generates keyframes "
+            f"(`image: {{generate: \"...\", engine: {name}}}` in a shot); render with a video "
+            f"engine, e.g. engine=preview or engine=wan21_i2v")
     path = find_storyboard(settings)
     options = ValidateOptions(
         fps=settings.fps, resolution=settings.resolution_size(), shots=settings.shots, post_presets=post_presets(),
@@ -75,6 +84,7 @@ def prepare(settings: RenderSettings) -> Prepared:
     )
     options.images = image_policy(settings)  # images confined to known folders, URLs opt-in
     options.profiles = profile_choice(settings.engine, settings.profile)
+    options.keyframes_engine = (settings.keyframes or {}).get("engine")
     try:
         storyboard = validate_storyboard(path, spec, options)
     except StoryboardInvalid as invalid:
@@ -87,13 +97,16 @@ def prepare(settings: RenderSettings) -> Prepared:
         settings.engine_cli_options)
     engine, fallback, fallback_params = build_engines(engine_config, storyboard.model.fallback)
     check_engine_params(engine, engine_config, options.profiles)
+    keyframers = build_keyframe_engines(keyframe_engine_names(storyboard), engine_config, engine)
     plan = build_plan(storyboard, engine.identity(), dict(settings.engine.get("params") or {}),
-                      options.profiles)
+                      options.profiles,
+                      {name: (e.identity(), params) for name, (e, params) in keyframers.items()})
     out_root, store = open_storage(settings)  # storage.root=: shared folder or fsspec URL
     # Checked, never created here: safe names, no symlinked folder below the output root.
     out_dir = render_folder(out_root, storyboard.name, settings.variant)
     return Prepared(settings, storyboard, plan, engine, store, out_dir, fallback=fallback,
-                    fallback_params=fallback_params)
+                    fallback_params=fallback_params,
+                    keyframe_engines={name: e for name, (e, _) in keyframers.items()})
 
 
 def _config_problems(settings: RenderSettings, options: ValidateOptions) -> list[str]:
@@ -129,6 +142,11 @@ def print_plan(prepared: Prepared, file: TextIO = sys.stdout) -> None:
     print(f"{'shot':<12}{'seg':>4}{'frames':>8}{'seconds':>9}  {'start':<18}{'cache':<6} prompt",
           file=file)
     hits = total = 0
+    for job in plan.keyframes():  # generated before the segments that start or end on them
+        hit = store.has("keyframe", job.key)
+        prompt = job.prompt if len(job.prompt) <= 48 else job.prompt[:45] + "..."
+        print(f"{job.shot_id:<12}{'kf':>4}{'1':>8}{'-':>9}  {job.which + ' keyframe':<18}"
+              f"{'hit' if hit else 'miss':<6} {prompt}  ({job.engine})", file=file)
     for shot in plan.shots:
         for job in shot.segments:
             hit = store.has("segment", job.key)
@@ -142,6 +160,11 @@ def print_plan(prepared: Prepared, file: TextIO = sys.stdout) -> None:
             print(f"{shot.id:<12}{job.index:>4}{job.frames:>8}{job.frames / job.fps:>9.2f}  "
                   f"{start:<18}{'hit' if hit else 'miss':<6} {prompt}{note}", file=file)
     seconds = sum(s.post_frames for s in plan.included()) / plan.post_fps
+    keyframes = list(plan.keyframes())
+    if keyframes:
+        cached = sum(store.has("keyframe", k.key) for k in keyframes)
+        print(f"{len(keyframes)} keyframes ({cached} cached, {len(keyframes) - cached} to "
+              "generate)", file=file)
     print(f"{total} segments ({hits} cached, {total - hits} to render), about {seconds:.1f}s of "
           f"video; output in {prepared.out_dir}", file=file)
     for note in plan.notes:

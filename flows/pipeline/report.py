@@ -41,7 +41,8 @@ def publish_render(prepared: Prepared, manifest: dict[str, Any], shots: Sequence
     copy_with_metadata(video, video, {"title": prepared.plan.name, VIDEO_TAG: manifest_tag(manifest)})
 
     remove_dead_temps(out_dir)  # what a killed render left behind in this folder
-    thumbs = {shot.id: list(shot.thumbs) for shot in shots}
+    # A shot's generated keyframes lead its thumbnails in the report.
+    thumbs = {shot.id: [k.image for k in shot.keyframes] + list(shot.thumbs) for shot in shots}
     atomic_write_text(out_dir / files.report, render_report_html(manifest, thumbs))
     record_refs(prepared.store.root, prepared.plan, prepared.settings.to_dict(),
                 prepared.settings.variant)

@@ -63,8 +63,18 @@ def build_manifest(
                     "fallback_reason": seg.generation.get("fallback_reason"),
                     # The render profile its settings came from (stages.plan.profiles), if any.
                     "profile": jobs[seg.index].profile if seg.index in jobs else None,
+                    # The prompt the engine got ({name} expanded) and the cast it used.
+                    **({"prompt": jobs[seg.index].prompt, "cast": list(jobs[seg.index].cast)}
+                       if seg.index in jobs else {}),
                 }
                 for seg in result.segments
+            ],
+            # Generated start / end images (storyboard `image: {generate: ...}`).
+            "keyframes": [
+                {"which": k.which, "file": f"frames/{k.label}.png", "key": k.key,
+                 "cached": k.cached, "seed": k.seed, "engine": k.engine, "prompt": k.prompt,
+                 "seconds": round(k.seconds, 3)}
+                for k in result.keyframes
             ],
         })
     segments = [seg for shot in shots for seg in shot.segments]
@@ -86,6 +96,8 @@ def build_manifest(
         "post": [step.as_dict() for step in plan.post],
         "output": plan.output.model_dump(),
         "shots": shot_entries,
+        "keyframes_rendered": sum(not k.cached for s in shots for k in s.keyframes),
+        "keyframes_cached": sum(k.cached for s in shots for k in s.keyframes),
         "segments_rendered": sum(not s.cached for s in segments),
         "segments_cached": sum(s.cached for s in segments),
         "warnings": list(plan.warnings),

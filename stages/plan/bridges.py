@@ -13,6 +13,7 @@ from stages.plan.keys import content_key
 from stages.plan.model import FrameRef, SegmentJob, ShotPlan, StartCondition
 from stages.plan.profiles import ProfileChoice, effective
 from stages.post.chain import chain_frames_out
+from stages.storyboard.cast import expand
 from stages.storyboard.schema import Transition, bridge_id
 
 
@@ -51,8 +52,8 @@ def with_bridges(vs: Any, shots: list[ShotPlan], ctx: KeyContext, params: dict[s
         profile = effective(levels)
         job = SegmentJob(
             shot_id=name, index=0, frames=frames, fps=vs.fps, width=vs.width,
-            height=vs.height, prompt=transition.prompt or after.segments[0].prompt,
-            negative=(defaults.negative if defaults else None) or "",
+            height=vs.height, prompt=expand(transition.prompt, vs.model.cast) or after.segments[0].prompt,
+            negative=expand(defaults.negative if defaults else None, vs.model.cast) or "",
             seed=derive_seed(vs.model.seed, name, 0),
             start=StartCondition("chain", upstream=upstream.ref), end_image=end_image,
             camera=(), start_time=0.0, key="",

@@ -23,8 +23,10 @@ from stages.plan.chaining import chain_lead, chain_spec, overlap_params
 from stages.plan.inputs import derive_seed, generation_params
 from stages.plan.job_keys import KeyContext
 from stages.plan.keys import content_key, file_sha256
+from stages.plan.keyframes import KeyframeEngines, cast_inputs, plan_keyframes, seed_base
 from stages.plan.model import (
     FrameRef,
+    KeyframeJob,
     RenderPlan,
     SegmentJob,
     SegmentRef,
@@ -35,7 +37,8 @@ from stages.plan.profiles import ProfileChoice, effective
 from stages.plan.timing import scheduled_prompts, segment_lengths
 from stages.post.chain import chain_fps, chain_frames_out
 from stages.storyboard.resolve import ResolvedShot, resolve_shot
-from stages.storyboard.schema import Chain, Shot, Transition, camera_apply
+from stages.storyboard.cast import expand
+from stages.storyboard.schema import Chain, Shot, Transition, camera_apply, image_file
 from stages.storyboard.validate import ValidatedStoryboard
 
 __all__ = [
@@ -80,7 +83,8 @@ def _anchor(vs: ValidatedStoryboard, chain: Chain, first_image: Path | None,
 
 def _shot_jobs(vs: ValidatedStoryboard, rs: ResolvedShot, pieces, chain: Chain, lead: int,
                previous_last: SegmentJob | None, ctx: KeyContext, params: dict[str, Any],
-               profiles: ProfileChoice) -> tuple[list[SegmentJob], list[str]]:
+               profiles: ProfileChoice, keyframes: dict[str, KeyframeJob]
+               ) -> tuple[list[SegmentJob], list[str]]:
     """The jobs of one shot, keyed, and the planner's notes on its prompt schedule."""
     shot, defaults, chained = rs.shot, rs.defaults, rs.chained
     leads = [(1 if chained else 0) if i == 0 else lead for i in range(len(pieces))]
@@ -88,8 +92,12 @@ def _shot_jobs(vs: ValidatedStoryboard, rs: ResolvedShot, pieces, chain: Chain, 
     total_frames = sum(n - skip for (_, n), skip in zip(pieces, leads))
     shot_seconds = max(total_frames - 1, 0) / vs.fps
     camera = rs.camera
-    first_image = _image_path(vs, rs.image) if not chained else None
-    shot_end = _image_path(vs, rs.end_image)
+    first_image = _image_path(vs, image_file(rs.image)) if not chained else None
+    shot_end = _image_path(vs, image_file(rs.end_image))
+    cast = vs.model.cast
+    names, descriptions, references = cast_inputs(vs, rs, vs.engine.max_references > 0)
+    base_seed = seed_base(vs, rs)
+    start_kf, end_kf = keyframes.get("start"), keyframes.get("end")
     # Where each piece's first frame sits in the shot (frame 0 of a chained piece repeats
     # or re-renders its upstream's frames), and when its new frames start.
     cursors, next_frame = [], 0
@@ -115,6 +123,8 @@ def _shot_jobs(vs: ValidatedStoryboard, rs: ResolvedShot, pieces, chain: Chain, 
             upstream_key = previous_last.key
         elif first_image is not None:
             start, upstream_key = StartCondition("image", image=first_image), None
+        elif start_kf is not None:
+            start, upstream_key = StartCondition("keyframe"), None
         else:
             start, upstream_key = StartCondition("none"), None
         end_image = _image_path(vs, seg.end_image) if seg.end_image else None
@@ -122,12 +132,14 @@ def _shot_jobs(vs: ValidatedStoryboard, rs: ResolvedShot, pieces, chain: Chain, 
             end_image = shot_end
         if not last_piece_of_seg:
             end_image = None  # a split segment's end image belongs to its last piece
+        end_keyframe = end_kf.key if end_kf is not None and index == len(pieces) - 1 \
+            and end_image is None else None
         seed = seg.seed
         if seed is None:
             seed = (shot.seed + index) if shot.seed is not None else derive_seed(
-                vs.model.seed, shot.id, index)
+                base_seed, shot.id, index)
         scheduled = schedule[index] if seg.scheduled else None
-        prompt = (scheduled[1] if scheduled else seg.prompt) or ""
+        prompt = expand((scheduled[1] if scheduled else seg.prompt) or "", cast)
         # A profile's LoRAs (a step-distilled LoRA) come with the storyboard's, not instead.
         loras = (profile.loras if profile else ()) + tuple(
             LoraRef(str(_image_path(vs, lora.path)), lora.strength, lora.strength_2)
@@ -138,7 +150,7 @@ def _shot_jobs(vs: ValidatedStoryboard, rs: ResolvedShot, pieces, chain: Chain, 
             if (spec.color_match == "anchor" or spec.conditioning == "svi") else None
         job = SegmentJob(
             shot_id=shot.id, index=index, frames=frames, fps=vs.fps, width=vs.width,
-            height=vs.height, prompt=prompt, negative=seg.negative or "", seed=seed,
+            height=vs.height, prompt=prompt, negative=expand(seg.negative, cast) or "", seed=seed,
             start=start, end_image=end_image,
             camera=camera_path(camera, frame_cursor, frames, vs.fps, shot_seconds),
             start_time=frame_cursor / vs.fps, key="",
@@ -147,6 +159,9 @@ def _shot_jobs(vs: ValidatedStoryboard, rs: ResolvedShot, pieces, chain: Chain, 
             upstream_key=upstream_key, chain=spec, anchor=anchor,
             prompt_from=scheduled[0] if scheduled else None,
             profile=profile.name if profile else None,
+            cast=names, descriptions=descriptions, references=references,
+            start_keyframe=start_kf.key if start.kind == "keyframe" else None,
+            end_keyframe=end_keyframe,
         )
         jobs.append(ctx.add(job))
     return jobs, notes
@@ -169,12 +184,13 @@ def _shot_key(plan_shot: ShotPlan, post) -> str:
 
 def build_plan(
     vs: ValidatedStoryboard, engine_identity: dict[str, Any], params: dict[str, Any] | None = None,
-    profiles: ProfileChoice | None = None,
+    profiles: ProfileChoice | None = None, keyframe_engines: KeyframeEngines | None = None,
 ) -> RenderPlan:
     """Plan every segment of the shots `vs` selects (and the shots they chain from).
 
     `params` are engine knobs from the config (the preview's `motion`, ...): they change pixels,
-    so they are part of every key.
+    so they are part of every key. `keyframe_engines`: name -> (identity, params) of each
+    image engine that generates keyframes (stages.plan.keyframes.keyframe_engine_names).
     """
     params = dict(params or {})
     profiles = profiles or ProfileChoice()
@@ -205,13 +221,15 @@ def build_plan(
             previous_last = None
             continue
         warnings += shot_warnings  # only about shots this plan renders
+        keyframes = plan_keyframes(vs, rs, keyframe_engines or {}, image_sha)
         jobs, shot_notes = _shot_jobs(vs, rs, pieces, chain, lead, previous_last, ctx, params,
-                                      profiles)
+                                      profiles, keyframes)
         notes += shot_notes
         plan_shot = ShotPlan(
             id=shot.id, segments=jobs, transition=rs.transition or Transition(),
             include=shot.id in selected,
             overlap=overlap_params(chain) if chain.mode == "overlap" else None,
+            keyframes=list(keyframes.values()),
         )
         plan_shot.post_frames = chain_frames_out(vs.post, plan_shot.frames, vs.fps)
         plan_shot.key = _shot_key(plan_shot, vs.post)

@@ -42,7 +42,7 @@ class SegmentRef:
 class StartCondition:
     """How a segment's first frame is decided."""
 
-    kind: str  # "none" | "image" | "chain"
+    kind: str  # "none" | "image" | "chain" | "keyframe" (a generated keyframe: start_keyframe)
     image: Path | None = None
     upstream: SegmentRef | None = None
 
@@ -99,6 +99,15 @@ class SegmentJob:
     # `params` and `loras`; its name alone changes no pixel.
     profile: str | None = not_keyed(default=None)
     bridge: bool = entry("bridge", default=False)  # a generated transition's clip
+    # Cast (storyboard `cast:`): the names label the manifest; the pixels follow the members'
+    # descriptions (as written; the prompt holds them expanded) and reference files (by bytes;
+    # only planned for engines that take references). All default empty: no cast, same keys.
+    cast: tuple[str, ...] = not_keyed(default=())
+    descriptions: tuple[str, ...] = ()
+    references: tuple[Path, ...] = ()
+    # The keys of the generated keyframes (KeyframeJob) the segment starts / ends on.
+    start_keyframe: str | None = None
+    end_keyframe: str | None = None
 
     @property
     def ref(self) -> SegmentRef:
@@ -120,6 +129,32 @@ class SegmentJob:
         return self.frames - self.chain.lead - self.trim_end
 
 
+@dataclass(frozen=True)
+class KeyframeJob:
+    """A generated start or end image (`image: {generate: ...}`), rendered by an image engine
+    before the shot's segments; its key (stages.plan.keyframes.keyframe_key) is in the key of
+    the segment that starts or ends on it."""
+
+    shot_id: str
+    which: str  # "start" | "end"
+    engine: str  # the image engine's name (its identity is in the key)
+    prompt: str  # `{name}` expanded
+    negative: str
+    seed: int
+    width: int
+    height: int
+    params: dict[str, Any] = field(default_factory=dict)
+    references: tuple[Path, ...] = ()  # cast references, for engines that take them
+    cast: tuple[str, ...] = ()
+    key: str = ""
+
+    @property
+    def label(self) -> str:
+        """Its file name in the render folder's frames/, without .png."""
+        return f"{self.shot_id}_keyframe" if self.which == "start" else \
+            f"{self.shot_id}_end_keyframe"
+
+
 @dataclass
 class ShotPlan:
     id: str
@@ -133,6 +168,7 @@ class ShotPlan:
     # A generated transition (a first-last-frame clip from the previous shot's last frame to
     # the next shot's first), placed between the two shots in the episode.
     bridge: bool = False
+    keyframes: list[KeyframeJob] = field(default_factory=list)  # rendered before its segments
 
     @property
     def frames(self) -> int:
@@ -155,6 +191,10 @@ class RenderPlan:
     notes: list[str] = field(default_factory=list)  # what the planner decided (prompt snapping)
     key: str = ""
     audio: Any = None  # stages.render.audio.AudioTrack: the soundtrack muxed into the episode
+
+    def keyframes(self) -> Iterator[KeyframeJob]:
+        for shot in self.shots:
+            yield from shot.keyframes
 
     def segments(self) -> Iterator[SegmentJob]:
         """All jobs, upstreams before the jobs that chain from them."""

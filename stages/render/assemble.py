@@ -172,9 +172,16 @@ def assemble_episode(
             for seg in result.segments:
                 _publish(seg.last_frame,
                          out_dir / "frames" / f"{seg.shot_id}_{seg.index}_last.png")
+            for keyframe in result.keyframes:  # generated start / end images
+                _publish(keyframe.image, out_dir / "frames" / f"{keyframe.label}.png")
         if subset is None:
             _remove_stale(out_dir, plan)
-        sheet = contact_sheet([(r.id, [load_png(p) for p in r.thumbs]) for r in ordered])
+        rows = []
+        for r in ordered:
+            rows.append((r.id, [load_png(p) for p in r.thumbs]))
+            if r.keyframes:  # a row of its own: the images the shot was generated from
+                rows.append((f"{r.id} keyframes", [load_png(k.image) for k in r.keyframes]))
+        sheet = contact_sheet(rows)
         sheet_path = save_png(out_dir / sheet_name, sheet)
     except OSError as exc:  # the render folder's disk is full or read-only: say so
         better = explain_write_error(exc, out_dir, "the render folder", setting="output_dir=")

@@ -12,7 +12,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from engine.images import load_rgb
 from stages.store.cache import CacheStore
 from stages.outputs.contact_sheet import sample_indices, thumbnail
 from stages.render.generate import generate_frames
+from stages.render.keyframes import KeyframeResult, keyframe_images, load_references
 from stages.storyboard.image_refs import unchanged
 from stages.plan.keys import content_key
 from stages.render.source_video import video_slice
@@ -68,6 +69,7 @@ class ShotResult:
     clip: Path
     thumbs: list[Path] = field(default_factory=list)
     segments: list[SegmentResult] = field(default_factory=list)
+    keyframes: list[KeyframeResult] = field(default_factory=list)  # generated start / end
 
 
 def frame_of(ref: FrameRef | None, source: SegmentResult | None,
@@ -119,7 +121,10 @@ def chain_inputs(job: SegmentJob, upstream: SegmentResult | None,
 def build_request(job: SegmentJob, upstream: SegmentResult | None,
                   anchor: np.ndarray | None = None,
                   end_source: SegmentResult | None = None,
-                  honours: frozenset[str] | None = None) -> GenerationRequest:
+                  honours: frozenset[str] | None = None,
+                  keyframes: Mapping[str, Path] | None = None) -> GenerationRequest:
+    """`keyframes`: key -> PNG of the generated keyframes the job starts or ends on."""
+    keyframes = keyframes or {}
     chained = chain_inputs(job, upstream, anchor)
     if job.start.kind == "chain":
         if upstream is None:
@@ -128,12 +133,16 @@ def build_request(job: SegmentJob, upstream: SegmentResult | None,
         context = chained.get("context_frames")
         # Overlap: the segment starts where its context starts, K frames before the end.
         start = context[0] if context is not None else load_png(upstream.last_frame)
+    elif job.start.kind == "keyframe":
+        start = load_rgb(_keyframe(job, job.start_keyframe, keyframes), job.width, job.height)
     elif job.start.kind == "image":
         start = load_rgb(unchanged(job.start.image, "image"), job.width, job.height)
     else:
         start = None
     end = (load_rgb(unchanged(job.end_image, "end_image"), job.width, job.height)
            if job.end_image else None)
+    if job.end_keyframe is not None:
+        end = load_rgb(_keyframe(job, job.end_keyframe, keyframes), job.width, job.height)
     if job.end_from is not None:  # a generated transition ends on the next shot's first frame
         end = frame_of(job.end_from, end_source, job)
     videos = {
@@ -148,8 +157,15 @@ def build_request(job: SegmentJob, upstream: SegmentResult | None,
         num_frames=job.frames, fps=job.fps, seed=job.seed, start_image=start, end_image=end,
         camera=job.camera, shot_id=job.shot_id, segment_index=job.index, params=job.params,
         loras=tuple(replace(lora, path=str(unchanged(lora.path, "LoRA"))) for lora in job.loras),
-        **videos, **chained,
+        reference_images=load_references(job.references), **videos, **chained,
     )
+
+
+def _keyframe(job: SegmentJob, key: str | None, keyframes: Mapping[str, Path]) -> Path:
+    if key not in keyframes:
+        raise ValueError(f"segment {job.label} starts or ends on keyframe {str(key)[:12]}, but "
+                         "no result for it was given")
+    return keyframes[key]
 
 
 def segment_key(job: SegmentJob, upstream: SegmentResult | None) -> str:
@@ -186,6 +202,7 @@ def render_segment(
     fallback_params: dict | None = None,
     anchor_source: SegmentResult | None = None,
     end_source: SegmentResult | None = None,
+    keyframes: Sequence[KeyframeResult] = (),
 ) -> SegmentResult:
     """Render one segment unless the cache has it; the entry holds the clip, the last frame
     and, for latent / svi chaining, the last latent frames. `progress(done, total)` goes to the
@@ -203,7 +220,8 @@ def render_segment(
     cached = entry is not None
     if entry is None:
         anchor = frame_of(job.anchor, anchor_source, job)
-        request = build_request(job, upstream, anchor, end_source, engine.spec.honours)
+        request = build_request(job, upstream, anchor, end_source, engine.spec.honours,
+                                keyframe_images(keyframes))
         frames, record = generate_frames(request, engine, fallback, progress, report,
                                          job.camera_apply, fallback_params)
         expected = (job.frames, job.height, job.width, 3)
@@ -274,6 +292,7 @@ def finish_shot(
     store: CacheStore,
     report: Report = lambda line: None,
     progress: ProgressFn | None = None,
+    keyframes: Sequence[KeyframeResult] = (),
 ) -> ShotResult:
     """Run the post chain over the shot's segments into a lossless shot clip (cached by key).
     `progress(done, total)` counts the shot's output frames as they are written."""
@@ -306,4 +325,4 @@ def finish_shot(
     report(f"  {shot.id:<14} {int(count_text):>4} frames  "
            f"{'post cached' if cached else f'post chain in {seconds:.1f}s'}")
     return ShotResult(shot.id, shot.key, int(count_text), float(fps_text), cached, seconds,
-                      entry.file(CLIP), thumbs, list(segments))
+                      entry.file(CLIP), thumbs, list(segments), list(keyframes))

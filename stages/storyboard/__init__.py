@@ -3,6 +3,6 @@
 schema (the typed models) and units (durations, resolutions); yaml_source (loading with line
 numbers) and problems (how a problem is reported); image_refs (the confining resolver of every
 file a storyboard names); resolve (the one inheritance rule, defaults -> shot -> segment, shared
-by validation and planning); validate (runs the checks: schema_errors, checks_shot,
-checks_episode) and returns a ValidatedStoryboard.
+by validation and planning); validate (runs the checks: schema_errors, checks.shot,
+checks.episode) and returns a ValidatedStoryboard.
 """

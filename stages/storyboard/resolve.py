@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine.base import EngineSpec
 from stages.storyboard.schema import Camera, Chain, Lora, Segment, Shot, ShotDefaults, Transition
 from stages.storyboard.yaml_source import KeyPath
 
@@ -156,6 +157,11 @@ class ResolvedShot:
         return self._get("driving_video")
 
     @property
+    def cast(self) -> tuple[str, ...]:
+        """The cast members the shot lists (its own `cast:`, else `defaults:`'), in order."""
+        return tuple(self._get("cast") or ())
+
+    @property
     def chained(self) -> bool:
         return self.shot.start == "chain"
 
@@ -174,3 +180,14 @@ class ResolvedShot:
 
 def resolve_shot(shot: Shot, defaults: ShotDefaults | None) -> ResolvedShot:
     return ResolvedShot(shot, defaults)
+
+
+def keyframe_engine(block: Any, configured: str | None, render: EngineSpec) -> str | None:
+    """The engine that generates a keyframe (`image: {generate: ...}`), by the documented rule:
+    the block's `engine:`, else the config's `keyframes.engine`, else the render engine when it
+    makes images; None when none applies (validation names the fix)."""
+    if getattr(block, "engine", None):
+        return block.engine
+    if configured:
+        return configured
+    return render.name if render.makes_images else None

@@ -7,14 +7,10 @@ rules) live in `stages.storyboard.validate`, which also turns every problem into
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -23,17 +19,48 @@ from pydantic import (
 )
 
 from stages.storyboard.units import parse_duration, parse_resolution
+from stages.storyboard.schema_types import (
+    MAX_SHOT_SECONDS,
+    MAX_FRAMES,
+    MAX_FPS,
+    MIN_SIDE,
+    MAX_SIDE,
+    MAX_SEED,
+    SHOT_ID,
+    ProfileName,
+    Duration,
+    TimePoint,
+    Frames,
+    Seed,
+    Text,
+    ImagePath,
+    MAX_SHOTS,
+    _Model,
+    Guidance,
+    _duration,
+    _time,
+    _control_free,
+    _TEXT_CONTROL,
+    _ANY_CONTROL,
+)
+from stages.storyboard.schema_cast import (
+    CAST_NAME,
+    CastMember,
+    CastName,
+    ImageSource,
+    KeyframeGen,
+    MAX_REFERENCES,
+    image_file,
+    image_generated,
+)
+
+# Names importers have always found here (the value types moved to schema_types), and the cast
+# and keyframe models (schema_cast), so `from stages.storyboard.schema import ...` sees them all.
+_REEXPORTED = (MAX_FRAMES, MAX_SEED, _duration, _time, _control_free, _TEXT_CONTROL, _ANY_CONTROL,
+               CAST_NAME, KeyframeGen, MAX_REFERENCES, image_file, image_generated)
+
 
 # Documented limits (README "Storyboard limits"): beyond them a storyboard is almost surely a typo.
-MAX_SHOT_SECONDS = 600.0
-MAX_FRAMES = 10_000
-MAX_FPS = 120
-MIN_SIDE, MAX_SIDE = 64, 4096
-MAX_SEED = 2**63 - 1
-SHOT_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
-# A render profile's name (stages.plan.profiles): defined per engine in conf/engine/<name>.yaml.
-ProfileName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", strict=True)]
-
 # Camera value ranges: far enough for any real move, near enough to catch a unit mistake
 # (rotate is degrees, pans are fractions of the frame).
 CAMERA_RANGES: dict[str, tuple[float, float]] = {
@@ -44,56 +71,6 @@ CAMERA_RANGES: dict[str, tuple[float, float]] = {
     "tilt": (-60.0, 60.0),
 }
 CAMERA_KEYS = tuple(CAMERA_RANGES)
-
-
-def _duration(value: Any) -> float:
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError(f"{value!r} must be longer than zero")
-    if seconds > MAX_SHOT_SECONDS:
-        raise ValueError(
-            f"{value!r} is longer than the limit of {MAX_SHOT_SECONDS:g}s per shot; "
-            "split it into several shots"
-        )
-    return seconds
-
-
-def _time(value: Any) -> float:
-    seconds = parse_duration(value)
-    if seconds < 0:
-        raise ValueError(f"{value!r} is negative; keyframe times start at 0s")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(_duration)]
-TimePoint = Annotated[float, BeforeValidator(_time)]
-Frames = Annotated[int, Field(ge=1, le=MAX_FRAMES, strict=True)]
-Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)]
-# Control characters break file names, terminals and the HTML report, and are never meant:
-# text may hold tabs and line breaks, paths and names nothing of the kind.
-_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _control_free(pattern: re.Pattern, what: str):
-    def check(value: str) -> str:
-        found = pattern.search(value)
-        if found:
-            raise ValueError(f"control character U+{ord(found.group()):04X} at position "
-                             f"{found.start()} is not allowed in {what}")
-        return value
-    return AfterValidator(check)
-
-
-Text = Annotated[str, Field(max_length=4000, strict=True), _control_free(_TEXT_CONTROL, "text")]
-ImagePath = Annotated[str, Field(min_length=1, max_length=1024, strict=True),
-                      _control_free(_ANY_CONTROL, "a path")]
-# A storyboard renders in one process and one episode; a series is many storyboards.
-MAX_SHOTS = 2000
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _check_camera_value(name: str, value: float) -> float:
@@ -197,7 +174,6 @@ class Lora(_Model):
     strength_2: Annotated[float, Field(ge=-4.0, le=4.0)] | None = None
 
 
-Guidance = Annotated[float, Field(ge=0.0, le=30.0)]
 
 
 class GenerationKeys(_Model):
@@ -315,8 +291,9 @@ class ShotDefaults(GenerationKeys):
     frames: Frames | None = None
     camera: Camera | None = None
     transition: Transition | None = None
-    image: ImagePath | None = None
-    end_image: ImagePath | None = None
+    image: ImageSource | None = None        # a path, or {generate: ...} (a generated keyframe)
+    end_image: ImageSource | None = None
+    cast: list[CastName] | None = Field(default=None, max_length=16)  # members the shot shows
     source_video: ImagePath | None = None   # v2v: the video to restyle (relative path)
     driving_video: ImagePath | None = None  # animate: the pose video to perform
     chain: Chain | None = None              # how the shot's segments hand over
@@ -390,6 +367,8 @@ class Storyboard(_Model):
     defaults: ShotDefaults | None = None
     shots: list[Shot] = Field(min_length=1, max_length=MAX_SHOTS)
     post: list[PostItem] | None = None
+    # Recurring characters, props, places: name -> member (shots list them in `cast:`).
+    cast: Annotated[dict[CastName, CastMember], Field(max_length=64)] | None = None
     output: Output = Output()
     audio: Audio | None = None
     # Engine that renders a segment when the configured one fails for a reason other than a bad

@@ -4,8 +4,8 @@ Every problem is collected and reported at once (`StoryboardInvalid`), each with
 line, the key path (`shots[2].segments[0].duration`), the bad value and what would be valid.
 
 This module runs the checks in order; they live by concern beside it: schema_errors (pydantic's
-errors as readable lines), checks_shot (one shot against the engine and the files),
-checks_episode (transitions, profiles, post chain, soundtrack). What a shot inherits from
+errors as readable lines), checks.shot (one shot against the engine and the files),
+checks.episode (transitions, profiles, post chain, soundtrack). What a shot inherits from
 `defaults:` is decided by the resolver (stages.storyboard.resolve), shared with the planner.
 """
 
@@ -23,7 +23,7 @@ from engine.suggest import did_you_mean
 from stages.plan.profiles import ProfileChoice
 from stages.post.chain import PostStep, chain_warnings, resolve_post_chain
 from stages.render.audio import AudioTrack
-from stages.storyboard.checks_episode import (
+from stages.storyboard.checks.episode import (
     MAX_OUTPUT_FPS,
     MAX_OUTPUT_SIDE,
     audio_track,
@@ -32,12 +32,20 @@ from stages.storyboard.checks_episode import (
     check_profiles,
     check_transitions,
 )
-from stages.storyboard.checks_shot import MAX_IMAGE_PIXELS, VIDEO_SUFFIXES, Checker
+from stages.storyboard.checks.cast import CastChecks
+from stages.storyboard.checks.shot import MAX_IMAGE_PIXELS, VIDEO_SUFFIXES, Checker
 from stages.storyboard.image_refs import ImagePolicy, ImageResolver
 from stages.storyboard.problems import Problem, StoryboardInvalid
 from stages.storyboard.resolve import inherited, segment_seconds, shot_seconds
-from stages.storyboard.schema import MAX_FPS, Output, Shot, ShotDefaults, Storyboard
-from stages.storyboard.schema_errors import FORBIDDEN_KEYS, forbidden_keys, pydantic_problems
+from stages.storyboard.schema import (
+    MAX_FPS,
+    Output,
+    Shot,
+    ShotDefaults,
+    Storyboard,
+    image_file,
+)
+from stages.storyboard.checks.schema_errors import FORBIDDEN_KEYS, forbidden_keys, pydantic_problems
 from stages.storyboard.yaml_source import YamlSource, YamlSyntaxError, format_key_path, load_yaml
 
 # Names importers have always found here.
@@ -68,6 +76,7 @@ class ValidatedStoryboard:
     # download, a confined local path); the planner hashes and the engine reads these files.
     images: dict[str, Path] = field(default_factory=dict)
     audio: AudioTrack | None = None  # the episode's soundtrack (file checked, hashed)
+    keyframes_engine: str | None = None  # the config's keyframes.engine (resolve.keyframe_engine)
 
     @property
     def base_dir(self) -> Path:
@@ -100,6 +109,8 @@ class ValidateOptions:
     images: ImagePolicy = field(default_factory=ImagePolicy)  # where images may come from
     # The engine config's render profiles and the command line's profile= (stages.plan.profiles).
     profiles: ProfileChoice = field(default_factory=ProfileChoice)
+    # The config's keyframes.engine: generates keyframes whose block names no engine.
+    keyframes_engine: str | None = None
 
 
 def _checks_of_valid_shots(
@@ -188,8 +199,9 @@ def validate_storyboard(
     check_generated_transitions(checker, model.shots, model.defaults)
     check_transitions(checker, model.shots, model.defaults, fps)
     check_profiles(checker, model, options.profiles)
+    CastChecks(checker, model, options.keyframes_engine).run()
     for key in ("image", "end_image"):
-        value = getattr(model.defaults, key, None) if model.defaults else None
+        value = image_file(getattr(model.defaults, key, None)) if model.defaults else None
         if value is not None:
             checker.image(("defaults", key), value)
     if model.defaults and model.defaults.chain and model.defaults.chain.anchor:
@@ -244,4 +256,5 @@ def validate_storyboard(
         name=name or path.stem, path=path.resolve(), model=model, post=post, fps=fps,
         width=width, height=height, engine=engine, selected=selected, output=output,
         images=dict(checker.resolver.resolved), warnings=checker.warnings, audio=audio,
+        keyframes_engine=options.keyframes_engine,
     )

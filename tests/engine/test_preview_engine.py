@@ -73,7 +73,7 @@ def test_spec_and_identity(eng):
     assert (spec.frame_rule.step, spec.frame_rule.offset) == (4, 1)
     assert spec.default_fps == 16 and spec.default_resolution == (832, 480)
     assert spec.max_frames == 81
-    assert spec.modes == frozenset({"t2v", "i2v", "flf2v"})
+    assert spec.modes == frozenset({"t2v", "i2v", "flf2v", "t2i"})  # t2i: keyframe stills
     assert eng.identity() == {"engine": "preview", "revision": REVISION}
     assert isinstance(REVISION, str) and REVISION
 
@@ -430,3 +430,60 @@ def test_load_rgb_errors(tmp_path):
         load_rgb(tmp_path / "junk.png", W, H)
     with pytest.raises(ImageLoadError, match="shape"):
         load_rgb(np.zeros((4, 4, 2), np.uint8), W, H)
+
+
+# -- cast references and stills (issue 14) ----------------------------------------------------
+
+
+def test_reference_inset_in_every_frame_exactly(eng):
+    from engine.preview import reference_box, reference_inset
+
+    ref = textured(40, 72, seed=7)  # any size: cover-resized into the inset
+    start, end = textured(W, H, 1), textured(W, H, 2)
+    path = linear_pan(9, 0.0, 0.1)
+    plain = eng.generate(request(start_image=start, end_image=end, camera=path))
+    frames = eng.generate(request(start_image=start, end_image=end, camera=path,
+                                  reference_images=[ref, textured(8, 8, 3)]))
+    top, left, side = reference_box(W, H)
+    inset = reference_inset(ref, W, H)
+    assert inset.shape == (side, side, 3) and left + side < W
+    for frame in frames:
+        assert np.array_equal(frame[top:top + side, left:left + side], inset)
+    # Outside the inset nothing changed.
+    outside = np.ones((H, W), bool)
+    outside[top:top + side, left:left + side] = False
+    assert np.array_equal(frames[:, outside], plain[:, outside])
+
+
+def test_requests_without_references_are_unchanged(eng):
+    assert PREVIEW_SPEC.max_references == 3 and "t2i" in PREVIEW_SPEC.modes
+    assert PREVIEW_SPEC.makes_video and REVISION == "preview-1"  # cache keys unchanged
+    assert np.array_equal(eng.generate(request()), eng.generate(request(reference_images=())))
+
+
+def test_reference_errors(eng):
+    with pytest.raises(EngineError, match="at most 3"):
+        eng.generate(request(reference_images=[textured(8, 8, i) for i in range(4)]))
+    with pytest.raises(EngineError, match=r"reference_images\[0\] must be a numpy uint8"):
+        eng.generate(request(reference_images=[np.zeros((8, 8, 3), np.float32)]))
+
+
+def test_still_is_a_deterministic_card_with_the_inset(eng):
+    from engine.base import ImageRequest
+    from engine.preview import reference_box, reference_inset
+
+    base = ImageRequest(prompt="the keeper at the lamp", width=W, height=H, seed=5,
+                        label="s02 keyframe")
+    steps = []
+    image = eng.generate_image(base, progress=lambda d, t: steps.append((d, t)))
+    assert image.shape == (H, W, 3) and image.dtype == np.uint8 and steps == [(1, 1)]
+    assert np.array_equal(image, eng.generate_image(base))
+    assert np.array_equal(image, render_scene_card(W, H, 5, "s02 keyframe", base.prompt))
+    assert not np.array_equal(image, eng.generate_image(replace(base, seed=6)))
+    assert not np.array_equal(image, eng.generate_image(replace(base, prompt="the sea")))
+    ref = textured(30, 30, seed=9)
+    with_ref = eng.generate_image(replace(base, reference_images=[ref]))
+    top, left, side = reference_box(W, H)
+    assert np.array_equal(with_ref[top:top + side, left:left + side], reference_inset(ref, W, H))
+    with pytest.raises(EngineError, match="multiple of 16"):
+        eng.generate_image(replace(base, width=100))

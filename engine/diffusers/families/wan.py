@@ -53,7 +53,10 @@ WAN22_TI2V_5B_SPEC = EngineSpec(
 WAN_VACE_SPEC = EngineSpec(
     name="wan_vace", frame_rule=_WAN_RULE, default_fps=16, default_resolution=(832, 480),
     max_frames=81, modes=frozenset({"t2v", "i2v", "flf2v"}), honours=_WAN_KEYS,
-    camera="guide", context_frames=True)
+    camera="guide", context_frames=True,
+    # Cast references: VACE encodes each one as an extra latent frame in front of the video
+    # (WanVACEPipeline's reference_images); the Wan VACE recipes use 1-3.
+    max_references=3)
 WAN_V2V_SPEC = EngineSpec(
     name="wan_v2v", frame_rule=_WAN_RULE, default_fps=16, default_resolution=(832, 480),
     max_frames=81, modes=frozenset({"v2v"}), honours=_WAN_KEYS | {"source_video", "denoise"},
@@ -187,7 +190,10 @@ class WanVace(_Wan):
     - end image: the last frame known too (first-last-frame);
     - camera path: the frames to generate carry the start image warped along the path (a
       guide video), so the model follows the move instead of guessing it from words;
-    - t2v: no known frames, grey video, mask 1.
+    - t2v: no known frames, grey video, mask 1;
+    - cast references (request.reference_images): the pipeline's `reference_images`, which it
+      fits (aspect kept, white padding) to the frame size, VAE-encodes and puts in front of the
+      video latents for the denoiser (identity conditioning), dropping them before decoding.
     """
 
     spec = WAN_VACE_SPEC
@@ -233,9 +239,13 @@ class WanVace(_Wan):
 
     def call_kwargs(self, pipe, entry, request):
         video, mask = self.conditioning(request)
-        return {**self.text_embeddings(pipe, entry, request), **self.guidance(request),
-                **self.size(request), "video": video, "mask": mask,
-                "conditioning_scale": float(self.options.extra.get("conditioning_scale", 1.0))}
+        kwargs = {**self.text_embeddings(pipe, entry, request), **self.guidance(request),
+                  **self.size(request), "video": video, "mask": mask,
+                  "conditioning_scale": float(self.options.extra.get("conditioning_scale", 1.0))}
+        if request.reference_images:
+            # A flat list of PIL images: one batch (the pipeline's single-video case).
+            kwargs["reference_images"] = [pil(r) for r in request.reference_images]
+        return kwargs
 
 
 class WanV2V(_Wan):

@@ -14,7 +14,7 @@ from stages.plan.job_keys import ENTRIES, KeyContext, key_payload, segment_key
 from stages.plan.model import FrameRef, SegmentJob, SegmentRef, StartCondition
 
 # Fields that must not change a segment's key, each with the reason in stages/plan/model.py.
-NOT_KEYED = {"key", "prompt_from", "trim_end", "profile"}
+NOT_KEYED = {"key", "prompt_from", "trim_end", "profile", "cast"}
 
 
 def ctx() -> KeyContext:
@@ -54,6 +54,8 @@ CHANGED = {
                        color_strength=0.5),
     "anchor": FrameRef("last_frame", segment=SegmentRef("up", 0)),
     "end_from": FrameRef("first_frame", segment=SegmentRef("up", 0)), "bridge": True,
+    "descriptions": ("an old keeper",), "references": (Path("/x/keeper.png"),),
+    "start_keyframe": "k-kf", "end_keyframe": "k-kf-end",
 }
 
 
@@ -77,7 +79,8 @@ def test_changing_any_keyed_field_changes_the_key(name):
 @pytest.mark.parametrize("name", sorted(NOT_KEYED))
 def test_fields_marked_not_keyed_leave_the_key_alone(name):
     job = full_job()
-    other = {"key": "x", "prompt_from": 2.0, "trim_end": 1, "profile": "draft"}[name]
+    other = {"key": "x", "prompt_from": 2.0, "trim_end": 1, "profile": "draft",
+             "cast": ("keeper",)}[name]
     assert segment_key(dataclasses.replace(job, **{name: other}), ctx()) \
         == segment_key(job, ctx())
 

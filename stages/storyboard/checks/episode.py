@@ -11,7 +11,7 @@ from stages.plan.keys import file_sha256
 from stages.plan.profiles import ProfileChoice
 from stages.post.chain import chain_fps, chain_size
 from stages.render.audio import AudioTrack, probe
-from stages.storyboard.checks_shot import Checker
+from stages.storyboard.checks.shot import Checker
 from stages.storyboard.image_refs import ImageRefError
 from stages.storyboard.problems import Problem
 from stages.storyboard.resolve import resolve_shot, shot_seconds

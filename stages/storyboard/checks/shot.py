@@ -16,7 +16,14 @@ from stages.plan.chaining import chain_lead
 from stages.storyboard.image_refs import ImageRefError, ImageResolver
 from stages.storyboard.problems import Problem
 from stages.storyboard.resolve import resolve_shot, shot_seconds
-from stages.storyboard.schema import GenerationKeys, Shot, ShotDefaults, camera_keys
+from stages.storyboard.schema import (
+    GenerationKeys,
+    Shot,
+    ShotDefaults,
+    camera_keys,
+    image_file,
+    image_generated,
+)
 from stages.storyboard.yaml_source import KeyPath, YamlSource, format_key_path
 
 MAX_IMAGE_PIXELS = 8192 * 8192
@@ -72,7 +79,11 @@ class Checker:
                                         "to chain from; remove it or give an image")
         rs = resolve_shot(shot, defaults)
         image = rs.image
-        if shot.start == "chain" and shot.image is not None:
+        if shot.start == "chain" and image_generated(shot.image) is not None:
+            self.add(base + ("image", "generate"), "a chained shot starts from the previous "
+                                                   "shot's last frame, so it cannot also "
+                                                   "generate a start image; remove one")
+        elif shot.start == "chain" and shot.image is not None:
             self.add(base + ("image",), "a shot cannot both chain from the previous shot "
                                         "and start from an image; remove one")
         if shot.segments:
@@ -97,7 +108,7 @@ class Checker:
             if seg.end_image is not None:
                 self.image(path + ("end_image",), seg.end_image)
         for key in ("image", "end_image"):
-            value = getattr(shot, key)
+            value = image_file(getattr(shot, key))  # a generate block: checks.cast
             if value is not None:
                 self.image(base + (key,), value)
         self._modes(base, shot, defaults, image)
