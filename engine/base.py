@@ -86,6 +86,10 @@ class EngineSpec:
     # ImageRequest.reference_images: VACE's reference_images, IP-Adapter for stills); 0: the
     # engine cannot use references (validation warns, naming the engines that can).
     max_references: int = 0
+    # True when one call renders any length in windows of max_frames, handing over between
+    # windows itself (WanAnimatePipeline): the plan gives such a shot one segment, not chained
+    # ones, so nothing re-anchors on a decoded last frame.
+    windows: bool = False
 
     @property
     def makes_video(self) -> bool:

@@ -10,6 +10,10 @@ loads; nothing is downloaded:
                                # beside the weight file (h94/IP-Adapter's sdxl_models/image_encoder)
       scale: 0.6               # how strongly the references steer the image (0..1.5)
 
+FLUX takes the XLabs format (XLabs-AI/flux-ip-adapter's ip_adapter.safetensors, with the CLIP
+ViT-L/14 vision model it was trained on as image_encoder); diffusers' loaders read each family's
+keys (IPAdapterMixin for SDXL, FluxIPAdapterMixin for FLUX), the call is the same.
+
 The adapter loads once with the pipeline (DiffusersEngine.prepare_pipeline) and stays resident in
 the model pool. A request with references passes them all as one image prompt (their embeddings
 are averaged by the adapter's attention, one set of image tokens each); a request without them
@@ -46,6 +50,19 @@ class IPAdapterOption:
                 "scale": self.scale}
 
 
+def _download(engine: str, key: str) -> tuple[str, str]:
+    """(how to get the adapter and set path, which encoder) for an engine's messages."""
+    if engine.startswith("flux"):
+        return (f"`hf download XLabs-AI/flux-ip-adapter ip_adapter.safetensors --local-dir "
+                f"/models/flux-ip-adapter` and {key}.path=/models/flux-ip-adapter/"
+                f"ip_adapter.safetensors",
+                "`hf download openai/clip-vit-large-patch14 --local-dir "
+                "/models/clip-vit-large-patch14`")
+    return (f"`hf download h94/IP-Adapter --include 'sdxl_models/*' --local-dir "
+            f"/models/IP-Adapter` and {key}.path=/models/IP-Adapter/sdxl_models/"
+            f"ip-adapter_sdxl.safetensors", "h94/IP-Adapter's sdxl_models/image_encoder")
+
+
 def parse(value: Any, engine: str) -> IPAdapterOption | None:
     """engine.options.ip_adapter checked against the disk; None when unset."""
     if value is None:
@@ -61,9 +78,7 @@ def parse(value: Any, engine: str) -> IPAdapterOption | None:
     if value.get("path") in (None, ""):
         raise EngineConfigError(
             f"{key}.path is not set for engine {engine!r}: give the IP-Adapter weights, e.g. "
-            f"`hf download h94/IP-Adapter --include 'sdxl_models/*' --local-dir "
-            f"/models/IP-Adapter` and {key}.path=/models/IP-Adapter/sdxl_models/"
-            f"ip-adapter_sdxl.safetensors, or remove {key}")
+            f"{_download(engine, key)[0]}, or remove {key}")
     path = Path(str(value["path"])).expanduser()
     if value.get("subfolder"):
         path = path / str(value["subfolder"])
@@ -89,8 +104,8 @@ def parse(value: Any, engine: str) -> IPAdapterOption | None:
     if not (encoder_path / "config.json").is_file():
         raise EngineConfigError(
             f"{key}.image_encoder={str(encoder_path)!r}: no CLIP image encoder there (a "
-            f"folder with config.json and weights, e.g. h94/IP-Adapter's sdxl_models/"
-            f"image_encoder); set {key}.image_encoder to it")
+            f"folder with config.json and weights, e.g. {_download(engine, key)[1]}); set "
+            f"{key}.image_encoder to it")
     scale = value.get("scale", 0.6)
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale <= 2:
         raise EngineConfigError(f"{key}.scale={scale!r} for engine {engine!r}: expected a "

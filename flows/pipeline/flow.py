@@ -30,8 +30,9 @@ from flows.config.storage import upload_outputs
 from stages.render.assemble import EpisodeResult, assemble_episode
 from stages.outputs.manifest import build_manifest
 from stages.plan.build import SegmentJob, ShotPlan
+from stages.plan.keyframes import unique_keyframes
 from stages.plan.model import KeyframeJob
-from stages.render.keyframes import KeyframeResult, render_keyframe
+from stages.render.keyframes import KeyframeResult, as_job, render_keyframe
 from stages.render.steps import SegmentResult, ShotResult, finish_shot, render_segment
 
 
@@ -70,7 +71,8 @@ def segment_task(job: SegmentJob, upstream: SegmentResult | None, prepared: Prep
         result = render_segment(job, upstream, prepared.engine, prepared.store, report,
                                 progress=live.current().steps(job), fallback=prepared.fallback,
                                 fallback_params=prepared.fallback_params, anchor_source=anchor,
-                                end_source=end, keyframes=keyframes or ())
+                                end_source=end, keyframes=keyframes or (),
+                                stills=prepared.stills)
     live.current().segment_done(job, result.cached)
     return result
 
@@ -79,7 +81,10 @@ def segment_task(job: SegmentJob, upstream: SegmentResult | None, prepared: Prep
       retry_condition_fn=_retry_condition, task_run_name="keyframe-{job.shot_id}-{job.which}")
 def keyframe_task(job: KeyframeJob, prepared: Prepared) -> KeyframeResult:
     with segment_guard(prepared.store, job.key):  # one worker per keyframe, as per segment
-        return render_keyframe(job, prepared.keyframe_engines[job.engine], prepared.store, report)
+        result = render_keyframe(job, prepared.keyframe_engines[job.engine], prepared.store,
+                                 report, progress=live.current().keyframe_steps(job))
+    live.current().keyframe_done(job, result.cached)
+    return result
 
 
 @task(name="shot", cache_policy=NO_CACHE, persist_result=False,
@@ -87,8 +92,10 @@ def keyframe_task(job: KeyframeJob, prepared: Prepared) -> KeyframeResult:
 def shot_task(shot: ShotPlan, segments: list[SegmentResult], prepared: Prepared,
               keyframes: list[KeyframeResult] | None = None) -> ShotResult:
     plan = prepared.plan
+    # A keyframe shared by several jobs (unique_keyframes) comes back once: each job's own copy.
+    keyframes = [as_job(r, k) for r, k in zip(keyframes or (), shot.keyframes)]
     result = finish_shot(shot, segments, plan.post, plan.fps, prepared.store, report,
-                         progress=live.current().post(shot), keyframes=keyframes or ())
+                         progress=live.current().post(shot), keyframes=keyframes)
     live.current().shot_done(shot, result.cached)
     return result
 
@@ -112,7 +119,7 @@ def load_engine(prepared: Prepared) -> None:
     for name, engine in prepared.keyframe_engines.items():
         if engine is not prepared.engine and not all(
                 store.has("keyframe", k.key) for k in plan.keyframes() if k.engine == name):
-            engine.load()  # a failure here has no fallback: the message names the engine
+            load_keyframe_engine(name, engine)
     if all(store.has("segment", job.key) for job in plan.segments()):
         return
     started = time.perf_counter()
@@ -128,6 +135,21 @@ def load_engine(prepared: Prepared) -> None:
     seconds = time.perf_counter() - started
     if seconds > 0.5:
         report(f"Loaded engine {prepared.engine.spec.name} in {seconds:.1f}s")
+
+
+def load_keyframe_engine(name: str, engine) -> None:
+    """Load an image engine for keyframes, or stop the render before any work. No fallback:
+    a keyframe's cache key names the engine that made it, so another engine's image under that
+    key would stay wrong after the engine is fixed, and a shot's start image silently drawn by a
+    different model is not what the storyboard asked for."""
+    try:
+        engine.load()
+    except EngineLoadError as exc:
+        raise RenderFailed(
+            f"keyframe engine {name!r} could not load: {exc}. Nothing was rendered (no "
+            f"keyframe, no segment); fix `model:` in conf/engine/{name}.yaml (the keyframe "
+            f"engine's config), or generate these keyframes with another image engine "
+            f"(keyframes.engine=NAME, or `engine:` in the shot's generate block)") from None
 
 
 def _delays(settings: RenderSettings) -> list[float]:
@@ -179,7 +201,8 @@ def render_flow(settings: dict[str, Any] | None = None, storyboard: str | None =
         return seg_futures.get((ref.shot_id, ref.index)) if ref is not None else None
 
     # Keyframes first: every segment that starts or ends on one waits for it.
-    keyframe_futures = {job.key: keyframe_task.submit(job, prepared) for job in plan.keyframes()}
+    keyframe_futures = {job.key: keyframe_task.submit(job, prepared)
+                        for job in unique_keyframes(plan)}
     # Bridges (generated transitions) last: they wait on segments of the shots around them.
     for shot in sorted(plan.shots, key=lambda s: s.bridge):
         futures = []
@@ -198,7 +221,7 @@ def render_flow(settings: dict[str, Any] | None = None, storyboard: str | None =
             shot_futures[shot.id] = shot_task.submit(shot, futures, prepared, shot_keyframes)
 
     failures = []
-    for job in plan.keyframes():
+    for job in unique_keyframes(plan):
         keyframe_futures[job.key].wait()
         problem = _failure(keyframe_futures[job.key], f"shot {job.shot_id} {job.which} keyframe")
         if problem:

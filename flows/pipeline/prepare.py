@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Mapping, TextIO
 
 from engine.base import Engine
 from engine.registry import UnknownEngineError, engine_spec
@@ -44,6 +44,9 @@ class Prepared:
     fallback_params: dict = field(default_factory=dict)
     # Image engines that generate keyframes, by name (flows.config.engines.build_keyframe_engines).
     keyframe_engines: dict[str, Engine] = field(default_factory=dict)
+    # The image engine that makes a t2v segment's start image when it falls back to an
+    # image-to-video engine (keyframes.engine, or the render engine when it makes images).
+    stills: Engine | None = None
 
     @property
     def subset(self) -> str | None:
@@ -85,6 +88,9 @@ def prepare(settings: RenderSettings) -> Prepared:
     options.images = image_policy(settings)  # images confined to known folders, URLs opt-in
     options.profiles = profile_choice(settings.engine, settings.profile)
     options.keyframes_engine = (settings.keyframes or {}).get("engine")
+    configured_fallback = (settings.engine or {}).get("fallback")
+    options.fallback = (configured_fallback.get("name") if isinstance(configured_fallback, Mapping)
+                        else configured_fallback) or None
     try:
         storyboard = validate_storyboard(path, spec, options)
     except StoryboardInvalid as invalid:
@@ -98,6 +104,12 @@ def prepare(settings: RenderSettings) -> Prepared:
     engine, fallback, fallback_params = build_engines(engine_config, storyboard.model.fallback)
     check_engine_params(engine, engine_config, options.profiles)
     keyframers = build_keyframe_engines(keyframe_engine_names(storyboard), engine_config, engine)
+    stills_name = options.keyframes_engine or (engine.spec.name if engine.spec.makes_images
+                                               else None)
+    stills = None
+    if fallback is not None and stills_name:  # built only; its weights load if a t2v falls back
+        stills = (keyframers.get(stills_name) or build_keyframe_engines(
+            [stills_name], engine_config, engine)[stills_name])[0]
     plan = build_plan(storyboard, engine.identity(), dict(settings.engine.get("params") or {}),
                       options.profiles,
                       {name: (e.identity(), params) for name, (e, params) in keyframers.items()})
@@ -106,7 +118,8 @@ def prepare(settings: RenderSettings) -> Prepared:
     out_dir = render_folder(out_root, storyboard.name, settings.variant)
     return Prepared(settings, storyboard, plan, engine, store, out_dir, fallback=fallback,
                     fallback_params=fallback_params,
-                    keyframe_engines={name: e for name, (e, _) in keyframers.items()})
+                    keyframe_engines={name: e for name, (e, _) in keyframers.items()},
+                    stills=stills)
 
 
 def _config_problems(settings: RenderSettings, options: ValidateOptions) -> list[str]:

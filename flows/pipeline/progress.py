@@ -1,8 +1,8 @@
 """What a user watching a render sees: shots, segments and engine steps with an ETA.
 
 One `RenderProgress` per render collects events from the tasks (engine steps through the
-engine's `progress(done, total)` callback, finished segments, post-chain frames, finished shots)
-and shows them three ways:
+engine's `progress(done, total)` callback, generated keyframes, finished segments, post-chain
+frames, finished shots) and shows them three ways:
 
 - on a terminal, live rich progress bars (overall, segments, shots, one bar per running segment);
 - otherwise (logs, CI, a Prefect worker), a progress line after each finished segment and shot;
@@ -29,6 +29,7 @@ from flows.runtime.stop import RenderInterrupted, stop_requested
 if TYPE_CHECKING:
     from flows.pipeline.prepare import Prepared
     from stages.plan.build import SegmentJob, ShotPlan
+    from stages.plan.model import KeyframeJob
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,12 @@ class RenderProgress:
     def reset(self) -> None:
         self.segments_total = self.segments_done = 0
         self.shots_total = self.shots_done = 0
+        # Generated keyframes (one per key), a phase of their own: an image engine's still costs
+        # what it costs, unrelated to a video frame; until one is measured it counts as a frame.
+        self.keyframes_total = self.keyframes_done = 0
+        self.keyframes_cached = False  # every keyframe was in the cache when the render began
+        self.key_total = self.key_done = 0.0
+        self._key_credit: dict[str, float] = {}
         self.gen_total = 0.0  # frames to generate (segments not in the cache)
         self.gen_done = 0.0
         self.post_total = 0.0  # post-chain output frames to write (shots not in the cache)
@@ -70,16 +77,24 @@ class RenderProgress:
         # a frame costs ~0.04 s on the preview engine and minutes on a big model, while
         # interpolating one costs ~0.1 s, so neither phase can be given a fixed share.
         self._started: dict[str, float] = {}
-        self._busy = {"gen": 0.0, "post": 0.0}
-        self._measured = {"gen": 0.0, "post": 0.0}  # frames behind _busy
+        self._busy = {"gen": 0.0, "post": 0.0, "key": 0.0}
+        self._measured = {"gen": 0.0, "post": 0.0, "key": 0.0}  # units behind _busy
 
     # -- set-up ---------------------------------------------------------------------------------
 
     def begin(self, prepared: "Prepared") -> None:
         """Totals from the plan; entries already in the cache are not work to do."""
+        from stages.plan.keyframes import unique_keyframes
+
         plan, store = prepared.plan, prepared.store
         with self._lock:
             self.reset()
+            for kf in unique_keyframes(plan):  # shared keys generate once (the flow's rule)
+                self.keyframes_total += 1
+                if not store.has("keyframe", kf.key):
+                    self.key_total += 1
+                    self._to_render.add(_key_label(kf))
+            self.keyframes_cached = self.keyframes_total > 0 and self.key_total == 0
             for job in plan.segments():
                 self.segments_total += 1
                 if not store.has("segment", job.key):
@@ -121,6 +136,40 @@ class RenderProgress:
             self._send_artifact()
 
         return progress
+
+    def keyframe_steps(self, job: "KeyframeJob") -> ProgressFn:
+        """The image engine's progress callback for one keyframe: credits the keyframe in
+        proportion to the steps done and stops it when Ctrl-C was pressed."""
+        label = _key_label(job)
+
+        def progress(done: int, total: int) -> None:
+            if stop_requested():
+                raise RenderInterrupted(f"keyframe {label} stopped by Ctrl-C; it was not saved")
+            if total <= 0:
+                return
+            with self._lock:
+                if self.first_work is None:
+                    self.first_work = time.monotonic()
+                self._started.setdefault(label, time.monotonic())
+                credit = min(done, total) / total
+                delta = credit - self._key_credit.get(label, 0.0)
+                if delta > 0:
+                    self._key_credit[label] = credit
+                    self.key_done += delta
+            self._send_artifact()
+
+        return progress
+
+    def keyframe_done(self, job: "KeyframeJob", cached: bool) -> None:
+        label = _key_label(job)
+        with self._lock:
+            self.keyframes_done += 1
+            if label in self._to_render:
+                self.key_done += 1.0 - self._key_credit.get(label, 0.0)
+                self._key_credit[label] = 1.0
+            if not cached:
+                self._learn("key", label, 1.0)
+        self._event()
 
     def segment_done(self, job: "SegmentJob", cached: bool) -> None:
         with self._lock:
@@ -164,6 +213,7 @@ class RenderProgress:
     def finish(self) -> None:
         with self._lock:
             self.gen_done, self.post_done = self.gen_total, self.post_total
+            self.key_done = self.key_total
         self._send_artifact(force=True)
         self._bars_update()
 
@@ -176,20 +226,23 @@ class RenderProgress:
             self._measured[phase] += frames
 
     def _cost(self, phase: str) -> float:
-        """Seconds per frame of `phase`; the other phase's figure until one is measured."""
-        for which in (phase, "post" if phase == "gen" else "gen"):
+        """Seconds per unit (a frame; a keyframe) of `phase`; another phase's figure until one
+        is measured."""
+        others = {"gen": ("post", "key"), "post": ("gen", "key"), "key": ("gen", "post")}
+        for which in (phase, *others[phase]):
             if self._measured[which]:
                 return max(self._busy[which] / self._measured[which], 1e-6)
         return 1.0
 
     def fraction(self) -> float:
-        """Overall progress in [0, 1]: frames generated and post-processed, each weighted by
-        what a frame of its phase has cost so far."""
-        gen, post = self._cost("gen"), self._cost("post")
-        total = self.gen_total * gen + self.post_total * post
+        """Overall progress in [0, 1]: keyframes generated, frames generated and frames
+        post-processed, each weighted by what a unit of its phase has cost so far."""
+        gen, post, key = self._cost("gen"), self._cost("post"), self._cost("key")
+        total = self.gen_total * gen + self.post_total * post + self.key_total * key
         if total <= 0:
             return 1.0
-        return min((self.gen_done * gen + self.post_done * post) / total, 1.0)
+        done = self.gen_done * gen + self.post_done * post + self.key_done * key
+        return min(done / total, 1.0)
 
     def eta_seconds(self) -> float | None:
         done = self.fraction()
@@ -198,9 +251,16 @@ class RenderProgress:
         elapsed = time.monotonic() - self.first_work
         return max(elapsed * (1 - done) / done, 0.0)
 
+    def keyframes_text(self) -> str:
+        """"2/3 keyframes, " ("2/2 keyframes (all cached), "); "" for a render without any."""
+        if not self.keyframes_total:
+            return ""
+        cached = " (all cached)" if self.keyframes_cached else ""
+        return f"{self.keyframes_done}/{self.keyframes_total} keyframes{cached}, "
+
     def summary(self) -> str:
-        return (f"progress: {self.segments_done}/{self.segments_total} segments, "
-                f"{self.shots_done}/{self.shots_total} shots, {self.fraction():.0%}, "
+        return (f"progress: {self.keyframes_text()}{self.segments_done}/{self.segments_total} "
+                f"segments, {self.shots_done}/{self.shots_total} shots, {self.fraction():.0%}, "
                 f"about {_clock(self.eta_seconds())} left")
 
     # -- outputs --------------------------------------------------------------------------------
@@ -231,6 +291,9 @@ class RenderProgress:
             bars.remove_task(task_id)
         self._bar_ids = {
             "overall": bars.add_task(f"{name}", total=100.0),
+            **({"keyframes": bars.add_task(
+                "keyframes (cached)" if self.keyframes_cached else "keyframes",
+                total=self.keyframes_total)} if self.keyframes_total else {}),
             "segments": bars.add_task("segments", total=self.segments_total),
             "shots": bars.add_task("shots (post)", total=self.shots_total),
         }
@@ -239,6 +302,8 @@ class RenderProgress:
         if self._bars is None or "overall" not in self._bar_ids:
             return
         self._bars.update(self._bar_ids["overall"], completed=100.0 * self.fraction())
+        if "keyframes" in self._bar_ids:
+            self._bars.update(self._bar_ids["keyframes"], completed=self.keyframes_done)
         self._bars.update(self._bar_ids["segments"], completed=self.segments_done)
         self._bars.update(self._bar_ids["shots"], completed=self.shots_done)
 
@@ -259,6 +324,11 @@ class RenderProgress:
             task_id = self._bar_ids.pop(label, None)
         if task_id is not None:
             self._bars.remove_task(task_id)
+
+
+def _key_label(job: "KeyframeJob") -> str:
+    # Keyed by content: a keyframe shared by two shots is one unit of work.
+    return "keyframe " + job.key
 
 
 # The render this process is running; the flow's tasks report to it.

@@ -61,6 +61,11 @@ def build_manifest(
                     "engine": seg.generation.get("engine", engine_name),
                     "degraded": list(seg.generation.get("degraded") or []),
                     "fallback_reason": seg.generation.get("fallback_reason"),
+                    # A fallback's adaptations (mode, size, retiming); only when it fell back.
+                    **({"adapted": seg.generation.get("adapted"),
+                        **({"retimed": list(seg.generation["retimed"])}
+                           if seg.generation.get("retimed") else {})}
+                       if seg.generation.get("fallback_reason") else {}),
                     # The render profile its settings came from (stages.plan.profiles), if any.
                     "profile": jobs[seg.index].profile if seg.index in jobs else None,
                     # The prompt the engine got ({name} expanded) and the cast it used.

@@ -21,6 +21,7 @@ table{border-collapse:collapse;width:100%;margin:1em 0} td,th{border-bottom:1px 
 padding:.35em .5em;text-align:left;vertical-align:top} th{background:#f4f4f6}
 .thumbs img{height:72px;margin-right:3px;border-radius:2px} .num{text-align:right}
 .hit{color:#1a7f37} .miss{color:#9a6700} .warn{background:#fff8c5;padding:.5em 1em}
+.badge{background:#ffebe9;color:#82071e;border-radius:3px;padding:0 .35em;font-size:12px}
 video,.sheet{max-width:100%} code{font-size:12px} details{margin:1em 0}
 """
 
@@ -37,6 +38,17 @@ def _cache_word(cached: bool) -> str:
     return '<span class="hit">cached</span>' if cached else '<span class="miss">rendered</span>'
 
 
+def _fallback_badge(seg: Mapping[str, Any]) -> str:
+    """A fallback-rendered segment stands out: its frames are not the render engine's."""
+    if not seg.get("fallback_reason"):
+        return ""
+    retimed = seg.get("retimed")
+    how = f" (retimed {retimed[0]} -> {retimed[1]} frames)" if retimed else ""
+    return (f' <span class="badge" title="{_e(seg.get("fallback_reason"))}; '
+            f'{_e(seg.get("adapted") or "")}">fallback: {_e(seg.get("engine", ""))}{_e(how)}'
+            f'</span>')
+
+
 def render_report_html(manifest: Mapping[str, Any],
                        thumbs: Mapping[str, Sequence[Path]] | None = None) -> str:
     thumbs = thumbs or {}
@@ -46,7 +58,7 @@ def render_report_html(manifest: Mapping[str, Any],
         segs = shot.get("segments", [])
         seg_cells = "<br>".join(
             f"#{s['index']}: {s['frames']} frames, seed {s['seed']}, {_cache_word(s['cached'])}"
-            f" in {s['seconds']:.2f}s" for s in segs)
+            f" in {s['seconds']:.2f}s{_fallback_badge(s)}" for s in segs)
         images = "".join(f'<img alt="{_e(shot["id"])} frame" src="{_data_uri(p)}">'
                          for p in thumbs.get(shot["id"], []) if Path(p).is_file())
         gen_s = sum(s["seconds"] for s in segs)

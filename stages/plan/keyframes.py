@@ -104,3 +104,13 @@ def plan_keyframes(vs: Any, rs: ResolvedShot, engines: KeyframeEngines,
         jobs[which] = KeyframeJob(**{**job.__dict__, "key": keyframe_key(
             job, identity, file_sha, engine_spec(name).draws_labels)})
     return jobs
+
+
+def unique_keyframes(plan: Any) -> list[KeyframeJob]:
+    """The plan's keyframe jobs, one per key, in plan order: shots (or a shot's start and end)
+    that plan the same keyframe (same engine, prompt, seed, size, references) share one
+    generation; the flow submits it once and the progress counts it once."""
+    seen: dict[str, KeyframeJob] = {}
+    for job in plan.keyframes():
+        seen.setdefault(job.key, job)
+    return list(seen.values())

@@ -151,8 +151,15 @@ class KeyframeJob:
     @property
     def label(self) -> str:
         """Its file name in the render folder's frames/, without .png."""
-        return f"{self.shot_id}_keyframe" if self.which == "start" else \
-            f"{self.shot_id}_end_keyframe"
+        return keyframe_label(self.shot_id, self.which)
+
+
+def keyframe_label(shot_id: str, which: str) -> str:
+    """A keyframe's name in the render folder's frames/ (without .png) and in progress lines:
+    `<shot>_keyframe` and `<shot>_keyframe_end`. Start names end in `_keyframe` and end names in
+    `_keyframe_end`, so no shot id can make one collide with another shot's (with
+    `<shot>_end_keyframe`, shot x's end and shot x_end's start were the same file)."""
+    return f"{shot_id}_keyframe" if which == "start" else f"{shot_id}_keyframe_end"
 
 
 @dataclass

@@ -19,6 +19,9 @@ def segment_lengths(
     it (1 for last_frame chaining, the overlap in overlap mode, ...); the shot's first piece
     shares one with the shot before it when the shot chains, else none."""
     rule, longest, fps = vs.engine.frame_rule, vs.engine.max_frames, vs.fps
+    if vs.engine.windows:
+        # The engine windows a long segment itself (wan_animate): never split into chains.
+        longest = 1 << 30
     warnings: list[str] = []
     pieces: list[tuple[ResolvedSegment, int]] = []
     for i, seg in enumerate(shot.segments()):

@@ -24,6 +24,7 @@ from stages.plan.keys import deliverable_key
 from stages.plan.timing import resampled_count
 from stages.store.output_paths import render_files
 from stages.plan.build import RenderPlan, ShotPlan
+from stages.plan.model import keyframe_label
 from stages.render.steps import ShotResult
 from stages.render.audio import mux_audio
 from stages.post.chain import chain_size
@@ -174,8 +175,7 @@ def assemble_episode(
                          out_dir / "frames" / f"{seg.shot_id}_{seg.index}_last.png")
             for keyframe in result.keyframes:  # generated start / end images
                 _publish(keyframe.image, out_dir / "frames" / f"{keyframe.label}.png")
-        if subset is None:
-            _remove_stale(out_dir, plan)
+        _remove_stale(out_dir, plan, whole=subset is None)
         rows = []
         for r in ordered:
             rows.append((r.id, [load_png(p) for p in r.thumbs]))
@@ -191,9 +191,26 @@ def assemble_episode(
     return EpisodeResult(video, total, plan.output_fps, cached, shot_videos, sheet_path)
 
 
-def _remove_stale(out_dir: Path, plan: RenderPlan) -> None:
-    """Drop shot videos and last frames of an earlier render that this plan no longer has
-    (a full render only: the storyboard lost those shots)."""
+def _remove_stale(out_dir: Path, plan: RenderPlan, whole: bool) -> None:
+    """Drop what an earlier render wrote that this plan no longer has. A full render (`whole`)
+    drops shot videos, last frames and keyframes of shots the storyboard lost; every render drops
+    the generated keyframes its own shots stopped generating (`image:` back to a file), so
+    frames/ never shows a keyframe the shot no longer starts from. A subset render
+    (`shots=[...]`) touches only its shots' keyframe files: the full render's stay."""
+    keep_keyframes = {f"{keyframe_label(k.shot_id, k.which)}.png"
+                      for s in plan.included() for k in s.keyframes}
+    frames = out_dir / "frames"
+    if whole:
+        stale = [p for pattern in ("*_keyframe.png", "*_keyframe_end.png")
+                 for p in frames.glob(pattern) if p.name not in keep_keyframes]
+    else:
+        mine = {f"{keyframe_label(s.id, which)}.png"
+                for s in plan.included() for which in ("start", "end")}
+        stale = [frames / name for name in sorted(mine - keep_keyframes)]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if not whole:
+        return
     keep_shots = {f"{s.id}.mp4" for s in plan.included()}
     keep_frames = {f"{j.shot_id}_{j.index}_last.png" for s in plan.included() for j in s.segments}
     for folder, keep, pattern in (("shots", keep_shots, "*.mp4"),

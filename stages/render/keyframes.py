@@ -2,13 +2,13 @@
 
 A keyframe is one PNG made by an image engine (`Engine.generate_image`), stored in the cache
 under the kind "keyframe" (one entry per key, like segments: files, meta.json, checksums) and
-copied by the assembly to `frames/<shot>_keyframe.png` (`<shot>_end_keyframe.png`).
+copied by the assembly to `frames/<shot>_keyframe.png` (`<shot>_keyframe_end.png`).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from engine.base import Engine, ImageRequest, ProgressFn
 from stages.media.png import save_png
-from stages.plan.model import KeyframeJob
+from stages.plan.model import KeyframeJob, keyframe_label
 from stages.store.cache import CacheStore
 from stages.storyboard.image_refs import unchanged
 
@@ -37,8 +37,7 @@ class KeyframeResult:
 
     @property
     def label(self) -> str:
-        return f"{self.shot_id}_keyframe" if self.which == "start" else \
-            f"{self.shot_id}_end_keyframe"
+        return keyframe_label(self.shot_id, self.which)
 
 
 def load_references(paths: Sequence[Path]) -> tuple[np.ndarray, ...]:
@@ -76,11 +75,21 @@ def render_keyframe(job: KeyframeJob, engine: Engine, store: CacheStore,
             save_png(tmp / KEYFRAME, image)
         entry = store.published("keyframe", job.key)
     seconds = time.perf_counter() - started
-    label = f"{job.shot_id}_{'keyframe' if job.which == 'start' else 'end_keyframe'}"
+    label = keyframe_label(job.shot_id, job.which)
     report(f"  {label:<14} {'keyframe':>11}  "
            f"{'cached' if cached else f'generated in {seconds:.1f}s'} on {job.engine}")
     return KeyframeResult(job.shot_id, job.which, job.key, job.seed, job.engine, job.prompt,
                           cached, seconds, entry.file(KEYFRAME))
+
+
+def as_job(result: KeyframeResult, job: KeyframeJob) -> KeyframeResult:
+    """`result` (made for a job with the same key) as `job`'s own: its shot, which, prompt and
+    seed, so its file in frames/ and its manifest row are that shot's; a copy counts as cached
+    (one generation, however many shots start from it)."""
+    if (result.shot_id, result.which) == (job.shot_id, job.which):
+        return result
+    return replace(result, shot_id=job.shot_id, which=job.which, prompt=job.prompt,
+                   seed=job.seed, engine=job.engine, cached=True, seconds=0.0)
 
 
 def keyframe_images(results: Sequence[KeyframeResult]) -> Mapping[str, Path]:

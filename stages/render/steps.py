@@ -203,12 +203,14 @@ def render_segment(
     anchor_source: SegmentResult | None = None,
     end_source: SegmentResult | None = None,
     keyframes: Sequence[KeyframeResult] = (),
+    stills: Engine | None = None,
 ) -> SegmentResult:
     """Render one segment unless the cache has it; the entry holds the clip, the last frame
     and, for latent / svi chaining, the last latent frames. `progress(done, total)` goes to the
     engine (denoising steps or frames). `anchor_source`: the segment the shot's anchor frame
     comes from, when it is not an image file (see stages.plan.build.FrameRef); `end_source`: the
-    segment a generated transition's end frame comes from."""
+    segment a generated transition's end frame comes from; `stills`: the image engine that makes
+    a start image when a t2v segment falls back to an image-to-video engine."""
     started = time.perf_counter()
     key = segment_key(job, upstream)
     # A segment the fallback engine rendered in an earlier run is stored under its own key.
@@ -223,7 +225,7 @@ def render_segment(
         request = build_request(job, upstream, anchor, end_source, engine.spec.honours,
                                 keyframe_images(keyframes))
         frames, record = generate_frames(request, engine, fallback, progress, report,
-                                         job.camera_apply, fallback_params)
+                                         job.camera_apply, fallback_params, stills)
         expected = (job.frames, job.height, job.width, 3)
         if frames.shape != expected or frames.dtype != np.uint8:
             raise RuntimeError(f"engine returned {frames.dtype} {frames.shape} for segment "

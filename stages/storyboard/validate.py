@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 from pydantic import ValidationError
 
 from engine.base import EngineSpec
-from engine.registry import available_engines
+from engine.registry import available_engines, engine_spec
 from engine.suggest import did_you_mean
 from stages.plan.profiles import ProfileChoice
 from stages.post.chain import PostStep, chain_warnings, resolve_post_chain
@@ -33,6 +33,7 @@ from stages.storyboard.checks.episode import (
     check_transitions,
 )
 from stages.storyboard.checks.cast import CastChecks
+from stages.storyboard.checks.fallback import fallback_warnings
 from stages.storyboard.checks.shot import MAX_IMAGE_PIXELS, VIDEO_SUFFIXES, Checker
 from stages.storyboard.image_refs import ImagePolicy, ImageResolver
 from stages.storyboard.problems import Problem, StoryboardInvalid
@@ -111,6 +112,8 @@ class ValidateOptions:
     profiles: ProfileChoice = field(default_factory=ProfileChoice)
     # The config's keyframes.engine: generates keyframes whose block names no engine.
     keyframes_engine: str | None = None
+    # The engine config's fallback engine name; the storyboard's `fallback:` wins over it.
+    fallback: str | None = None
 
 
 def _checks_of_valid_shots(
@@ -200,6 +203,11 @@ def validate_storyboard(
     check_transitions(checker, model.shots, model.defaults, fps)
     check_profiles(checker, model, options.profiles)
     CastChecks(checker, model, options.keyframes_engine).run()
+    fallback_name = model.fallback or options.fallback
+    if fallback_name in available_engines() and fallback_name != engine.name:
+        checker.warnings += fallback_warnings(model, engine, engine_spec(fallback_name),
+                                              bool(options.keyframes_engine)
+                                              or engine.makes_images)
     for key in ("image", "end_image"):
         value = image_file(getattr(model.defaults, key, None)) if model.defaults else None
         if value is not None:

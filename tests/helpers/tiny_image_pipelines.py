@@ -1,4 +1,5 @@
-"""Tiny random-weight text-to-image pipelines (SDXL, FLUX, SD3.5) and a tiny SDXL IP-Adapter,
+"""Tiny random-weight text-to-image pipelines (SDXL, FLUX, SD3.5) and tiny SDXL and FLUX
+IP-Adapters,
 built offline and saved with save_pretrained, for the image engines' tests.
 
 The architectures are the real ones (UNet2DConditionModel with SDXL's text_time embedding, two
@@ -136,14 +137,9 @@ def save_sdxl_ip_adapter(path: Path, pipe_dir: Path, seed: int = 5) -> Path:
     weight file."""
     from diffusers import UNet2DConditionModel
     from safetensors.torch import save_file
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     path.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
-        hidden_size=32, projection_dim=16, num_hidden_layers=1, num_attention_heads=4,
-        image_size=32, intermediate_size=37, patch_size=8))
-    encoder.save_pretrained(path / "image_encoder")
+    encoder = _tiny_image_encoder(path / "image_encoder", seed)
     unet = UNet2DConditionModel.from_pretrained(pipe_dir / "unet")
     cross = unet.config.cross_attention_dim
     generator = torch.Generator().manual_seed(seed)
@@ -171,6 +167,51 @@ def save_sdxl_ip_adapter(path: Path, pipe_dir: Path, seed: int = 5) -> Path:
         state[f"ip_adapter.{key_id}.to_v_ip.weight"] = rand(hidden, cross)
         key_id += 2
     weights = path / "ip-adapter_tiny.safetensors"
+    save_file(state, str(weights))
+    return weights
+
+
+def _tiny_image_encoder(folder: Path, seed: int):
+    """A tiny CLIPVisionModelWithProjection (32x32 input, 16-wide image embedding) saved there."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(seed)
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, projection_dim=16, num_hidden_layers=1, num_attention_heads=4,
+        image_size=32, intermediate_size=37, patch_size=8))
+    encoder.save_pretrained(folder)
+    return encoder
+
+
+def save_flux_ip_adapter(path: Path, pipe_dir: Path, seed: int = 5) -> Path:
+    """A random IP-Adapter for the tiny FLUX transformer in XLabs-AI/flux-ip-adapter's layout
+    (what FluxIPAdapterMixin.load_ip_adapter reads): `ip_adapter_proj_model.{proj,norm}.*` (4
+    image tokens of the transformer's joint-attention width from the encoder's image embedding)
+    and `double_blocks.{i}.processor.ip_adapter_double_stream_{k,v}_proj.{weight,bias}` for each
+    double-stream block; an image_encoder/ folder beside it. Returns the weight file."""
+    from diffusers import FluxTransformer2DModel
+    from safetensors.torch import save_file
+
+    path.mkdir(parents=True, exist_ok=True)
+    encoder = _tiny_image_encoder(path / "image_encoder", seed)
+    transformer = FluxTransformer2DModel.from_pretrained(pipe_dir / "transformer")
+    cross, hidden = transformer.config.joint_attention_dim, transformer.inner_dim
+    generator = torch.Generator().manual_seed(seed)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=generator) * 0.5
+
+    clip_dim = encoder.config.projection_dim
+    state = {"ip_adapter_proj_model.proj.weight": rand(cross * 4, clip_dim),
+             "ip_adapter_proj_model.proj.bias": rand(cross * 4),
+             "ip_adapter_proj_model.norm.weight": torch.ones(cross),
+             "ip_adapter_proj_model.norm.bias": torch.zeros(cross)}
+    for block in range(transformer.config.num_layers):
+        for kv in "kv":
+            prefix = f"double_blocks.{block}.processor.ip_adapter_double_stream_{kv}_proj"
+            state[f"{prefix}.weight"] = rand(hidden, cross)
+            state[f"{prefix}.bias"] = rand(hidden)
+    weights = path / "ip_adapter.safetensors"
     save_file(state, str(weights))
     return weights
 

@@ -3,8 +3,9 @@
 FLUX is guidance-distilled: `cfg` is the guidance fed to the transformer (dev: 3.5; schnell
 ignores it, 4 steps). The negative prompt takes effect only with true classifier-free guidance,
 `true_cfg` > 1 in the engine's params (twice the compute). CLIP + T5 embeddings are memoised per
-prompt. Cast references are not used: diffusers' FLUX IP-Adapter (FluxIPAdapterMixin) is not
-wired here (max_references 0), so validation warns about `cast:` on this engine.
+prompt. Cast references reach the transformer through an XLabs-format IP-Adapter
+(`engine.options.ip_adapter`, engine.diffusers.ip_adapter; diffusers' FluxIPAdapterMixin), as on
+SDXL; without one the references are ignored (the still is made from the prompt alone).
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from ..stills import STILL_KEYS, StillEngine
 
 FLUX_SPEC = EngineSpec(
     name="flux", resolution_multiple=16, default_resolution=(1344, 768),
-    modes=frozenset({"t2i"}), honours=STILL_KEYS)
+    modes=frozenset({"t2i"}), honours=STILL_KEYS, max_references=3)
 
 
 class Flux(StillEngine):
     spec = FLUX_SPEC
     layouts = ("FluxPipeline",)
     defaults: ClassVar[dict[str, Any]] = {"steps": 28, "cfg": 3.5, "true_cfg": 1.0}
+    extra_options = ("ip_adapter",)
 
     def text(self, pipe, entry, request, text: str, length: int):
         def encode():
@@ -38,7 +40,7 @@ class Flux(StillEngine):
         kwargs = {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled,
                   "guidance_scale": float(self.param(request, "cfg")),
                   "height": request.height, "width": request.width,
-                  "max_sequence_length": length}
+                  "max_sequence_length": length, **self.references(pipe, request)}
         true_cfg = float(self.param(request, "true_cfg"))
         if true_cfg > 1.0 and request.negative:
             negative, negative_pooled = self.text(pipe, entry, request, request.negative, length)

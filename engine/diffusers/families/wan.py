@@ -65,7 +65,10 @@ WAN_ANIMATE_SPEC = EngineSpec(
     name="wan_animate", frame_rule=_WAN_RULE, default_fps=30, default_resolution=(832, 480),
     max_frames=77, modes=frozenset({"animate"}),
     honours=COMMON_KEYS | {"cfg", "driving_video"},
-    requires=frozenset({"driving_video", "image"}))
+    requires=frozenset({"driving_video", "image"}),
+    # The pipeline windows a long driving video itself (max_frames per window), conditioning
+    # each window on the same reference image and its own previous frames: one call per shot.
+    windows=True)
 
 
 WAN_DEFAULTS: dict[str, Any] = {"steps": 30, "cfg": 5.0, "cfg_2": None, "denoise": 0.7}
@@ -278,32 +281,71 @@ class WanV2V(_Wan):
 
 
 class WanAnimate(_Wan):
-    """Wan Animate: the start image's character performs the storyboard's `driving_video`
-    (a pose video, already extracted, as Wan-Animate's preprocessing produces); the face video
-    is the driving video's centre, resized to the face encoder's input."""
+    """Wan Animate: the reference image's character performs the storyboard's `driving_video`.
+
+    - pose video: the driving video as given (a pose rendering, as Wan-Animate's preprocessing
+      produces; no pose model runs here);
+    - face video: a face track of the driving video (engine.face_track: YuNet with option
+      `face_detector: <onnx file>`, else OpenCV's Haar cascade where the installed OpenCV has
+      it, else the frame centre with a logged note), smoothed and cropped square
+      at the transformer's `motion_encoder_size`;
+    - reference: the request's start image, which the plan keeps at the shot's image (or cast
+      image) for the whole shot: never a previous segment's last frame, so identity cannot drift;
+    - long shots: one call over the whole driving video; the pipeline renders windows of
+      max_frames and hands over its own last `handover_frames` (1 or 5) frames between them
+      (diffusers' prev_segment_conditioning_frames).
+    """
 
     spec = WAN_ANIMATE_SPEC
     layouts = ("WanAnimatePipeline",)
     latent_frame_axis = None  # the pipeline denoises window by window; no latents to hand over
-    FACE = 512
+    extra_options = ("face_detector", "handover_frames")
+    FACE = 512  # Wan2.2-Animate-14B's motion_encoder_size, when the config does not say
+
+    def identity(self):
+        extra = self.options.extra
+        # The face video is part of the pixels: its method, and any option changing it.
+        return {**super().identity(), "face_video": "track-v1",
+                **({"face_detector": str(extra["face_detector"])}
+                   if extra.get("face_detector") else {}),
+                **({"handover_frames": int(extra["handover_frames"])}
+                   if "handover_frames" in extra else {})}
+
+    def handover(self) -> int:
+        value = self.options.extra.get("handover_frames", 1)
+        if value not in (1, 5):
+            raise EngineError(f"engine.options.handover_frames={value!r}: wan_animate hands over "
+                              f"1 or 5 frames between windows (WanAnimatePipeline); use 1 or 5")
+        return int(value)
+
+    def detector(self):
+        from ...face_track import yunet_detector
+
+        model = self.options.extra.get("face_detector")
+        return yunet_detector(str(model)) if model else None  # None: face_track's default
 
     def call_kwargs(self, pipe, entry, request):
-        import cv2
+        import logging
+
+        from ...face_track import face_video
 
         if request.start_image is None or request.driving_video is None:
             raise EngineError(f"segment {request.shot_id}_{request.segment_index}: wan_animate "
                               f"needs a start image and a driving_video")
         pose = list(request.driving_video)
-        side = min(request.height, request.width)
-        top, left = (request.height - side) // 2, (request.width - side) // 2
-        faces = [cv2.resize(f[top:top + side, left:left + side], (self.FACE, self.FACE),
-                            interpolation=cv2.INTER_AREA) for f in pose]
+        size = int(getattr(pipe.transformer.config, "motion_encoder_size", self.FACE))
+        faces, notes = face_video(pose, size, self.detector())
+        for note in notes:
+            logging.getLogger(__name__).warning("segment %s_%s: %s", request.shot_id,
+                                                request.segment_index, note)
+        window = min(request.num_frames, self.spec.max_frames)
         return {**self.text_embeddings(pipe, entry, request),
                 "guidance_scale": float(self.param(request, "cfg")),
                 "height": request.height, "width": request.width,
                 "image": pil(request.start_image), "pose_video": [pil(f) for f in pose],
                 "face_video": [pil(f) for f in faces], "mode": "animate",
-                "segment_frame_length": request.num_frames}
+                "segment_frame_length": window,
+                "prev_segment_conditioning_frames": self.handover()}
 
 
 # What this family registers (engine.diffusers.families): its engines, spec beside class.

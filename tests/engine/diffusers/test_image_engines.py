@@ -1,7 +1,7 @@
 """The text-to-image engines (sdxl, sdxl_turbo, flux, sd35) on tiny random-weight pipelines saved
 with save_pretrained and loaded through engine.model: stills of the requested size, seeds,
-progress, LoRA-free defaults, option errors, video requests refused, the SDXL IP-Adapter (a
-tiny random one) carrying cast references; and VACE's reference_images."""
+progress, LoRA-free defaults, option errors, video requests refused, the SDXL and FLUX
+IP-Adapters (tiny random ones) carrying cast references; and VACE's reference_images."""
 
 from __future__ import annotations
 
@@ -24,9 +24,11 @@ still = tiny_images.image_request
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("image-models")
     sdxl = tiny_images.save_sdxl(root / "sdxl")
+    flux = tiny_images.save_flux(root / "flux")
     return {
         "sdxl": sdxl,
-        "flux": tiny_images.save_flux(root / "flux"),
+        "flux": flux,
+        "flux_ip_adapter": tiny_images.save_flux_ip_adapter(root / "flux-ip-adapter", flux),
         "sd35": tiny_images.save_sd35(root / "sd35"),
         "ip_adapter": tiny_images.save_sdxl_ip_adapter(root / "ip-adapter", sdxl),
         "vace": tiny.save_wan_vace(root / "wan-vace"),
@@ -63,7 +65,8 @@ def test_specs_are_image_engines():
         assert spec.resolution_multiple == multiple
         assert {"steps", "cfg", "seed", "negative", "loras"} <= spec.honours
     # References only where an IP-Adapter is wired (SDXL) and on VACE.
-    assert engine_spec("sdxl").max_references == 3 and engine_spec("flux").max_references == 0
+    assert engine_spec("sdxl").max_references == 3 and engine_spec("flux").max_references == 3
+    assert engine_spec("sd35").max_references == 0
     assert engine_spec("wan_vace").max_references == 3
 
 
@@ -94,7 +97,9 @@ def test_bad_options_are_config_errors(models, tmp_path):
         engine("flux", models["sdxl"])
     # ip_adapter only where it is wired; on sdxl each mistake names the key and the fix.
     with pytest.raises(EngineConfigError, match="ip_adapter: unknown option"):
-        engine("flux", models["flux"], ip_adapter={"path": str(models["ip_adapter"])})
+        engine("sd35", models["sd35"], ip_adapter={"path": str(models["ip_adapter"])})
+    with pytest.raises(EngineConfigError, match="ip_adapter.path is not set.*XLabs-AI"):
+        engine("flux", models["flux"], ip_adapter={"scale": 0.5})
     with pytest.raises(EngineConfigError, match="ip_adapter.path is not set.*hf download"):
         engine("sdxl", models["sdxl"], ip_adapter={"scale": 0.5})
     with pytest.raises(EngineConfigError, match="ip_adapter.path=.*no such file"):
@@ -130,6 +135,27 @@ def test_ip_adapter_references_steer_the_still(models):
     two = adapted.generate_image(still(reference_images=[red, tiny.random_image(1)]))
     assert not np.array_equal(two, with_red)
     # An engine without an adapter makes the still from the prompt alone.
+    assert np.array_equal(plain, plain_engine.generate_image(still(reference_images=[red])))
+
+
+def test_flux_ip_adapter_references_steer_the_still(models):
+    # XLabs' layout, read by diffusers' FluxIPAdapterMixin: the references reach the
+    # transformer's double-stream blocks through the adapter's image tokens.
+    plain_engine = engine("flux", models["flux"])
+    adapted = engine("flux", models["flux"], ip_adapter={
+        "path": str(models["flux_ip_adapter"]), "scale": 1.0})
+    assert adapted.identity()["ip_adapter"]["weights"] == "ip_adapter.safetensors"
+    assert adapted.identity() != plain_engine.identity()  # a different keyframe key
+    plain = plain_engine.generate_image(still())
+    assert np.array_equal(plain, adapted.generate_image(still()))  # scale 0: text-only
+    red = np.zeros((40, 56, 3), np.uint8)
+    red[..., 0] = 255
+    with_red = adapted.generate_image(still(reference_images=[red]))
+    assert with_red.shape == (32, 32, 3) and not np.array_equal(with_red, plain)
+    assert np.array_equal(with_red, adapted.generate_image(still(reference_images=[red])))
+    two = adapted.generate_image(still(reference_images=[red, tiny.random_image(1)]))
+    assert not np.array_equal(two, with_red)
+    # Without an adapter FLUX makes the still from the prompt alone.
     assert np.array_equal(plain, plain_engine.generate_image(still(reference_images=[red])))
 
 
@@ -171,6 +197,6 @@ def test_vace_reference_images_reach_the_pipeline(models, monkeypatch):
 
 def test_engines_without_references_ignore_them(models):
     # Validation warns about cast on such engines; a fallback must still take the request.
-    eng = engine("flux", models["flux"])
+    eng = engine("sd35", models["sd35"])
     assert np.array_equal(eng.generate_image(still()),
                           eng.generate_image(still(reference_images=[tiny.random_image(1)])))

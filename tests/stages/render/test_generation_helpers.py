@@ -90,7 +90,7 @@ def test_adapt_request_to_a_smaller_engine():
                                                                              np.uint8))
     adapted, note = adapt_request(req, svd)
     assert (adapted.num_frames, adapted.width, adapted.height) == (25, 832, 448)
-    assert adapted.start_image.shape == (448, 832, 3) and "resampled to 81" in note
+    assert adapted.start_image.shape == (448, 832, 3) and "retimed to 81" in note
     with pytest.raises(EngineError, match="cannot do t2v"):
         adapt_request(replace(req, start_image=None), svd)
 

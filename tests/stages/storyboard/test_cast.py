@@ -97,13 +97,41 @@ def test_more_references_than_the_engine_takes(tmp_path, two_ref_engine):
     assert "shots[0].cast" in out and "2 reference images" in out and "two_refs" in out
 
 
-def test_engine_without_references_warns_naming_those_that_can(tmp_path):
+@pytest.fixture
+def no_ref_engine():
+    # A video engine that takes no references (max_references 0), whatever the registry holds.
+    spec = EngineSpec(name="no_refs", max_references=0, modes=frozenset({"t2v", "i2v", "flf2v"}))
+    register("no_refs", spec, lambda **kw: None)
+    yield spec
+    unregister("no_refs")
+
+
+@pytest.fixture
+def one_ref_stills():
+    # An image engine that takes one reference: fewer than the keeper's two.
+    spec = EngineSpec(name="one_ref_stills", max_references=1, modes=frozenset({"t2i"}))
+    register("one_ref_stills", spec, lambda **kw: None)
+    yield spec
+    unregister("one_ref_stills")
+
+
+def test_engine_without_references_warns_naming_those_that_can(tmp_path, no_ref_engine):
     text = board("  - {id: a, cast: [keeper], prompt: x, frames: 9}\n")
-    vs = validate_storyboard(write_cast_board(tmp_path, text), engine_spec("wan21_t2v")
-                             if "wan21_t2v" in __import__("engine.registry").registry
-                             .available_engines() else engine_spec("svd"))
+    vs = validate_storyboard(write_cast_board(tmp_path, text), no_ref_engine)
     warning = next(w for w in vs.warnings if "cannot use cast reference" in w)
-    assert "shot a" in warning and "preview" in warning
+    assert "shot a" in warning and "render engine 'no_refs'" in warning
+    assert "preview" in warning and "no_refs" not in warning.split("engines that can:")[1]
+
+
+def test_more_references_than_the_keyframe_engine_takes(tmp_path, one_ref_stills):
+    # keeper has two references; the render engine (preview) takes them, the keyframe one not.
+    text = board("  - {id: a, cast: [keeper], image: {generate: '{keeper}', engine: "
+                 "one_ref_stills}, prompt: x, frames: 9}\n",
+                 "  keeper: {images: [keeper_front.png, keeper_side.png]}\n")
+    out = problems(tmp_path, text)
+    assert "shots[0].image" in out and "2 reference images" in out
+    assert "keyframe engine 'one_ref_stills' takes (1)" in out and "fewer images" in out
+    assert "render engine" not in out
 
 
 def test_keyframe_engine_rule(tmp_path):

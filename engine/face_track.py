@@ -1,0 +1,148 @@
+"""A face track from a driving video: the face video Wan-Animate's face (motion) encoder reads.
+
+Wan-Animate conditions on two videos made from the performer's clip: the pose video (the body)
+and a square crop around the face, at the transformer's `motion_encoder_size` (512 for the
+released checkpoint). Cropping the frame centre (what this replaced) gives the encoder a face
+only when the performer happens to stand in the middle.
+
+Per frame, a detector finds face boxes: cv2.FaceDetectorYN when a YuNet ONNX file is given
+(engine option `face_detector`), else OpenCV's bundled frontal-face Haar cascade where the
+installed OpenCV still has it (4.x; OpenCV 5 dropped CascadeClassifier: then no detector runs,
+the face video is the frame centre, and the note says how to get a track). The largest box is kept,
+centre and size are smoothed over time (exponential smoothing: detector boxes jitter by several
+pixels frame to frame, and a jittering crop reads as head motion to the encoder), and a square of
+`margin` times the face size is cropped around it. A frame without a detection reuses the
+previous box (the first detected box for frames before it; the frame centre when nothing is ever
+found) and says so in the track's notes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+# (x, y, w, h) boxes in pixels, for one RGB uint8 frame.
+Detector = Callable[[np.ndarray], Sequence[tuple[int, int, int, int]]]
+
+
+@dataclass
+class FaceTrack:
+    boxes: list[tuple[float, float, float]]  # per frame: centre x, centre y, square side
+    detected: list[bool]
+    notes: list[str] = field(default_factory=list)
+
+
+def haar_detector(min_size: int = 24) -> Detector:
+    """OpenCV's bundled frontal-face Haar cascade (ships with opencv-python, no download)."""
+    import cv2
+
+    if not hasattr(cv2, "CascadeClassifier"):
+        raise RuntimeError(f"OpenCV {cv2.__version__} has no CascadeClassifier (OpenCV 5 dropped "
+                           "the Haar cascades); set engine.options.face_detector to a YuNet ONNX "
+                           "file (face_detection_yunet_*.onnx) for a face track")
+    path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        raise RuntimeError(f"{path}: OpenCV's face cascade could not be loaded; reinstall "
+                           "opencv-python (it ships the cascade files)")
+
+    def detect(frame: np.ndarray) -> list[tuple[int, int, int, int]]:
+        gray = cv2.equalizeHist(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+        found = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4,
+                                         minSize=(min_size, min_size))
+        return [tuple(int(v) for v in box) for box in found]
+
+    return detect
+
+
+def yunet_detector(model: str, threshold: float = 0.6) -> Detector:
+    """cv2.FaceDetectorYN with a local ONNX file (engine option `face_detector`)."""
+    import cv2
+
+    if not Path(model).is_file():
+        raise FileNotFoundError(f"face_detector {model!r}: no such file; give the path of a "
+                                "YuNet ONNX model, or leave the option unset for the Haar cascade")
+    net = cv2.FaceDetectorYN.create(model, "", (320, 320), threshold)
+
+    def detect(frame: np.ndarray) -> list[tuple[int, int, int, int]]:
+        h, w = frame.shape[:2]
+        net.setInputSize((w, h))
+        _, faces = net.detect(np.ascontiguousarray(frame[:, :, ::-1]))
+        return [] if faces is None else [tuple(int(v) for v in f[:4]) for f in faces]
+
+    return detect
+
+
+def track_faces(frames: Sequence[np.ndarray], detector: Detector, smoothing: float = 0.6,
+                margin: float = 1.6) -> FaceTrack:
+    """The smoothed face square per frame. `smoothing`: weight of the previous box (0: raw
+    detections). `margin`: crop side over detected face side (the encoder wants the whole head)."""
+    raw: list[tuple[float, float, float] | None] = []
+    for frame in frames:
+        boxes = list(detector(frame))
+        if not boxes:
+            raw.append(None)
+            continue
+        x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
+        raw.append((x + w / 2, y + h / 2, max(w, h) * margin))
+    notes: list[str] = []
+    detected = [r is not None for r in raw]
+    first = next((r for r in raw if r is not None), None)
+    if first is None:
+        h, w = frames[0].shape[:2]
+        first = (w / 2, h / 2, float(min(w, h)))
+        notes.append(f"no face found in any of {len(raw)} driving frames; the face video is "
+                     "the frame centre")
+    missing = [i for i, r in enumerate(raw) if r is None]
+    if missing and len(missing) < len(raw):
+        notes.append(f"no face found in {len(missing)} of {len(raw)} driving frames (first: "
+                     f"frame {missing[0]}); those frames reuse the previous face box")
+    boxes, previous = [], first
+    for r in raw:
+        target = previous if r is None else r
+        box = target if not boxes else tuple(
+            smoothing * p + (1 - smoothing) * t for p, t in zip(boxes[-1], target))
+        boxes.append(box)
+        previous = target
+    return FaceTrack(boxes, detected, notes)
+
+
+def crop_square(frame: np.ndarray, box: tuple[float, float, float], size: int) -> np.ndarray:
+    """`size`x`size` crop of the square `box` (centre x, centre y, side), shifted inside the
+    frame (and shrunk to fit a frame smaller than it)."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    side = int(round(min(box[2], w, h)))
+    left = int(round(min(max(box[0] - side / 2, 0), w - side)))
+    top = int(round(min(max(box[1] - side / 2, 0), h - side)))
+    crop = frame[top:top + side, left:left + side]
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if side > size
+                      else cv2.INTER_LINEAR)
+
+
+def no_detector(frame: np.ndarray) -> list[tuple[int, int, int, int]]:
+    return []
+
+
+def default_detector() -> tuple[Detector, str | None]:
+    """The Haar cascade where this OpenCV has it; else no detector (the frame centre) and why."""
+    try:
+        return haar_detector(), None
+    except RuntimeError as exc:
+        return no_detector, str(exc)
+
+
+def face_video(frames: Sequence[np.ndarray], size: int, detector: Detector | None = None,
+               smoothing: float = 0.6) -> tuple[list[np.ndarray], list[str]]:
+    """The face crops (size x size) of `frames` and the notes on frames without a face."""
+    why = None
+    if detector is None:
+        detector, why = default_detector()
+    track = track_faces(frames, detector, smoothing)
+    if why:
+        track.notes.insert(0, why)
+    return [crop_square(f, b, size) for f, b in zip(frames, track.boxes)], track.notes
