@@ -126,6 +126,17 @@ class CameraState:
 # Called as progress(done_steps, total_steps) while an engine works on one request.
 ProgressFn = Callable[[int, int], None]
 
+# A live preview of the work in progress: a small uint8 RGB (h, w, 3) picture. A ProgressFn may
+# carry one as its `preview` attribute (`progress.preview = hook`); engines that can show the
+# picture while they work call it every few steps. Engines find it with `preview_hook`.
+PreviewFn = Callable[[np.ndarray], None]
+
+
+def preview_hook(progress: ProgressFn | None) -> PreviewFn | None:
+    """The live preview hook a progress callback carries, or None."""
+    hook = getattr(progress, "preview", None)
+    return hook if callable(hook) else None
+
 
 @dataclass(frozen=True)
 class LoraRef:
@@ -277,6 +288,12 @@ class Engine(abc.ABC):
 
 class EngineError(RuntimeError):
     """A deterministic engine failure (bad request for this engine); never retried."""
+
+
+class EngineModeError(EngineError):
+    """The engine cannot take this segment's mode (animate on an i2v engine, ...): deterministic,
+    never retried, but a configured fallback engine that can take it after adaptation (see
+    stages.render.generate.adapt_request) renders the segment instead."""
 
 
 class EngineConfigError(ValueError):

@@ -250,7 +250,12 @@ def main(cfg: DictConfig) -> None:
 
 
 def cli() -> int:
-    """Hydra exits with 1 on a bad override before `main` runs; that is a config error (2)."""
+    """Hydra exits with 1 on a bad override before `main` runs; that is a config error (2).
+    `--help` lists the options, presets and stages (flows.config.help)."""
+    from flows.config.help import asks_for_help, print_help
+
+    if asks_for_help():
+        return print_help("enhance")
     return hydra_exit_code(main, _exit_codes,
                            "Nothing was written: fix the command line above (`python -m "
                            "flows.enhance --help` lists the options; presets are "

@@ -19,6 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from flows.pipeline.prepare import prepare, print_plan
+from flows.pipeline.progress import mark_start
 from flows.pipeline.preflight import NotEnoughDiskSpace, check_disk_space
 from flows.config.compose import settings_from_config
 from flows.config.settings import ConfigInvalid, RenderSettings
@@ -49,6 +50,7 @@ def run(settings: RenderSettings) -> int:
 def render_once(settings: RenderSettings) -> int:
     """Validate, plan, render; print progress and a summary. Returns the exit status."""
     started = time.perf_counter()
+    mark_start(started)  # the progress clock, and the report's total time, count from here
     try:
         prepared = prepare(settings)
     except (StoryboardInvalid, ConfigInvalid) as exc:
@@ -108,7 +110,7 @@ def render_once(settings: RenderSettings) -> int:
               "Finished segments are cached; run the same command again to resume where it "
               "stopped.", file=sys.stderr)
         return EXIT_TERMINATED
-    seconds = time.perf_counter() - started
+    seconds = (manifest.get("timings") or {}).get("total_s", time.perf_counter() - started)
     rendered, cached = manifest["segments_rendered"], manifest["segments_cached"]
     video = prepared.out_dir / manifest["video"]
     print(f"Done in {seconds:.1f}s: {video} ({manifest['frames']} frames, "
@@ -138,10 +140,15 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> int:
     """Hydra exits with 1 on a bad override before `main` runs; that is a config error (2).
-    `--debug` anywhere on the command line prints tracebacks (as REELFORGE_DEBUG=1 does)."""
+    `--debug` anywhere on the command line prints tracebacks (as REELFORGE_DEBUG=1 does).
+    `--help` lists the storyboard keys, overrides, presets and engines (flows.config.help)."""
+    from flows.config.help import asks_for_help, print_help
+
+    if asks_for_help():
+        return print_help("render")
     return hydra_exit_code(main, _exit_codes,
                            "Nothing was rendered: fix the command line or config above "
-                           "(`python -m flows.render --help` lists the config groups).")
+                           "(`python -m flows.render --help` lists the options).")
 
 
 if __name__ == "__main__":

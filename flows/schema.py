@@ -13,6 +13,12 @@ validation accepts; where a value is parsed before it is checked (durations like
 resolutions, a transition given by name) the generator describes the written form instead of
 the parsed one. Checks that need the whole file or the disk (duplicate ids, images, chaining)
 are validation's; the editor shows the rest.
+
+Every property carries its field's docstring as `description` (hover help). Names of installed
+things are enums of what is installed when this runs: post presets (conf/post/*.yaml) in
+`post:`, engines in `fallback:`, image engines in a keyframe's `engine:`; an inline post stage
+`{stage: NAME, ...}` is checked against that registered stage's parameters. Validation does not
+use this file: it checks those names itself, with did-you-mean hints.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
 from stages.storyboard.schema import SHOT_ID, Storyboard
+from stages.storyboard.schema_types import NAMES_OF
 
 DEFAULT_PATH = Path("storyboards") / "storyboard.schema.json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -74,8 +82,68 @@ class StoryboardSchema(GenerateJsonSchema):
         return result
 
 
+def _post_stage_schemas(defs: dict[str, Any]) -> list[dict[str, Any]]:
+    """One `{stage: NAME, ...params}` schema per registered post stage (into `defs`), from the
+    stage's params model. A parameter its model leaves undocumented gets a generic description
+    (stages/post/ owns those models)."""
+    from stages.post.registry import STAGES, load_builtin_stages
+
+    load_builtin_stages()
+    variants = []
+    for name in sorted(STAGES):
+        params = STAGES[name].params
+        schema = params.model_json_schema(ref_template="#/$defs/{model}",
+                                          schema_generator=StoryboardSchema)
+        defs.update(schema.pop("$defs", {}))
+        properties = schema.get("properties", {})
+        for key, prop in properties.items():
+            if not prop.get("description"):
+                default = f" (default {json.dumps(prop['default'])})" if "default" in prop else ""
+                prop["description"] = f"`{name}` stage parameter `{key}`{default}."
+        doc = (params.__doc__ or "").strip() if params.__doc__ != BaseModel.__doc__ else ""
+        stage = {"const": name, "description": f"the post stage: {name}"}
+        defs[f"PostStage_{name}"] = {
+            "type": "object",
+            "title": f"post stage {name}",
+            "description": doc or f"inline `{name}` post stage with its parameters",
+            "properties": {"stage": stage, **properties},
+            "required": ["stage", *schema.get("required", [])],
+            "additionalProperties": False,
+        }
+        variants.append({"$ref": f"#/$defs/PostStage_{name}"})
+    return variants
+
+
+def installed_names() -> dict[str, list[str]]:
+    """What `NamesOf` marks name, as installed now."""
+    from engine.registry import available_engines, engines_where
+    from flows.config.settings import post_presets
+
+    return {"post_preset": sorted(post_presets()), "engine": available_engines(),
+            "image_engine": engines_where(lambda spec: spec.makes_images)}
+
+
+def _fill_names(node: Any, names: dict[str, list[str]], defs: dict[str, Any]) -> Any:
+    """Replace each `NamesOf` mark by the installed names (or the inline stage variants)."""
+    if isinstance(node, list):
+        return [_fill_names(item, names, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _fill_names(value, names, defs) for key, value in node.items()}
+    kind = node.pop(NAMES_OF, None)
+    if kind == "post_stage":
+        return {"type": "object", "description": "an inline stage: {stage: NAME, ...parameters}",
+                "required": ["stage"], "oneOf": _post_stage_schemas(defs)}
+    if kind is not None:
+        node["enum"] = names[kind]
+    return node
+
+
 def storyboard_schema() -> dict[str, Any]:
     schema = Storyboard.model_json_schema(schema_generator=StoryboardSchema)
+    names, stage_defs = installed_names(), {}
+    schema = _fill_names(schema, names, stage_defs)
+    schema["$defs"] = {**schema.get("$defs", {}), **stage_defs}
     return {"$schema": DIALECT, "title": "reelforge storyboard",
             **{k: v for k, v in schema.items() if k != "title"}}
 

@@ -107,6 +107,10 @@ def _hydra_main():
 
 
 def cli() -> int:
+    from flows.config.help import asks_for_help, print_help
+
+    if asks_for_help():  # storyboard keys, overrides, series, presets, engines
+        return print_help("series")
     return hydra_exit_code(_hydra_main(), _exit_codes,
                            "Nothing was rendered: fix the command line or config above.")
 

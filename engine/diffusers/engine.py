@@ -57,6 +57,7 @@ from .models.source import ModelNotFound, ModelSource, dtype_keyword, resolve_mo
 from .options import DiffusersOptions, EngineConfigError
 from .request_checks import RequestChecks
 from .per_call import PerCallState
+from .latent_preview import LivePreview
 from .pipeline_io import quiet_loading, to_uint8
 
 # Storyboard keys every diffusers engine honours; families add theirs (EngineSpec.honours).
@@ -353,24 +354,26 @@ class DiffusersEngine(RequestChecks, PerCallState, Engine):
                 with self._per_call_state(pipe, entry, request), \
                         self.call_context(pipe, entry, request):
                     kwargs = self.call_kwargs(pipe, entry, request)
+                    live = LivePreview(progress, pipe, request)  # progress.preview, if any
 
                     def on_step(_pipe, i, _t, tensors):
                         if capture:
-                            # Each step's tail replaces the last one's, so the final step's
-                            # (the latents the VAE decodes) remains; a copy, because the
-                            # pipeline may reuse the tensor after the loop. Returning no
-                            # "latents" leaves the denoising untouched.
+                            # Each step's tail replaces the last, so the final step's (what
+                            # the VAE decodes) remains; a copy, as the pipeline may reuse the
+                            # tensor. Returning no "latents" leaves the denoising untouched.
                             captured[:] = [self.latent_tail(tensors["latents"], keep)]
                         if calibrating:
                             # Read every step: the pipeline resets the hooks' state (and the
                             # ratios with it) when the call ends.
                             self._calibrated = step_cache.calibrated_ratios(_pipe)
+                        live.step(i, steps, tensors)
                         if progress is not None:
                             progress(i + 1, steps)
                         return {}
 
                     generator = torch.Generator("cpu").manual_seed(int(request.seed))
-                    extra = {"callback_on_step_end_tensor_inputs": ["latents"]} if capture else {}
+                    extra = {"callback_on_step_end_tensor_inputs": ["latents"]} \
+                        if capture or live.wants_latents else {}
                     with torch.inference_mode():
                         output = pipe(**kwargs, num_inference_steps=steps, generator=generator,
                                       output_type="np", callback_on_step_end=on_step, **extra)

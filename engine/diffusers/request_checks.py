@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..base import EngineError, EngineSpec, GenerationRequest
+from ..base import EngineError, EngineModeError, EngineSpec, GenerationRequest
 
 
 class RequestChecks:
@@ -24,7 +24,7 @@ class RequestChecks:
         self.check_references(request.reference_images, f"segment {request.shot_id}_"
                               f"{request.segment_index}")
         if request.mode not in self.spec.modes:
-            raise EngineError(
+            raise EngineModeError(
                 f"engine {self.spec.name!r} cannot do {request.mode} (segment "
                 f"{request.shot_id}_{request.segment_index}); it supports "
                 f"{', '.join(sorted(self.spec.modes))}")

@@ -14,11 +14,13 @@ from ..base import (
     CameraState,
     Engine,
     EngineError,
+    EngineModeError,
     EngineSpec,
     FrameRule,
     GenerationRequest,
     ImageRequest,
     ProgressFn,
+    preview_hook,
 )
 from ..geometry import is_identity_homography, relative_homography, warp_frame
 from ..images import ImageLoadError, cover_resize
@@ -28,6 +30,20 @@ from .reference import draw_reference, reference_inset
 
 # Bump when the pixels of any request change (drawing, motion, blending, resizing).
 REVISION = "preview-1"
+
+# Live preview (progress.preview): every this many frames, the frame just drawn, at most
+# PREVIEW_SIZE pixels on its long side.
+PREVIEW_EVERY, PREVIEW_SIZE = 4, 256
+
+
+def preview_frame(frame: np.ndarray) -> np.ndarray:
+    """A copy of `frame` downscaled to at most PREVIEW_SIZE on its long side."""
+    height, width = frame.shape[:2]
+    scale = min(1.0, PREVIEW_SIZE / max(height, width))
+    if scale >= 1.0:
+        return frame.copy()
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 PREVIEW_SPEC = EngineSpec(
     name="preview",
@@ -138,7 +154,8 @@ class PreviewEngine(Engine):
         if isinstance(req.fps, bool) or not isinstance(req.fps, (int, np.integer)) or req.fps <= 0:
             raise EngineError(f"fps={req.fps!r} must be a positive integer")
         if req.mode not in spec.modes:
-            raise EngineError(f"mode {req.mode!r} is not supported; valid: {sorted(spec.modes)}")
+            raise EngineModeError(f"engine {spec.name!r} cannot do {req.mode} (mode "
+                                  f"{req.mode!r} is not supported; valid: {sorted(spec.modes)})")
         if isinstance(req.seed, bool) or not isinstance(req.seed, (int, np.integer)):
             raise EngineError(f"seed={req.seed!r} must be an integer")
         if not isinstance(req.prompt, str):
@@ -233,6 +250,7 @@ class PreviewEngine(Engine):
 
         frames = np.empty((n, height, width, 3), dtype=np.uint8)
         last = n - 1
+        hook = preview_hook(progress)
         for i in range(n):
             fade = min(1.0, i / FADE_FRAMES)
             if discs and fade > 0.0:
@@ -262,6 +280,8 @@ class PreviewEngine(Engine):
                 # Last, over the end image too: the cast member is in every frame, exactly.
                 draw_reference(frames[i], inset)
 
+            if hook is not None and (i % PREVIEW_EVERY == 0 or i == last):
+                hook(preview_frame(frames[i]))  # the live preview: this frame, small
             if progress is not None:
                 progress(i + 1, n)
         return frames

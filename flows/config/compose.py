@@ -112,6 +112,7 @@ def settings_from_config(cfg: DictConfig, cwd: str, cli_overrides: list[str]) ->
         watch=data["watch"],
         watch_interval=data["watch_interval"],
         watch_max_runs=data["watch_max_runs"],
+        notify=[str(url) for url in data.get("notify") or []],
         storage=dict(data["storage"] or {}),
         provenance=dict(data["provenance"] or {}),
     )

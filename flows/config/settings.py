@@ -97,6 +97,9 @@ class RenderSettings:
     watch: bool = _default("watch")
     watch_interval: float = _default("watch_interval")  # seconds between checks of the file
     watch_max_runs: int | None = _default("watch_max_runs")  # stop after this many renders
+    # Apprise URLs told when the render ends or fails (flows/pipeline/notify.py); the
+    # storyboard's own `notify:` adds to them.
+    notify: list[str] = _default("notify")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -24,6 +24,7 @@ from flows.deploy.publish import EpisodeFiles, PublishFailed, publish_episode
 from flows.deploy.series_plan import Episode, SeriesPlan, load_series
 from flows.deploy.series_summary import (EpisodeResult, artifact_key, artifact_markdown, summarize,
                                          summary_lines)
+from flows.pipeline import notify, run_meta
 from flows.pipeline.flow import run_flow
 from flows.runtime.prefect_api import cancel_on_sigterm
 
@@ -77,9 +78,12 @@ def finish_episode(plan: SeriesPlan, episode: Episode, folder: Path, seconds: fl
 
 def render_here(plan: SeriesPlan, episode: Episode) -> EpisodeResult:
     """Render one episode in this process (a subflow of the series run)."""
+    from prefect import tags
+
     started = time.perf_counter()
     try:
-        run_flow(episode.settings)
+        with tags(*run_meta.series_tags(plan.name)):  # the episode run: `demo/ep01`, series:demo
+            run_flow(episode.settings)
         folder = layout(episode.settings).out_root / episode.name
         return finish_episode(plan, episode, folder, time.perf_counter() - started)
     except Exception as exc:  # noqa: BLE001 - one failed episode must not stop the others
@@ -97,8 +101,8 @@ def render_on_workers(plan: SeriesPlan, episode: Episode) -> EpisodeResult:
         parameters["cwd"] = plan.cwd
     try:
         run = run_deployment(plan.render_deployment, parameters=parameters,
-                             flow_run_name=f"{plan.name}-{episode.name}", poll_interval=POLL_S,
-                             tags=[f"series:{plan.name}"])
+                             flow_run_name=run_meta.run_name(episode.name, series=plan.name),
+                             poll_interval=POLL_S, tags=run_meta.series_tags(plan.name))
         seconds = time.perf_counter() - started
         if run.state is None or not run.state.is_completed():
             state = run.state.name if run.state else "unknown"
@@ -133,6 +137,44 @@ def series_flow(series: str, overrides: list[str] | None = None,
     process. Returns the summary; fails if any episode failed (the others still render)."""
     started = time.perf_counter()
     plan = load_series(series, overrides, cwd, render_deployment)
+    run_meta.label_run(f"series {plan.name}", run_meta.series_tags(plan.name))
+    try:
+        return _render_series(plan, started)
+    except BaseException as exc:
+        if not isinstance(exc, SeriesFailed):  # that one was told, with every episode
+            tell_series(plan, started, None, exc)
+        raise
+
+
+def tell_series(plan: SeriesPlan, started: float, summary: dict[str, Any] | None,
+                exc: BaseException | None = None) -> None:
+    """The series' one notification (`notify:` of the config the episodes are composed with):
+    each episode's status and time, the contact sheets attached."""
+    urls = notify.targets(*(e.settings.notify for e in plan.episodes))
+    if not urls or (summary is None and exc is None):
+        return
+    if summary is not None and not summary["failed"]:
+        status = "completed"
+    elif isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "Terminated":
+        status = "cancelled"
+    else:
+        status = "failed"
+    notice = notify.Notice(f"series {plan.name}", status, time.perf_counter() - started)
+    for row in (summary or {}).get("episodes", []):
+        notice.lines.append(f"episode {row.get('episode')}: {row.get('status')}, "
+                            f"{float(row.get('seconds') or 0):.1f}s"
+                            + (f" ({row['error']})" if row.get("error") else ""))
+        if row.get("contact_sheet"):
+            notice.attachments.append(Path(row["contact_sheet"]))
+    if exc is not None and summary is None:
+        notice.lines.append(f"error: {' '.join(str(exc).split())[:500] or type(exc).__name__}")
+    url = run_meta.run_url()
+    if url:
+        notice.lines.append(f"run: {url}")
+    notify.send(urls, notice, warn=report)
+
+
+def _render_series(plan: SeriesPlan, started: float) -> dict[str, Any]:
     where = f"on {plan.render_deployment} workers" if plan.render_deployment else "here"
     report(f"Series {plan.name}: {len(plan.episodes)} episodes "
            f"({', '.join(e.name for e in plan.episodes)}), rendering {where}")
@@ -146,6 +188,7 @@ def series_flow(series: str, overrides: list[str] | None = None,
                              description=f"Series {plan.name}: episodes, status, contact sheets")
     for line in summary_lines(summary):
         report(line)
+    tell_series(plan, started, summary)
     if summary["failed"]:
         failed = [r for r in results if r.status == "failed"]
         raise SeriesFailed("; ".join(f"{r.episode}: {r.error}" for r in failed))

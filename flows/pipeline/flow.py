@@ -8,8 +8,8 @@ a failed shot keeps the segments that finished, and a rerun renders only what is
 from __future__ import annotations
 
 import errno
-import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -17,8 +17,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.pipeline import progress as live
+from flows.pipeline import notify, run_meta
 from flows.config.compose import compose_settings
-from flows.runtime.hydra_cli import Terminated
+from flows.runtime.hydra_cli import Terminated, terminate_requested
+from flows.runtime.stop import stop_requested
 from flows.runtime.prefect_api import cancel_on_sigterm, ensure_api, quiet_console_tracebacks
 from engine.base import EngineLoadError, is_out_of_memory
 from flows.pipeline.prepare import Prepared, engine_name, prepare
@@ -37,9 +39,8 @@ from stages.render.steps import SegmentResult, ShotResult, finish_shot, render_s
 
 
 def report(line: str) -> None:
-    # One write per line, so lines from concurrent tasks never interleave.
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    # One write per line, so lines from concurrent tasks never interleave; also a run log.
+    live.say(line)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -179,10 +180,65 @@ def render_flow(settings: dict[str, Any] | None = None, storyboard: str | None =
     started = time.perf_counter()
     chosen = (RenderSettings.from_dict(settings) if settings is not None
               else compose_settings(storyboard, overrides, cwd))
+    ending = _Ending(chosen, started)
+    try:
+        manifest = _render(chosen, started, ending)
+    except BaseException as exc:
+        ending.send(exc)  # notify: the render failed or was stopped
+        raise
+    ending.send(None, manifest)
+    return manifest
+
+
+class _Ending:
+    """Who is told how the render ended (`notify:`, flows/pipeline/notify.py), and with what."""
+
+    def __init__(self, settings: RenderSettings, started: float) -> None:
+        self.urls = notify.targets(settings.notify)
+        self.name = Path(settings.storyboard).stem or "storyboard"
+        self.variant = settings.variant
+        self.started = started
+        self.out_dir: Path | None = None
+
+    def prepared(self, prepared: Prepared) -> None:
+        self.name = prepared.plan.name
+        self.out_dir = prepared.out_dir
+        self.urls = notify.targets(self.urls, prepared.storyboard.model.notify)
+
+    def send(self, exc: BaseException | None, manifest: dict[str, Any] | None = None) -> None:
+        if not self.urls or run_meta.current_series():  # an episode: the series run tells
+            return
+        if exc is None:
+            status = "completed"
+        elif isinstance(exc, (KeyboardInterrupt, Terminated)):
+            status = "cancelled"
+        else:
+            status = "failed"
+        what = f"{self.name} [{self.variant}]" if self.variant else self.name
+        notice = notify.Notice(f"episode {what}", status, time.perf_counter() - self.started)
+        if manifest is not None and self.out_dir is not None:
+            notice.lines.append(f"video: {self.out_dir / manifest['video']}")
+            notice.lines.append(f"segments: {manifest['segments_rendered']} rendered, "
+                                f"{manifest['segments_cached']} cached")
+            notice.attachments.append(self.out_dir / manifest["contact_sheet"])
+        elif exc is not None:
+            text = " ".join(str(exc).split())[:500] or type(exc).__name__
+            notice.lines.append(f"error: {text}")
+        url = run_meta.run_url()
+        if url:
+            notice.lines.append(f"run: {url}")
+        notify.send(self.urls, notice, warn=report)
+
+
+def _render(chosen: RenderSettings, started: float, ending: _Ending) -> dict[str, Any]:
     prepared = prepare(chosen)
+    ending.prepared(prepared)
+    series = run_meta.current_series()
+    run_meta.label_run(run_meta.run_name(prepared.plan.name, chosen.variant, series),
+                       run_meta.render_tags(prepared.plan.name, engine_name(chosen), series))
     prepared.store.remove_dead_temps()  # what killed renders left in the cache: space back now
     check_disk_space(prepared)  # before anything is written
-    view = live.start(prepared)  # console progress and the Prefect progress artifact
+    view = live.start(prepared, started)  # console progress and the Prefect progress artifact
     source = storyboard_text(prepared)  # for the provenance: the file as rendered
     plan, options = prepared.plan, prepared.settings
     segment = segment_task.with_options(retries=options.retries,
@@ -246,7 +302,7 @@ def render_flow(settings: dict[str, Any] | None = None, storyboard: str | None =
         episode = assemble_task.submit(shot_results, prepared).result()
     except OSError as exc:  # a full disk, a read-only folder: the message, not a traceback
         raise RenderFailed(f"assembling the episode: {exc}") from None
-    seconds = time.perf_counter() - started
+    seconds = view.elapsed()  # the clock of the console's progress (and "Done in")
     manifest = build_manifest(plan, shot_results, episode, prepared.out_dir,
                               {"total_s": seconds}, engine_name(options),
                               runtime=engine_runtime(prepared.engine))
@@ -267,7 +323,7 @@ def engine_runtime(engine) -> dict[str, Any]:
 def run_flow(settings: RenderSettings) -> dict[str, Any]:
     """Run the flow with the task runner sized by `settings.workers`. Starts Prefect's local API
     patiently first (PrefectUnavailable when it cannot); a run stopped by SIGTERM (Cancelled)
-    raises Terminated."""
+    raises Terminated, one stopped by Ctrl-C (Cancelled too) KeyboardInterrupt."""
     from prefect.exceptions import CancelledRun
 
     ensure_api()
@@ -277,4 +333,6 @@ def run_flow(settings: RenderSettings) -> dict[str, Any]:
         try:
             return render_flow.with_options(task_runner=runner)(settings.to_dict())
         except CancelledRun as exc:
+            if stop_requested() and not terminate_requested():  # Ctrl-C, recorded Cancelled
+                raise KeyboardInterrupt(f"the flow run ended Cancelled: {exc}") from None
             raise Terminated(f"the flow run ended Cancelled: {exc}") from None

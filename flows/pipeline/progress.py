@@ -4,9 +4,18 @@ One `RenderProgress` per render collects events from the tasks (engine steps thr
 engine's `progress(done, total)` callback, generated keyframes, finished segments, post-chain
 frames, finished shots) and shows them three ways:
 
-- on a terminal, live rich progress bars (overall, segments, shots, one bar per running segment);
+- on a terminal, live rich progress bars (flows/pipeline/progress_view.py: overall, segments,
+  shots, one bar per segment being sampled and one per shot in post-processing);
 - otherwise (logs, CI, a Prefect worker), a progress line after each finished segment and shot;
-- in the Prefect UI, a progress artifact updated at most once a second.
+- in the Prefect UI, a progress artifact updated at most once a second, and every progress line
+  as a log of the run (progress_view.run_log);
+- the live preview: engines hand a small picture every few steps (engine.base.preview_hook),
+  written to `renders/NAME/preview.png` and named on the console and in the artifact.
+
+The overall figure tells the truth: it never goes backwards (a ratchet over the estimate, whose
+per-phase costs are re-learnt as work finishes), it counts writing the episode as work of its
+own, so it stays below 100% until `finish()` (the episode is written), and its clock is the
+render's: `mark_start` (the CLI's start) or the flow's, the time the report gives as total.
 
 It checks the stop flag that Ctrl-C and SIGTERM set (flows/runtime/stop.py): the next engine step
 of a running segment raises RenderInterrupted, so the segment is discarded (its cache entry is
@@ -21,9 +30,13 @@ import re
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from engine.base import ProgressFn
+from flows.pipeline.progress_figures import Figures
+from flows.pipeline.progress_view import (Bars, clock as _clock, make_bars, preview_writer,
+                                          run_log, use_terminal)
 from flows.runtime.stop import RenderInterrupted, stop_requested
 
 if TYPE_CHECKING:
@@ -35,25 +48,31 @@ log = logging.getLogger(__name__)
 
 ARTIFACT_INTERVAL_S = 1.0
 
-def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+_start_at: float | None = None  # time.perf_counter() when the CLI began (mark_start)
 
 
-class RenderProgress:
+def mark_start(started: float | None = None) -> None:
+    """The render's start (time.perf_counter()), for the progress clock and the report's total
+    time: the CLI calls it first thing, so console and report count from the same moment."""
+    global _start_at
+    _start_at = time.perf_counter() if started is None else started
+
+
+class RenderProgress(Figures):
     """Counts for one render, thread-safe; fed by tasks running concurrently."""
 
     def __init__(self, mode: str = "lines", write: Callable[[str], None] | None = None):
         self.mode = mode
         self._write = write or (lambda line: (sys.stdout.write(line + "\n"), sys.stdout.flush()))
         self._lock = threading.Lock()
-        self._bars = None  # rich Progress while a terminal view runs
-        self._bar_ids: dict[str, Any] = {}
+        self._bars: Bars | None = None  # while a terminal view runs
+        self._out = threading.RLock()  # figures are computed and shown in one go, in order
         self._artifact: Callable[[float], None] | None = None
         self._artifact_sent = 0.0
+        self.started = time.perf_counter()
+        self.preview_path: Path | None = None
+        self.preview_of = ""  # what the latest preview shows ("s01_0 step 6/20")
+        self._preview_lock = threading.Lock()
         self.reset()
 
     def reset(self) -> None:
@@ -79,14 +98,23 @@ class RenderProgress:
         self._started: dict[str, float] = {}
         self._busy = {"gen": 0.0, "post": 0.0, "key": 0.0}
         self._measured = {"gen": 0.0, "post": 0.0, "key": 0.0}  # units behind _busy
+        self.assemble_total = 0.0  # episode frames to write: the last piece of work
+        self.finished = False
+        self._shown = 0.0  # the highest overall figure shown so far (never goes back)
 
     # -- set-up ---------------------------------------------------------------------------------
 
-    def begin(self, prepared: "Prepared") -> None:
-        """Totals from the plan; entries already in the cache are not work to do."""
+    def begin(self, prepared: "Prepared", started: float | None = None) -> None:
+        """Totals from the plan; entries already in the cache are not work to do. `started`:
+        the render's start (time.perf_counter()); the earliest known start counts."""
+        from stages.outputs.live_preview import PREVIEW_NAME
         from stages.plan.keyframes import unique_keyframes
 
         plan, store = prepared.plan, prepared.store
+        global _start_at
+        starts = [t for t in (started, _start_at) if t is not None]
+        self.started, _start_at = (min(starts) if starts else time.perf_counter()), None
+        self.preview_path, self.preview_of = prepared.out_dir / PREVIEW_NAME, ""
         with self._lock:
             self.reset()
             for kf in unique_keyframes(plan):  # shared keys generate once (the flow's rule)
@@ -105,8 +133,10 @@ class RenderProgress:
                 if not store.has("shot", shot.key):
                     self.post_total += shot.post_frames
                     self._to_render.add("post " + shot.id)
+                self.assemble_total += shot.post_frames
         if self._bars is not None:
-            self._bars_begin(plan.name)
+            self._bars.begin(plan.name, self.started, self.keyframes_total,
+                             self.keyframes_cached, self.segments_total, self.shots_total)
 
     def attach_artifact(self, update: Callable[[float], None]) -> None:
         self._artifact = update
@@ -132,9 +162,10 @@ class RenderProgress:
                 if delta > 0:
                     self._seg_frames[label] = credit
                     self.gen_done += delta
-            self._bar_step(label, done, total)
+            self._bar_step(label, f"  {label} steps", done, total)
             self._send_artifact()
 
+        progress.preview = preview_writer(self, label)  # type: ignore[attr-defined]
         return progress
 
     def keyframe_steps(self, job: "KeyframeJob") -> ProgressFn:
@@ -196,6 +227,7 @@ class RenderProgress:
                 if delta > 0:
                     self._post_frames[shot.id] = done
                     self.post_done += delta
+            self._bar_step("post " + shot.id, f"  post {shot.id}", done, max(total, done))
             self._send_artifact()
 
         return progress
@@ -208,48 +240,32 @@ class RenderProgress:
                 self._post_frames[shot.id] = shot.post_frames
             if not cached:
                 self._learn("post", "post " + shot.id, shot.post_frames)
+        self._bar_done("post " + shot.id)
         self._event()
 
     def finish(self) -> None:
+        """The episode is written: 100%, and a last line saying so with the render's time."""
         with self._lock:
             self.gen_done, self.post_done = self.gen_total, self.post_total
             self.key_done = self.key_total
-        self._send_artifact(force=True)
-        self._bars_update()
+            self.finished = True
+        with self._out:
+            line = (f"progress: {self.keyframes_text()}{self.segments_done}/"
+                    f"{self.segments_total} segments, {self.shots_done}/{self.shots_total} "
+                    f"shots, 100%, episode written")
+            if self._bars is None:
+                self._write("    " + line)
+            run_log(line)
+            self._send_artifact(force=True)
+            self._bars_update()
+            if self._bars is not None:
+                self._bars.stop()  # the overall clock stops when the episode is written
 
-    # -- derived figures ------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        """Seconds since the render started: the console's and the report's total time."""
+        return time.perf_counter() - self.started
 
-    def _learn(self, phase: str, label: str, frames: float) -> None:
-        started = self._started.pop(label, None)
-        if started is not None and frames > 0:
-            self._busy[phase] += time.monotonic() - started
-            self._measured[phase] += frames
-
-    def _cost(self, phase: str) -> float:
-        """Seconds per unit (a frame; a keyframe) of `phase`; another phase's figure until one
-        is measured."""
-        others = {"gen": ("post", "key"), "post": ("gen", "key"), "key": ("gen", "post")}
-        for which in (phase, *others[phase]):
-            if self._measured[which]:
-                return max(self._busy[which] / self._measured[which], 1e-6)
-        return 1.0
-
-    def fraction(self) -> float:
-        """Overall progress in [0, 1]: keyframes generated, frames generated and frames
-        post-processed, each weighted by what a unit of its phase has cost so far."""
-        gen, post, key = self._cost("gen"), self._cost("post"), self._cost("key")
-        total = self.gen_total * gen + self.post_total * post + self.key_total * key
-        if total <= 0:
-            return 1.0
-        done = self.gen_done * gen + self.post_done * post + self.key_done * key
-        return min(done / total, 1.0)
-
-    def eta_seconds(self) -> float | None:
-        done = self.fraction()
-        if self.first_work is None or done <= 0:
-            return None
-        elapsed = time.monotonic() - self.first_work
-        return max(elapsed * (1 - done) / done, 0.0)
+    # -- derived figures: progress_figures.Figures (cost per phase, estimate, fraction, ETA)
 
     def keyframes_text(self) -> str:
         """"2/3 keyframes, " ("2/2 keyframes (all cached), "); "" for a render without any."""
@@ -259,71 +275,58 @@ class RenderProgress:
         return f"{self.keyframes_done}/{self.keyframes_total} keyframes{cached}, "
 
     def summary(self) -> str:
+        preview = (f"; live preview {self.preview_path}"
+                   if self.preview_of and not self.finished else "")
         return (f"progress: {self.keyframes_text()}{self.segments_done}/{self.segments_total} "
                 f"segments, {self.shots_done}/{self.shots_total} shots, {self.fraction():.0%}, "
-                f"about {_clock(self.eta_seconds())} left")
+                f"about {_clock(self.eta_seconds())} left{preview}")
+
+    def artifact_text(self, name: str) -> str:
+        """The progress artifact's description: what renders and the live preview."""
+        text = f"Render of {name}: shots, segments and engine steps"
+        if self.preview_of and not self.finished:
+            text += f". Live preview ({self.preview_of}): {self.preview_path}"
+        return text
 
     # -- outputs --------------------------------------------------------------------------------
 
     def _event(self) -> None:
-        if self._bars is None:
-            self._write("    " + self.summary())
-        self._bars_update()
-        self._send_artifact()
+        with self._out:  # one figure per line, lines in the order of their figures
+            line = self.summary()
+            if self._bars is None:
+                self._write("    " + line)
+            run_log(line)
+            self._bars_update()
+            self._send_artifact()
 
     def _send_artifact(self, force: bool = False) -> None:
         if self._artifact is None:
             return
-        now = time.monotonic()
-        if not force and now - self._artifact_sent < ARTIFACT_INTERVAL_S:
-            return
-        self._artifact_sent = now
-        try:
-            self._artifact(round(100.0 * self.fraction(), 1))
-        except Exception as exc:  # noqa: BLE001 - the UI view must never fail a render
-            log.warning("could not update the Prefect progress artifact (%s); not trying again",
-                        exc)
-            self._artifact = None
-
-    def _bars_begin(self, name: str) -> None:
-        bars = self._bars
-        for task_id in list(bars.task_ids):
-            bars.remove_task(task_id)
-        self._bar_ids = {
-            "overall": bars.add_task(f"{name}", total=100.0),
-            **({"keyframes": bars.add_task(
-                "keyframes (cached)" if self.keyframes_cached else "keyframes",
-                total=self.keyframes_total)} if self.keyframes_total else {}),
-            "segments": bars.add_task("segments", total=self.segments_total),
-            "shots": bars.add_task("shots (post)", total=self.shots_total),
-        }
+        with self._out:
+            now = time.monotonic()
+            if not force and now - self._artifact_sent < ARTIFACT_INTERVAL_S:
+                return
+            self._artifact_sent = now
+            try:
+                self._artifact(round(100.0 * self.fraction(), 1))
+            except Exception as exc:  # noqa: BLE001 - the UI view must never fail a render
+                log.warning("could not update the Prefect progress artifact (%s); not trying "
+                            "again", exc)
+                self._artifact = None
 
     def _bars_update(self) -> None:
-        if self._bars is None or "overall" not in self._bar_ids:
-            return
-        self._bars.update(self._bar_ids["overall"], completed=100.0 * self.fraction())
-        if "keyframes" in self._bar_ids:
-            self._bars.update(self._bar_ids["keyframes"], completed=self.keyframes_done)
-        self._bars.update(self._bar_ids["segments"], completed=self.segments_done)
-        self._bars.update(self._bar_ids["shots"], completed=self.shots_done)
+        if self._bars is not None:
+            self._bars.counts(100.0 * self.fraction(), self.keyframes_done, self.segments_done,
+                              self.shots_done)
 
-    def _bar_step(self, label: str, done: int, total: int) -> None:
-        if self._bars is None:
-            return
-        with self._lock:
-            task_id = self._bar_ids.get(label)
-            if task_id is None:
-                task_id = self._bar_ids[label] = self._bars.add_task(f"  {label} steps", total=total)
-        self._bars.update(task_id, completed=done, total=total)
-        self._bars.update(self._bar_ids["overall"], completed=100.0 * self.fraction())
+    def _bar_step(self, key: str, description: str, done: float, total: float) -> None:
+        if self._bars is not None:
+            self._bars.step(key, description, done, total)
+            self._bars_update()
 
-    def _bar_done(self, label: str) -> None:
-        if self._bars is None:
-            return
-        with self._lock:
-            task_id = self._bar_ids.pop(label, None)
-        if task_id is not None:
-            self._bars.remove_task(task_id)
+    def _bar_done(self, key: str) -> None:
+        if self._bars is not None:
+            self._bars.done(key)
 
 
 def _key_label(job: "KeyframeJob") -> str:
@@ -339,11 +342,6 @@ def current() -> RenderProgress:
     return _current
 
 
-def use_terminal(mode: str, stream: Any = None) -> bool:
-    stream = stream or sys.stdout
-    return mode == "bars" or (mode == "auto" and hasattr(stream, "isatty") and stream.isatty())
-
-
 @contextlib.contextmanager
 def console_view(mode: str = "auto") -> Iterator[RenderProgress]:
     """Show progress for renders run inside this block: live bars on a terminal, lines otherwise.
@@ -357,13 +355,8 @@ def console_view(mode: str = "auto") -> Iterator[RenderProgress]:
         finally:
             _current = previous
         return
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-
-    bars = Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                    redirect_stdout=True, redirect_stderr=True, transient=False)
-    _current.mode, _current._bars = "bars", bars
+    bars = make_bars()
+    _current.mode, _current._bars = "bars", Bars(bars)
     try:
         with bars:
             yield _current
@@ -377,17 +370,27 @@ def artifact_key(name: str) -> str:
     return "render-" + (re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "storyboard")
 
 
-def start(prepared: "Prepared") -> RenderProgress:
-    """Called at the top of the flow: totals from the plan and a Prefect progress artifact."""
+def say(line: str) -> None:
+    """A console line of the render (one write, so concurrent lines never interleave), also
+    logged to the Prefect run it belongs to."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    run_log(line)
+
+
+def start(prepared: "Prepared", started: float | None = None) -> RenderProgress:
+    """Called at the top of the flow: totals from the plan and a Prefect progress artifact.
+    `started`: the flow's start (time.perf_counter()), if earlier than mark_start's."""
     view = current()
-    view.begin(prepared)
+    view.begin(prepared, started)
+    name = prepared.plan.name
     try:
         from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
         artifact_id = create_progress_artifact(
-            progress=0.0, key=artifact_key(prepared.plan.name),
-            description=f"Render of {prepared.plan.name}: shots, segments and engine steps")
-        view.attach_artifact(lambda percent: update_progress_artifact(artifact_id, percent))
+            progress=0.0, key=artifact_key(name), description=view.artifact_text(name))
+        view.attach_artifact(lambda percent: update_progress_artifact(
+            artifact_id, percent, description=view.artifact_text(name)))
     except Exception as exc:  # noqa: BLE001 - no API, an old server: render anyway
         log.warning("no Prefect progress artifact (%s)", exc)
     return view

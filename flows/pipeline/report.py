@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from flows.pipeline.prepare import Prepared
+from flows.pipeline.run_meta import publish_pictures, run_url
 from stages.media.atomic import atomic_write_text
 from stages.store.cache_refs import record_refs
 from stages.outputs.manifest import VIDEO_TAG, manifest_tag, provenance, write_manifest
@@ -33,12 +34,17 @@ def publish_render(prepared: Prepared, manifest: dict[str, Any], shots: Sequence
     manifest["title"] = prepared.storyboard.model.title
     files = prepared.files
     manifest["report"] = files.report
+    url = run_url()
+    if url:  # the flow run's page in the Prefect UI; report.html links to it
+        manifest["run_url"] = url
     write_manifest(out_dir / files.manifest, manifest)
 
     # The episode in the render folder is a copy of the cached one; re-copy it with the manifest
-    # in its metadata (streams copied, not re-encoded: the frames stay identical).
+    # in its metadata (streams copied, not re-encoded: the frames stay identical). The run's URL
+    # names this machine's Prefect server: not in the published file.
     video = out_dir / manifest["video"]
-    copy_with_metadata(video, video, {"title": prepared.plan.name, VIDEO_TAG: manifest_tag(manifest)})
+    carried = {k: v for k, v in manifest.items() if k != "run_url"}
+    copy_with_metadata(video, video, {"title": prepared.plan.name, VIDEO_TAG: manifest_tag(carried)})
 
     remove_dead_temps(out_dir)  # what a killed render left behind in this folder
     # A shot's generated keyframes lead its thumbnails in the report.
@@ -47,7 +53,19 @@ def publish_render(prepared: Prepared, manifest: dict[str, Any], shots: Sequence
     record_refs(prepared.store.root, prepared.plan, prepared.settings.to_dict(),
                 prepared.settings.variant)
     _markdown_artifact(prepared, manifest)
+    _pictures_artifact(prepared, manifest, thumbs)
     return manifest
+
+
+def _pictures_artifact(prepared: Prepared, manifest: dict[str, Any],
+                       thumbs: dict[str, list[Path]]) -> None:
+    """The contact sheet and each shot's thumbnails, shown on the run's Artifacts tab."""
+    from flows.pipeline.progress import artifact_key
+
+    sheet = prepared.out_dir / manifest["contact_sheet"] if manifest.get("contact_sheet") else None
+    publish_pictures(artifact_key(prepared.plan.name) + "-pictures",
+                     manifest.get("title") or prepared.plan.name, sheet, thumbs,
+                     manifest.get("run_url"))
 
 
 def _markdown_artifact(prepared: Prepared, manifest: dict[str, Any]) -> None:

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 SHARED_ENV = "REELFORGE_SHARED_API"
 IDLE_ENV = "REELFORGE_SHARED_API_IDLE_S"
+SHARED_URL_ENV = "REELFORGE_SHARED_API_URL"  # the shared API serves no UI: no run links to it
 DEFAULT_IDLE_S = 900
 ATTEMPTS = 2
 
@@ -107,7 +108,7 @@ def attach(report: Callable[[str], None] | None = None) -> str | None:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time; the others then reuse it
         state = _read_state(state_path)
         if state and healthy(state.get("url", "")):
-            os.environ["PREFECT_API_URL"] = state["url"]
+            os.environ["PREFECT_API_URL"] = os.environ[SHARED_URL_ENV] = state["url"]
             return state["url"]
         timeout, cause = _start_timeout(), "unknown"
         for attempt in range(1, ATTEMPTS + 1):
@@ -119,7 +120,7 @@ def attach(report: Callable[[str], None] | None = None) -> str | None:
                 if healthy(url, timeout=2.0):
                     state_path.write_text(json.dumps({"url": url, "pid": process.pid}),
                                           encoding="utf-8")
-                    os.environ["PREFECT_API_URL"] = url
+                    os.environ["PREFECT_API_URL"] = os.environ[SHARED_URL_ENV] = url
                     return url
                 time.sleep(0.2)
             cause = (f"the server process exited with status {process.returncode}"

@@ -160,17 +160,22 @@ class _NoTraceback(logging.Filter):
         return True
 
 
-# --- SIGTERM inside a flow ----------------------------------------------------------------------
+# --- SIGTERM and Ctrl-C inside a flow -----------------------------------------------------------
 
 
 CANCELLED_MESSAGE = ("Stopped by SIGTERM: segments being rendered were discarded, finished ones "
                      "are cached; run again to resume")
+INTERRUPTED_MESSAGE = ("Stopped by Ctrl-C: segments being rendered were discarded, finished ones "
+                       "are cached; run again to resume")
 
 
 def cancel_on_sigterm(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """For a flow function (under @flow): SIGTERM while it runs stops it cleanly and the run
-    ends Cancelled, not Crashed. Prefect's engine installs its own SIGTERM handler around the
-    flow (a crash); this one, installed inside, takes precedence while the function runs."""
+    """For a flow function (under @flow): SIGTERM or Ctrl-C (SIGINT) while it runs stops it
+    cleanly and the run ends Cancelled, not Crashed. Prefect's engine installs its own SIGTERM
+    handler around the flow (a crash); this one, installed inside, takes precedence while the
+    function runs. Ctrl-C's handler (flows/runtime/stop.py) raises KeyboardInterrupt, which
+    Prefect would record as a crash: caught here, it becomes the Cancelled state, and the
+    caller (run_flow) turns Prefect's CancelledRun back into KeyboardInterrupt."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -181,5 +186,7 @@ def cancel_on_sigterm(fn: Callable[..., Any]) -> Callable[..., Any]:
                 return fn(*args, **kwargs)
             except Terminated:
                 return Cancelled(message=CANCELLED_MESSAGE)
+            except KeyboardInterrupt:
+                return Cancelled(message=INTERRUPTED_MESSAGE)
 
     return wrapper

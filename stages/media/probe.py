@@ -1,4 +1,5 @@
-"""Stream facts of a video file: size, frame rate and the exact frame count (video_info).
+"""Stream facts of a video file: size, frame rate and the exact frame count (video_info), and
+its colour description (video_color: range, matrix, primaries, transfer).
 
 The bundled ffmpeg has no ffprobe, so size and rate are parsed from ffmpeg's stderr header and
 frames are counted by running ffmpeg to its null muxer.
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from stages.media import ffmpeg
 
-__all__ = ["VideoInfo", "video_info"]
+__all__ = ["VideoColor", "VideoInfo", "video_color", "video_info"]
 
 
 @dataclass(frozen=True)
@@ -100,3 +101,51 @@ def video_info(path: Path | str) -> VideoInfo:
         m = _DURATION_RE.search(stderr)
         duration = (int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))) if m else 0.0
     return VideoInfo(width=width, height=height, fps=fps, frames=frames, duration_s=duration)
+
+
+@dataclass(frozen=True)
+class VideoColor:
+    """The colour tags of a video stream as ffmpeg names them ("bt709", "tv", ...); "unknown"
+    where the stream does not say."""
+    range: str
+    matrix: str
+    primaries: str
+    transfer: str
+
+
+_PIXFMT_RE = re.compile(r"^\s*[0-9a-z_]+\(([^)]*)\)")
+_RANGES = {"tv", "pc"}
+_FIELD_ORDERS = {"progressive", "top first", "bottom first", "top coded first (swapped)",
+                 "bottom coded first (swapped)"}
+
+
+def _parse_color(stream_line: str) -> VideoColor:
+    """From ffmpeg's `yuv420p(tv, bt709, progressive)` (all three equal) or
+    `yuv420p(tv, bt709/unknown/unknown)` (matrix/primaries/transfer) after the codec."""
+    rng = matrix = primaries = transfer = "unknown"
+    parts = stream_line.split(", ", 1)
+    m = _PIXFMT_RE.match(parts[1]) if len(parts) > 1 else None
+    if m:
+        for item in (i.strip() for i in m.group(1).split(",")):
+            if item in _RANGES:
+                rng = item
+            elif item in _FIELD_ORDERS or not item:
+                continue
+            elif "/" in item:
+                matrix, primaries, transfer = (item.split("/") + ["unknown"] * 3)[:3]
+            else:
+                matrix = primaries = transfer = item
+    return VideoColor(rng, matrix, primaries, transfer)
+
+
+def video_color(path: Path | str) -> VideoColor:
+    """The colour tags of the first video stream (read from its header; nothing is decoded)."""
+    path = Path(path)
+    args = ["-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-frames:v", "0",
+            "-c", "copy", "-f", "null", "-"]
+    stderr = ffmpeg.run_ffmpeg(args, path).stderr.decode("utf-8", "replace")
+    header = stderr.split("Stream mapping:", 1)[0].split("Output #", 1)[0]
+    m = _STREAM_RE.search(header)
+    if not m:
+        raise ValueError(f"{path} has no video stream")
+    return _parse_color(m.group(1))

@@ -2,7 +2,8 @@
 
 - Intermediates are lossless: FFV1 in MKV (``codec="ffv1"``, stored as ``bgr0`` so RGB round-trips
   bit-exactly).
-- Deliverables are H.264 / H.265 in MP4 (yuv420p, BT.709-tagged, ``+faststart``).
+- Deliverables are H.264 / H.265 in MP4 (yuv420p, limited range, tagged BT.709 primaries,
+  transfer and matrix in the stream's VUI and the container: DELIVERABLE_COLOR; ``+faststart``).
 - Every write is atomic (stages.media.atomic): a crashed or aborted write leaves nothing at the
   final path.
 - Frames stream one at a time; memory does not grow with video length.
@@ -35,6 +36,7 @@ from stages.media.probe import VideoInfo, video_info
 # the tests have always imported them from video_io.
 __all__ = [
     "CODECS",
+    "DELIVERABLE_COLOR",
     "VideoInfo",
     "VideoWriter",
     "write_video",
@@ -52,6 +54,23 @@ __all__ = [
 
 CODECS = ("ffv1", "h264", "h265")
 _FFV1_CONTAINERS = {".mkv", ".nut", ".avi"}
+
+# The colour description of every H.264/H.265 deliverable: BT.709 primaries, transfer and matrix,
+# limited ("tv") range. It is part of the deliverable content key (stages.plan.keys), so files
+# cached before a change of tags are re-encoded instead of reused.
+DELIVERABLE_COLOR = {"primaries": "bt709", "transfer": "bt709", "matrix": "bt709", "range": "tv"}
+# RGB -> YUV with the BT.709 matrix into limited range, then setparams stamps all four properties
+# on the frames: ffmpeg takes the encoder's colour tags (x264/x265 VUI and the MP4 colr box) from
+# the frames, and the scale filter alone leaves primaries and transfer "unknown" there.
+_COLOR_FILTER = (
+    f"scale=out_color_matrix={DELIVERABLE_COLOR['matrix']}:out_range={DELIVERABLE_COLOR['range']},"
+    f"setparams=range={DELIVERABLE_COLOR['range']}"
+    f":color_primaries={DELIVERABLE_COLOR['primaries']}"
+    f":color_trc={DELIVERABLE_COLOR['transfer']}:colorspace={DELIVERABLE_COLOR['matrix']}"
+)
+_COLOR_TAGS = ["-colorspace", DELIVERABLE_COLOR["matrix"],
+               "-color_primaries", DELIVERABLE_COLOR["primaries"],
+               "-color_trc", DELIVERABLE_COLOR["transfer"], "-color_range", DELIVERABLE_COLOR["range"]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,14 +149,8 @@ class VideoWriter:
                     f"{codec} with yuv420p needs even width and height, got {self.width}x{self.height}"
                 )
             self._pix_fmt_out = "yuv420p"
-            # Convert RGB -> BT.709 limited range explicitly and tag the stream, so players (and
-            # our own decoder, which honours the tags) use the same matrix.
-            params = [
-                "-vf", "scale=out_color_matrix=bt709:out_range=tv",
-                "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
-                "-color_range", "tv",
-                "-crf", str(self.crf), "-preset", self.preset,
-            ]
+            params = ["-vf", _COLOR_FILTER, *_COLOR_TAGS,
+                      "-crf", str(self.crf), "-preset", self.preset]
             if codec == "h264":
                 self._ffmpeg_codec = "libx264"
             else:

@@ -21,6 +21,18 @@ from stages.plan.build import RenderPlan
 from stages.render.steps import ShotResult
 
 
+def camera_move(shot_plan: Any) -> dict[str, float]:
+    """How far the camera moves over the shot (pan_x, pan_y, zoom, rotate, tilt that change,
+    last frame minus first); {} for a still camera."""
+    states = [s for job in shot_plan.segments for s in (job.camera[:1] + job.camera[-1:])]
+    if not states:
+        return {}
+    first, last = states[0], states[-1]
+    return {name: round(getattr(last, name) - getattr(first, name), 4)
+            for name in ("pan_x", "pan_y", "zoom", "rotate", "tilt")
+            if abs(getattr(last, name) - getattr(first, name)) > 1e-6}
+
+
 def build_manifest(
     plan: RenderPlan,
     shots: Sequence[ShotResult],
@@ -45,6 +57,7 @@ def build_manifest(
             "cached": result.cached,
             "seconds": round(result.seconds, 3),  # its post chain (or cache lookup)
             "transition": shot_plan.transition.model_dump(),
+            "camera": camera_move(shot_plan),  # the shot's move, first frame to last
             # A generated transition's clip, between the shots around it (not a storyboard shot).
             "bridge": shot_plan.bridge,
             "video": rel(episode.shot_videos[shot_plan.id]),
@@ -144,7 +157,7 @@ def provenance(storyboard_text: bytes, config: dict[str, Any]) -> dict[str, Any]
 
 # What one run measured rather than what the video is: left out of the copy inside the video, so
 # rendering the same storyboard again (all from the cache) gives a byte-identical file.
-RUN_ONLY = ("created", "timings", "segments_rendered", "segments_cached")
+RUN_ONLY = ("created", "timings", "segments_rendered", "segments_cached", "run_url")
 RUN_ONLY_PER_ITEM = ("cached", "seconds")
 # Absolute locations on the rendering machine: in manifest.json, never in the video.
 LOCAL_ONLY = ("storyboard_path", "render_folder")

@@ -3,7 +3,9 @@ the Prefect UI.
 
 The page shows the episode (linked relatively, so the render folder can be moved or served as
 is), the contact sheet, one row per shot with its thumbnails (embedded as data URIs: they live in
-the cache, which may be pruned), its timings and cache hits, the warnings and the provenance.
+the cache, which may be pruned), what made it (prompts, camera move, transition, engine and
+profile), its timings and cache hits, the warnings, the provenance and, when the manifest has a
+`run_url`, a link to the Prefect flow run.
 Storyboard text (prompts, titles, warnings) is untrusted and always escaped.
 """
 
@@ -23,6 +25,7 @@ padding:.35em .5em;text-align:left;vertical-align:top} th{background:#f4f4f6}
 .hit{color:#1a7f37} .miss{color:#9a6700} .warn{background:#fff8c5;padding:.5em 1em}
 .badge{background:#ffebe9;color:#82071e;border-radius:3px;padding:0 .35em;font-size:12px}
 video,.sheet{max-width:100%} code{font-size:12px} details{margin:1em 0}
+.what{max-width:320px;font-size:13px;color:#444} .prompt{color:#222;font-style:italic}
 """
 
 
@@ -49,6 +52,35 @@ def _fallback_badge(seg: Mapping[str, Any]) -> str:
             f'</span>')
 
 
+def _shot_details(shot: Mapping[str, Any]) -> str:
+    """Prompt(s), camera move, transition, engine(s) and profile(s) of one shot, escaped."""
+    segs = shot.get("segments", [])
+    prompts = list(dict.fromkeys(s["prompt"] for s in segs if s.get("prompt")))
+    parts = [f'<div class="prompt">{_e(p)}</div>' for p in prompts]
+    camera = shot.get("camera") or {}
+    parts.append("camera: " + (_e(", ".join(f"{k} {v:+g}" for k, v in camera.items()))
+                               if camera else "still"))
+    transition = shot.get("transition") or {}
+    kind = transition.get("type", "cut")
+    duration = f" {transition.get('duration', 0):g}s" if kind != "cut" else ""
+    parts.append(f"transition: {_e(kind)}{_e(duration)}")
+    engines = list(dict.fromkeys(s.get("engine") for s in segs if s.get("engine")))
+    if engines:
+        parts.append("engine: " + _e(", ".join(engines)))
+    profiles = list(dict.fromkeys(s.get("profile") for s in segs if s.get("profile")))
+    if profiles:
+        parts.append("profile: " + _e(", ".join(profiles)))
+    return '<td class="what">' + "<br>".join(parts) + "</td>"
+
+
+def _run_link(manifest: Mapping[str, Any]) -> str:
+    """' &middot; <a>Prefect run</a>' when the manifest knows the run's URL (http or https)."""
+    url = str(manifest.get("run_url") or "")
+    if not url.startswith(("http://", "https://")):
+        return ""
+    return f' &middot; <a class="run" href="{_e(url)}">Prefect run</a>'
+
+
 def render_report_html(manifest: Mapping[str, Any],
                        thumbs: Mapping[str, Sequence[Path]] | None = None) -> str:
     thumbs = thumbs or {}
@@ -64,7 +96,7 @@ def render_report_html(manifest: Mapping[str, Any],
         gen_s = sum(s["seconds"] for s in segs)
         rows.append(
             f"<tr><td><b>{_e(shot['id'])}</b><br><a href=\"{_e(shot.get('video', ''))}\">"
-            f"video</a></td><td class=\"thumbs\">{images}</td>"
+            f"video</a></td>{_shot_details(shot)}<td class=\"thumbs\">{images}</td>"
             f"<td class=\"num\">{shot['frames']}<br>{shot['duration_s']:.2f}s</td>"
             f"<td>{seg_cells}</td><td class=\"num\">{gen_s:.2f}s<br>post "
             f"{shot.get('seconds', 0):.2f}s {_cache_word(shot.get('cached', False))}</td></tr>")
@@ -81,7 +113,7 @@ def render_report_html(manifest: Mapping[str, Any],
 <h1>{_e(m.get('title') or m.get('storyboard', ''))}</h1>
 <p class="sub">{_e(m.get('storyboard_file', ''))} &middot; {_e(m.get('resolution', ''))} &middot;
 {m.get('frames', 0)} frames, {m.get('duration_s', 0):.2f}s at {m.get('fps', 0):g} fps &middot;
-engine {_e(m.get('engine', ''))} &middot; rendered {_e(m.get('created', ''))}</p>
+engine {_e(m.get('engine', ''))} &middot; rendered {_e(m.get('created', ''))}{_run_link(m)}</p>
 <p>Segments: <b>{m.get('segments_rendered', 0)} rendered</b>,
 <b>{m.get('segments_cached', 0)} from the cache</b>; total time
 {timings.get('total_s', 0):.1f}s.</p>
@@ -90,7 +122,7 @@ engine {_e(m.get('engine', ''))} &middot; rendered {_e(m.get('created', ''))}</p
 <h2>Contact sheet</h2>
 <img class="sheet" alt="contact sheet" src="{_e(m.get('contact_sheet', 'contact_sheet.png'))}">
 <h2>Shots</h2>
-<table><tr><th>shot</th><th>thumbnails</th><th>frames</th><th>segments</th><th>time</th></tr>
+<table><tr><th>shot</th><th>prompt, camera, transition, engine</th><th>thumbnails</th><th>frames</th><th>segments</th><th>time</th></tr>
 {''.join(rows)}
 </table>
 <details><summary>Provenance</summary>
@@ -128,6 +160,8 @@ def render_report_markdown(manifest: Mapping[str, Any], report_path: str | None 
         lines += ["", "**Warnings**", ""] + [f"- {_md(w)}" for w in warnings]
     if report_path:
         lines += ["", f"Report: `{report_path}`"]
+    if str(m.get("run_url") or "").startswith(("http://", "https://")):
+        lines += ["", f"[Prefect run]({str(m['run_url']).replace(')', '%29')})"]
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.base import LoraRef
+from stages.plan.animate import cast_reference, is_animate, planned_shot
 from stages.plan.bridges import with_bridges
 from stages.plan.camera import camera_path
 from stages.plan.chaining import chain_lead, chain_spec, overlap_params
@@ -38,7 +39,8 @@ from stages.plan.timing import scheduled_prompts, segment_lengths
 from stages.post.chain import chain_fps, chain_frames_out
 from stages.storyboard.resolve import ResolvedShot, resolve_shot
 from stages.storyboard.cast import expand
-from stages.storyboard.schema import Chain, Shot, Transition, camera_apply, image_file
+from stages.storyboard.schema import Chain, Shot, Transition, image_file
+from stages.storyboard.schema_camera import camera_apply
 from stages.storyboard.validate import ValidatedStoryboard
 
 __all__ = [
@@ -61,7 +63,8 @@ def _needed_shots(vs: ValidatedStoryboard) -> set[str]:
     needed = set(vs.selected)
     for i in range(len(order) - 1, 0, -1):
         shot = vs.model.shots[i]
-        if order[i] in needed and shot.start == "chain":
+        rs = planned_shot(vs.engine, resolve_shot(shot, vs.model.defaults))
+        if order[i] in needed and rs.chained:
             needed.add(order[i - 1])
     return needed
 
@@ -98,6 +101,10 @@ def _shot_jobs(vs: ValidatedStoryboard, rs: ResolvedShot, pieces, chain: Chain, 
     names, descriptions, references = cast_inputs(vs, rs, vs.engine.max_references > 0)
     base_seed = seed_base(vs, rs)
     start_kf, end_kf = keyframes.get("start"), keyframes.get("end")
+    if first_image is None and start_kf is None and is_animate(vs.engine, rs):
+        # The character to animate: the shot's image, else its first cast member's first
+        # reference (stages.plan.animate); for every window of the shot.
+        first_image = cast_reference(vs, rs)
     # Where each piece's first frame sits in the shot (frame 0 of a chained piece repeats
     # or re-renders its upstream's frames), and when its new frames start.
     cursors, next_frame = [], 0
@@ -213,7 +220,7 @@ def build_plan(
     previous_last: SegmentJob | None = None
     notes: list[str] = []
     for shot in vs.model.shots:
-        rs = resolve_shot(shot, defaults)
+        rs = planned_shot(vs.engine, resolve_shot(shot, defaults))
         chain = rs.chain or Chain()
         lead = chain_lead(chain, vs.engine)
         pieces, shot_warnings = segment_lengths(vs, rs, lead)

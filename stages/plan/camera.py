@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from engine.base import CameraState
-from stages.storyboard.schema import CAMERA_KEYS, Camera, CameraKey, CameraMove, camera_keys
+from stages.storyboard.schema_camera import CAMERA_KEYS, Camera, CameraKey, CameraMove, camera_keys
 
 
 def ease(kind: str, t: float) -> float:

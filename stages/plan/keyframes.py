@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from stages.plan.animate import planned_shot
 from stages.plan.inputs import derive_seed
 from stages.plan.keys import content_key
 from stages.plan.model import KeyframeJob
@@ -59,7 +60,7 @@ def keyframe_engine_names(vs: Any) -> list[str]:
     """The image engines the render needs, in first-use order (built once per render)."""
     names: dict[str, None] = {}
     for shot in vs.model.shots:
-        rs = resolve_shot(shot, vs.model.defaults)
+        rs = planned_shot(vs.engine, resolve_shot(shot, vs.model.defaults))
         for block in generated(rs).values():
             name = keyframe_engine(block, vs.keyframes_engine, vs.engine)
             if name is not None:

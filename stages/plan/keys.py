@@ -48,9 +48,16 @@ def file_sha256(path: Path) -> str:
 
 
 def deliverable_key(plan: "RenderPlan", what: str, inner_key: str) -> str:
-    """The key of an encoded deliverable (H.264/H.265 shot or episode video) of `inner_key`."""
+    """The key of an encoded deliverable (H.264/H.265 shot or episode video) of `inner_key`.
+
+    The colour tags the writer stamps (video_io.DELIVERABLE_COLOR) are part of it: deliverables
+    cached before they were tagged BT.709 throughout are re-encoded, not reused. The lossless
+    intermediates' keys (`inner_key`) do not depend on them."""
+    from stages.media.video_io import DELIVERABLE_COLOR
+
     return content_key("deliverable", {"what": what, "inner": inner_key,
-                                       "output": plan.output.model_dump(), "fps": plan.output_fps})
+                                       "output": plan.output.model_dump(), "fps": plan.output_fps,
+                                       "color": DELIVERABLE_COLOR})
 
 
 def deliverable_keys(plan: "RenderPlan") -> list[str]:

@@ -26,8 +26,8 @@ on:
    exact and the middle, where the drift is, is corrected.
 4. Frames whose weight is 0 are returned bit for bit (never round-tripped through Lab).
 
-`ciede2000` / `mean_delta_e` measure drift in the CIEDE2000 colour difference (Sharma, Wu and
-Dalal 2005), the benchmark's figure of merit.
+Drift is measured in the CIEDE2000 colour difference (Sharma, Wu and Dalal 2005), the
+benchmark's figure of merit: tests/helpers/color_metrics.py, from colour-science (a `dev` extra).
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["SCALE_LIMITS", "ciede2000", "lab", "lab_moments", "lab_stats", "match_segment",
-           "mean_delta_e"]
+__all__ = ["SCALE_LIMITS", "lab", "lab_moments", "lab_stats", "match_segment"]
 
 # Clamp of the std ratio: a segment whose contrast collapsed is stretched at most 2x, one whose
 # contrast blew up squeezed at most 2x; beyond that the "drift" is content, not colour.
@@ -155,65 +154,3 @@ def match_segment(frames: np.ndarray, reference: np.ndarray, strength: float = 1
         values = lab(frames[i])
         out[i] = _from_lab((values.reshape(-1, 3) @ gain + shift).reshape(values.shape))
     return out
-
-
-def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
-    """CIEDE2000 colour difference (kL = kC = kH = 1) between Lab arrays of shape (..., 3),
-    element-wise, as float64 of shape (...). Implements the formula as written by Sharma, Wu
-    and Dalal (2005), including its conventions for zero chroma and the hue-mean wrap."""
-    lab1 = np.asarray(lab1, np.float64)
-    lab2 = np.asarray(lab2, np.float64)
-    if lab1.shape[-1:] != (3,) or lab2.shape[-1:] != (3,):
-        raise ValueError(f"ciede2000 needs Lab arrays with a last axis of 3, got {lab1.shape} "
-                         f"and {lab2.shape}")
-    l1, a1, b1 = np.moveaxis(lab1, -1, 0)
-    l2, a2, b2 = np.moveaxis(lab2, -1, 0)
-    c1 = np.hypot(a1, b1)
-    c2 = np.hypot(a2, b2)
-    c_bar7 = ((c1 + c2) / 2.0) ** 7
-    g = 0.5 * (1.0 - np.sqrt(c_bar7 / (c_bar7 + 25.0**7)))
-    a1p = (1.0 + g) * a1
-    a2p = (1.0 + g) * a2
-    c1p = np.hypot(a1p, b1)
-    c2p = np.hypot(a2p, b2)
-    # Hue angles in degrees, 0..360; 0 where the chroma is 0 (a and b both 0).
-    h1p = np.where((a1p == 0) & (b1 == 0), 0.0, np.degrees(np.arctan2(b1, a1p)) % 360.0)
-    h2p = np.where((a2p == 0) & (b2 == 0), 0.0, np.degrees(np.arctan2(b2, a2p)) % 360.0)
-
-    dlp = l2 - l1
-    dcp = c2p - c1p
-    cprod = c1p * c2p
-    dh = h2p - h1p
-    dh = np.where(dh > 180.0, dh - 360.0, np.where(dh < -180.0, dh + 360.0, dh))
-    dh = np.where(cprod == 0, 0.0, dh)
-    dhp = 2.0 * np.sqrt(cprod) * np.sin(np.radians(dh) / 2.0)
-
-    lp_bar = (l1 + l2) / 2.0
-    cp_bar = (c1p + c2p) / 2.0
-    hsum = h1p + h2p
-    hp_bar = np.where(np.abs(h1p - h2p) <= 180.0, hsum / 2.0,
-                      np.where(hsum < 360.0, (hsum + 360.0) / 2.0, (hsum - 360.0) / 2.0))
-    hp_bar = np.where(cprod == 0, hsum, hp_bar)
-
-    t = (1.0 - 0.17 * np.cos(np.radians(hp_bar - 30.0)) + 0.24 * np.cos(np.radians(2 * hp_bar))
-         + 0.32 * np.cos(np.radians(3 * hp_bar + 6.0))
-         - 0.20 * np.cos(np.radians(4 * hp_bar - 63.0)))
-    d_theta = 30.0 * np.exp(-(((hp_bar - 275.0) / 25.0) ** 2))
-    cp_bar7 = cp_bar**7
-    r_c = 2.0 * np.sqrt(cp_bar7 / (cp_bar7 + 25.0**7))
-    l50 = (lp_bar - 50.0) ** 2
-    s_l = 1.0 + 0.015 * l50 / np.sqrt(20.0 + l50)
-    s_c = 1.0 + 0.045 * cp_bar
-    s_h = 1.0 + 0.015 * cp_bar * t
-    r_t = -np.sin(np.radians(2.0 * d_theta)) * r_c
-    tl, tc, th = dlp / s_l, dcp / s_c, dhp / s_h
-    return np.sqrt(tl * tl + tc * tc + th * th + r_t * tc * th)
-
-
-def mean_delta_e(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean CIEDE2000 between two uint8 RGB images of one shape."""
-    a = _check_rgb(a, "first image")
-    b = _check_rgb(b, "second image")
-    if a.shape != b.shape:
-        raise ValueError(f"mean_delta_e needs images of one shape, got {a.shape} and {b.shape}")
-    return float(ciede2000(lab(a), lab(b)).mean())

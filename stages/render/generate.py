@@ -2,12 +2,14 @@
 
 1. Out of memory: the engine's degrade ladder (VAE tiling, CPU offload, smaller decode chunks)
    is applied one step at a time and the call retried; each step is recorded.
-2. When the ladder is exhausted, or the engine's weights failed to load, the segment renders
-   on the fallback engine, adapted to what it can do: its modes (animate and v2v -> i2v from
-   the reference image / the source's frame at the segment start, t2v -> i2v from a generated
+2. When the ladder is exhausted, the engine's weights failed to load, or the engine cannot
+   take the segment's mode (EngineModeError: "cannot do animate"), the segment renders on the
+   fallback engine, adapted to what it can do: its modes (animate and v2v -> i2v from the
+   reference image / the source's frame at the segment start, t2v -> i2v from a generated
    keyframe when an image engine is at hand), its size multiple and its frame count (fewer
-   frames are retimed to the plan by motion interpolation, not cross-fades); the record says so. Bad requests (EngineError) never fall back: they would fail
-   the same way and hide a storyboard problem.
+   frames are retimed to the plan by motion interpolation, not cross-fades); the record says
+   so. Other bad requests (EngineError) never fall back: they would fail the same way and hide
+   a storyboard problem.
 3. `camera: {apply: post}` warps the generated frames exactly along the camera path.
 """
 
@@ -22,6 +24,7 @@ from engine.base import (
     Engine,
     EngineError,
     EngineLoadError,
+    EngineModeError,
     GenerationRequest,
     ImageRequest,
     ProgressFn,
@@ -172,6 +175,15 @@ def _with_ladder(engine: Engine, request: GenerationRequest, progress: ProgressF
                 f"{engine.spec.name}; {step}, retrying")
 
 
+def falls_back(exc: BaseException) -> bool:
+    """Whether a configured fallback engine takes the segment after `exc` from the render
+    engine: weights that did not load, out of memory after the ladder, or a mode the engine
+    cannot take; never any other EngineError (a bad request fails the same way anywhere)."""
+    if isinstance(exc, (EngineLoadError, EngineModeError)):
+        return True
+    return not isinstance(exc, EngineError) and is_out_of_memory(exc)
+
+
 def generate_frames(request: GenerationRequest, engine: Engine, fallback: Engine | None,
                     progress: ProgressFn | None = None, log: Log = lambda line: None,
                     camera_apply: str = "engine", fallback_params: Mapping[str, Any] | None = None,
@@ -184,10 +196,8 @@ def generate_frames(request: GenerationRequest, engine: Engine, fallback: Engine
     record = GenerationRecord(engine=engine.spec.name)
     try:
         frames = _with_ladder(engine, engine_request, progress, record, log)
-    except EngineError:
-        raise
     except Exception as exc:  # noqa: BLE001 - decide below whether a fallback may take over
-        if fallback is None or not (isinstance(exc, EngineLoadError) or is_out_of_memory(exc)):
+        if fallback is None or not falls_back(exc):
             raise
         reason = f"{engine.spec.name}: {type(exc).__name__}: {exc}"
         log(f"  {request.shot_id}_{request.segment_index}: falling back to "

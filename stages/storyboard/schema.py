@@ -11,9 +11,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BeforeValidator,
-    Discriminator,
     Field,
-    Tag,
     field_validator,
     model_validator,
 )
@@ -29,7 +27,6 @@ from stages.storyboard.schema_types import (
     SHOT_ID,
     ProfileName,
     Duration,
-    TimePoint,
     Frames,
     Seed,
     Text,
@@ -37,12 +34,14 @@ from stages.storyboard.schema_types import (
     MAX_SHOTS,
     _Model,
     Guidance,
+    NamesOf,
     _duration,
     _time,
     _control_free,
     _TEXT_CONTROL,
     _ANY_CONTROL,
 )
+from stages.storyboard.schema_camera import Camera
 from stages.storyboard.schema_cast import (
     CAST_NAME,
     CastMember,
@@ -60,109 +59,9 @@ _REEXPORTED = (MAX_FRAMES, MAX_SEED, _duration, _time, _control_free, _TEXT_CONT
                CAST_NAME, KeyframeGen, MAX_REFERENCES, image_file, image_generated)
 
 
-# Documented limits (README "Storyboard limits"): beyond them a storyboard is almost surely a typo.
-# Camera value ranges: far enough for any real move, near enough to catch a unit mistake
-# (rotate is degrees, pans are fractions of the frame).
-CAMERA_RANGES: dict[str, tuple[float, float]] = {
-    "pan_x": (-4.0, 4.0),
-    "pan_y": (-4.0, 4.0),
-    "zoom": (-0.9, 9.0),
-    "rotate": (-720.0, 720.0),
-    "tilt": (-60.0, 60.0),
-}
-CAMERA_KEYS = tuple(CAMERA_RANGES)
-
-
-def _check_camera_value(name: str, value: float) -> float:
-    low, high = CAMERA_RANGES[name]
-    if not (low <= value <= high):
-        unit = "degrees" if name in ("rotate", "tilt") else "fraction of the frame"
-        raise ValueError(f"{name}={value!r} is out of range [{low:g}, {high:g}] ({unit})")
-    return value
-
-
-Ease = Literal["linear", "in", "out", "in_out"]
-
-
-# How the camera path reaches the pixels: "engine" lets the engine realise it (exactly on the
-# preview, as a guide video on VACE / v2v, as prompt words elsewhere); "post" also warps the
-# generated frames exactly along the path after generation, on any engine.
-CameraApply = Literal["engine", "post"]
-
-
-class CameraMove(_Model):
-    """A constant move: the camera reaches these values at the end of the shot, from zero."""
-
-    apply: CameraApply = "engine"
-    pan_x: float = 0.0
-    pan_y: float = 0.0
-    zoom: float = 0.0
-    rotate: float = 0.0
-    tilt: float = 0.0
-    ease: Ease = "linear"
-
-    @field_validator(*CAMERA_KEYS)
-    @classmethod
-    def _in_range(cls, value: float, info) -> float:
-        return _check_camera_value(info.field_name, value)
-
-
-class CameraKey(_Model):
-    """A keyframe: the camera state at time `at`; omitted values carry over from the last key."""
-
-    at: TimePoint
-    pan_x: float | None = None
-    pan_y: float | None = None
-    zoom: float | None = None
-    rotate: float | None = None
-    tilt: float | None = None
-    ease: Ease = "linear"  # easing of the move from the previous key into this one
-
-    @field_validator(*CAMERA_KEYS)
-    @classmethod
-    def _in_range(cls, value: float | None, info) -> float | None:
-        return None if value is None else _check_camera_value(info.field_name, value)
-
-
-class CameraKeyframes(_Model):
-    """Keyframes with options: `camera: {apply: post, keys: [{at: 0s, ...}, ...]}`."""
-
-    apply: CameraApply = "engine"
-    keys: list[CameraKey] = Field(min_length=1)
-
-
-def _camera_kind(value: Any) -> str | None:
-    # Pick the form from the value's shape, so a bad value gets that form's errors only.
-    if isinstance(value, (list, tuple)):
-        return "list"
-    if isinstance(value, CameraKeyframes) or (isinstance(value, dict) and "keys" in value):
-        return "keyframes"
-    if isinstance(value, (dict, CameraMove)):
-        return "move"
-    return None
-
-
-Camera = Annotated[
-    Union[Annotated[CameraMove, Tag("move")], Annotated[list[CameraKey], Tag("list")],
-          Annotated[CameraKeyframes, Tag("keyframes")]],
-    Discriminator(_camera_kind),
-]
-
-
-def camera_keys(camera: Any) -> list[CameraKey] | None:
-    """The keyframe list of a keyframed camera (either form), else None."""
-    if isinstance(camera, CameraKeyframes):
-        return camera.keys
-    return camera if isinstance(camera, list) else None
-
-
 def bridge_id(before: str, after: str) -> str:
     """The name of the clip a generated transition renders between two shots."""
     return f"{before}__{after}"
-
-
-def camera_apply(camera: Any) -> str:
-    return getattr(camera, "apply", "engine") if camera is not None else "engine"
 
 
 class Lora(_Model):
@@ -170,8 +69,11 @@ class Lora(_Model):
     first (or only) denoiser, `strength_2` for Wan 2.2's low-noise expert (default: same)."""
 
     path: ImagePath
+    """The LoRA file (.safetensors), relative to the storyboard."""
     strength: Annotated[float, Field(ge=-4.0, le=4.0)] = 1.0
+    """Strength on the first (or only) denoiser, -4..4."""
     strength_2: Annotated[float, Field(ge=-4.0, le=4.0)] | None = None
+    """Strength on Wan 2.2's low-noise expert; default: `strength`."""
 
 
 
@@ -181,15 +83,23 @@ class GenerationKeys(_Model):
     declare which they honour (README "Engines"); others are ignored with a warning."""
 
     steps: Annotated[int, Field(ge=1, le=500, strict=True)] | None = None
+    """Sampling steps, 1-500; default: the engine's (or the profile's)."""
     cfg: Guidance | None = None
-    cfg_2: Guidance | None = None           # second expert's guidance (Wan 2.2 A14B)
+    """Classifier-free guidance scale, 0-30."""
+    cfg_2: Guidance | None = None
+    """Guidance of the second (low-noise) expert of Wan 2.2 A14B; default: `cfg`."""
     flow_shift: Annotated[float, Field(gt=0.0, le=100.0)] | None = None
-    boundary: Annotated[float, Field(ge=0.0, le=1.0)] | None = None  # expert switch
+    """Flow-matching scheduler shift (Wan: about 3 at 480p, 5 at 720p)."""
+    boundary: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    """Wan 2.2 A14B: fraction of the noise schedule at which the low-noise expert takes over."""
     loras: list[Lora] | None = None
-    denoise: Annotated[float, Field(gt=0.0, le=1.0)] | None = None  # v2v strength
-    embedded_guidance: Guidance | None = None  # HunyuanVideo's distilled guidance
-    # Flow-matching scheduler for the call (engine.samplers): unipc | euler | dpmpp.
+    """LoRAs to apply: `[{path: loras/style.safetensors, strength: 0.8}]`."""
+    denoise: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    """Video-to-video strength: how much of the source video is regenerated (0-1]."""
+    embedded_guidance: Guidance | None = None
+    """HunyuanVideo's distilled (embedded) guidance scale."""
     sampler: Literal["unipc", "euler", "dpmpp"] | None = None
+    """Flow-matching scheduler for the call: unipc, euler or dpmpp; default: the engine's."""
 
 
 ChainMode = Literal["last_frame", "overlap", "latent", "svi"]
@@ -210,19 +120,28 @@ class Chain(_Model):
     """
 
     mode: ChainMode = "last_frame"
+    """How segments hand over: last_frame, overlap (motion-guided blending), latent or svi."""
     preset: OverlapPreset | None = None
+    """overlap: parameter set for unset values: standard, fast_motion or static."""
     overlap: Annotated[int, Field(ge=8, le=24, strict=True)] | None = None
+    """overlap: frames each segment re-generates over the previous one's end, 8-24."""
     blend: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    """overlap: how strongly the overlapping frames are blended, 0-1."""
     motion_weight: Annotated[float, Field(ge=0.2, le=0.4)] | None = None
+    """overlap: weight of optical-flow motion in the blend mask, 0.2-0.4."""
     mask_sigma: Annotated[float, Field(ge=0.25, le=0.5)] | None = None
+    """overlap: width of the Gaussian spatial blend mask, 0.25-0.5."""
     step_gain: Annotated[float, Field(ge=0.3, le=0.7)] | None = None
-    # svi: latent frames of the previous segment given as motion context (0: anchor + end only).
+    """overlap: how fast the blend moves from one segment to the next per frame, 0.3-0.7."""
     motion_latents: Annotated[int, Field(ge=0, le=4, strict=True)] = 1
-    # The shot's anchor frame (identity reference for svi, colour reference for color_match):
-    # default the shot's first frame.
+    """svi: latent frames of the previous segment given as motion context (0: anchor + end only)."""
     anchor: ImagePath | None = None
+    """The shot's anchor frame (identity reference for svi, colour reference for color_match);
+    default: the shot's first frame."""
     color_match: ColorMatch = "anchor"
+    """Colour drift correction of each segment: towards the anchor, the previous segment, or none."""
     color_strength: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    """Strength of the colour matching, 0-1."""
 
     @model_validator(mode="before")
     @classmethod
@@ -258,12 +177,15 @@ PromptSchedule = Annotated[dict[float, Text], BeforeValidator(_prompt_schedule),
 
 
 class Transition(_Model):
-    # interpolated: an optical-flow morph over the same frames a crossfade would blend;
-    # generated: a first-last-frame clip of `duration` rendered by the engine from this shot's
-    # last frame to the next shot's first (`prompt`: default the next shot's prompt).
+    """Into the next shot: `transition: crossfade` or `{type: crossfade, duration: 0.5s}`."""
+
     type: Literal["cut", "crossfade", "interpolated", "generated"] = "cut"
+    """cut; crossfade; interpolated: an optical-flow morph over the frames a crossfade would
+    blend; generated: a first-last-frame clip rendered by the engine between the two shots."""
     duration: Duration = 0.5
+    """Length of the transition: '0.5s', '500ms' or seconds."""
     prompt: Text | None = None
+    """generated: the prompt of the bridging clip; default: the next shot's prompt."""
 
     @model_validator(mode="before")
     @classmethod
@@ -275,39 +197,66 @@ class Segment(GenerationKeys):
     """One generation call inside a long shot; chained to the previous segment's last frame."""
 
     prompt: Text | None = None
+    """What this segment shows; default: the shot's prompt."""
     negative: Text | None = None
+    """Negative prompt of this segment; default: the shot's."""
     duration: Duration | None = None
+    """Length: '3s', '500ms' or seconds (snapped to the engine's frame rule)."""
     frames: Frames | None = None
+    """Length in frames, instead of `duration`."""
     seed: Seed | None = None
+    """Seed of this segment; default: derived from the shot's seed and the segment index."""
     end_image: ImagePath | None = None
+    """Last frame of this segment (first-last-frame generation), relative to the storyboard."""
 
 
 class ShotDefaults(GenerationKeys):
     """Keys a storyboard's `defaults:` may set for every shot."""
 
     prompt: Text | None = None
+    """What the shot shows; `{name}` inserts a cast member's description."""
     negative: Text | None = None
+    """What the engine should avoid ("blurry, low quality")."""
     duration: Duration | None = None
+    """Length: '5s', '500ms' or seconds; snapped to the engine's frame rule, with a warning."""
     frames: Frames | None = None
+    """Length in frames (e.g. 81), instead of `duration`."""
     camera: Camera | None = None
+    """Camera move: constant `{zoom: 0.1}`, keyframes `[{at: 0s, pan_x: 0}, ...]` or
+    `{apply: post, keys: [...]}`; keys pan_x, pan_y, zoom, rotate, tilt."""
     transition: Transition | None = None
-    image: ImageSource | None = None        # a path, or {generate: ...} (a generated keyframe)
+    """Into the next shot: cut (default), crossfade, interpolated or generated."""
+    image: ImageSource | None = None
+    """Start image: a path relative to the storyboard, or `{generate: PROMPT}` for a keyframe."""
     end_image: ImageSource | None = None
-    cast: list[CastName] | None = Field(default=None, max_length=16)  # members the shot shows
-    source_video: ImagePath | None = None   # v2v: the video to restyle (relative path)
-    driving_video: ImagePath | None = None  # animate: the pose video to perform
-    chain: Chain | None = None              # how the shot's segments hand over
-    profile: ProfileName | None = None      # draft | final | two_pass | ... (stages.plan.profiles)
+    """End image (first-last-frame generation): a path or `{generate: PROMPT}`."""
+    cast: list[CastName] | None = Field(default=None, max_length=16)
+    """Cast members the shot shows (names from the top-level `cast:`); their references
+    condition engines that take references."""
+    source_video: ImagePath | None = None
+    """v2v engines: the video to restyle, relative to the storyboard."""
+    driving_video: ImagePath | None = None
+    """animate engines: the pose video to perform, relative to the storyboard."""
+    chain: Chain | None = None
+    """How the shot's segments hand over: `chain: overlap` or `{mode: ..., ...}`."""
+    profile: ProfileName | None = None
+    """Render profile for this shot: draft, final, low_vram, two_pass, ... (the engine's)."""
 
 
 class Shot(ShotDefaults):
+    """One shot of the episode: any key of `defaults:` plus its id, start, segments, seed."""
+
     id: str
+    """Unique shot id: 1-64 of a-z, 0-9, '_' and '-'."""
     start: Literal["chain", "none"] | None = None
+    """chain: the first frame is the previous shot's last frame; none: start fresh."""
     segments: list[Segment] | None = Field(default=None, min_length=1)
+    """A long shot as chained segments, each with its own prompt and duration."""
     seed: Seed | None = None
-    # Timecoded prompts: each applies from the segment boundary nearest its time (the plan
-    # reports the snapping); a segment's own prompt wins.
+    """Seed of the shot's first segment; default: derived from the storyboard's `seed`."""
     prompts: PromptSchedule | None = None
+    """Timecoded prompts `{0s: ..., 4s: ...}`: each applies from the segment boundary nearest
+    its time (the plan reports the snapping); a segment's own prompt wins."""
 
     @field_validator("id", mode="before")
     @classmethod
@@ -321,12 +270,18 @@ class Shot(ShotDefaults):
 
 
 class Output(_Model):
+    """The final encode; these keys win over the config's `output.*`."""
+
     fps: Annotated[float, Field(gt=0, le=240)] | None = None
+    """Frame rate of the deliverable; default: what the post chain gives."""
     codec: Literal["h264", "h265"] = "h264"
+    """Video codec of the deliverables: h264 or h265."""
     crf: Annotated[int, Field(ge=0, le=51, strict=True)] = 18
+    """Quality, 0-51: lower is better and bigger (18 is visually lossless)."""
     preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
     ] = "medium"
+    """Encoder speed preset: slower presets give smaller files at the same quality."""
 
 
 def _signed_seconds(value: Any) -> float:
@@ -346,34 +301,59 @@ def _fade(value: Any) -> float:
 class Audio(_Model):
     """The episode's soundtrack (stages.render.audio): `offset` > 0 delays it, < 0 skips its start."""
 
-    path: ImagePath  # relative to the storyboard file
+    path: ImagePath
+    """The audio file, relative to the storyboard file."""
     offset: Annotated[float, BeforeValidator(_signed_seconds)] = 0.0
+    """Seconds: > 0 delays the soundtrack, < 0 skips its start ('1.5s', '-2s')."""
     fade_in: Annotated[float, BeforeValidator(_fade)] = 0.0
+    """Fade-in length at the start of the episode, in seconds."""
     fade_out: Annotated[float, BeforeValidator(_fade)] = 0.0
+    """Fade-out length at the end of the episode, in seconds."""
     volume: Annotated[float, Field(ge=0.0, le=4.0)] = 1.0
+    """Volume factor, 0-4 (1: unchanged)."""
 
 
 # A post chain item: a preset name from conf/post/ or an inline stage config ({stage: ...}).
-PostItem = Union[Annotated[str, Field(min_length=1, strict=True)], dict[str, Any]]
+PostItem = Union[Annotated[str, Field(min_length=1, strict=True), NamesOf("post_preset")],
+                 Annotated[dict[str, Any], NamesOf("post_stage")]]
 
 
 class Storyboard(_Model):
+    """A reelforge storyboard: shots, how they are generated, post-processed and encoded."""
+
     title: Text | None = None
+    """Title of the episode (shown in the report)."""
     fps: Annotated[int, Field(ge=1, le=MAX_FPS, strict=True)] | None = None
+    """Generation frame rate; default: the engine's (16 for Wan)."""
     resolution: tuple[int, int] | None = None
+    """Generation size WIDTHxHEIGHT, e.g. 832x480 (multiples of 16); default: the engine's."""
     seed: Seed = 0
-    # The render's profile (stages.plan.profiles); the only place for one that sets engine options.
+    """Base seed: every segment derives its own from it."""
     profile: ProfileName | None = None
+    """The render's profile: draft, final, low_vram, two_pass, ... (the engine's); the only
+    place for one that sets engine options."""
     defaults: ShotDefaults | None = None
+    """Shot keys inherited by every shot (a shot's own keys win)."""
     shots: list[Shot] = Field(min_length=1, max_length=MAX_SHOTS)
+    """The shots, in episode order."""
     post: list[PostItem] | None = None
-    # Recurring characters, props, places: name -> member (shots list them in `cast:`).
+    """Post chain of every shot: preset names from conf/post/ (smooth, interpolate2x, ...) or
+    inline stages `{stage: upscale, factor: 2}`, in order."""
     cast: Annotated[dict[CastName, CastMember], Field(max_length=64)] | None = None
+    """Recurring characters, props and places: name -> member; shots list them in `cast:`."""
     output: Output = Output()
+    """Final encode: fps, codec, crf, preset."""
     audio: Audio | None = None
-    # Engine that renders a segment when the configured one fails for a reason other than a bad
-    # storyboard (out of memory after the degrade ladder, weights that fail to load).
-    fallback: Annotated[str, Field(min_length=1, max_length=64, strict=True)] | None = None
+    """The episode's soundtrack: `{path: music.flac, fade_out: 2s}`."""
+    fallback: Annotated[str, Field(min_length=1, max_length=64, strict=True),
+                        NamesOf("engine")] | None = None
+    """Engine that renders a segment when the configured one fails for a reason other than a
+    bad storyboard (out of memory after the degrade ladder, weights that fail to load)."""
+    notify: Annotated[list[Annotated[str, Field(min_length=3, max_length=2000, strict=True)]],
+                      Field(max_length=20)] | None = Field(
+        None, description="Apprise URLs told when this storyboard's render ends or fails (episode, "
+        "status, duration, contact sheet), added to the config's `notify:`; e.g. "
+        "['ntfy://my-topic', 'mailto://user:pass@example.com'].")
 
     @field_validator("resolution", mode="before")
     @classmethod

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Discriminator, Field, Tag
 
-from stages.storyboard.schema_types import Guidance, ImagePath, Seed, Text, _Model
+from stages.storyboard.schema_types import Guidance, ImagePath, NamesOf, Seed, Text, _Model
 
 # A cast member's name (storyboard `cast:`), written as `{name}` in prompts: like a shot id, but
 # without '-' would be awkward in prose; ids' characters are kept so a name can double as a label.
@@ -27,8 +27,11 @@ class CastMember(_Model):
     its seed base seeds the shots that list it first and set no seed."""
 
     images: list[ImagePath] = Field(min_length=1, max_length=MAX_REFERENCES)
+    """1-3 reference images (paths relative to the storyboard) of the member."""
     description: Text | None = None
+    """Words that replace `{name}` in every prompt that mentions the member."""
     seed: Seed | None = None
+    """Base seed of the shots that list this member first in `cast:` and set no seed."""
 
 
 class KeyframeGen(_Model):
@@ -36,11 +39,19 @@ class KeyframeGen(_Model):
     renders (stages.plan.keyframes)."""
 
     generate: Annotated[Text, Field(min_length=1)]
-    engine: Annotated[str, Field(min_length=1, max_length=64, strict=True)] | None = None
+    """The image prompt of the keyframe (`{name}` cast references expand)."""
+    engine: Annotated[str, Field(min_length=1, max_length=64, strict=True),
+                      NamesOf("image_engine")] | None = None
+    """Image engine that makes it (sdxl, flux, ...); default: the config's `keyframes.engine`,
+    else the render engine when it makes images."""
     seed: Seed | None = None
+    """Seed of the image; default: the shot's `seed`, else one derived from the seed base."""
     negative: Text | None = None
+    """Negative prompt of the image; default: the shot's `negative`."""
     steps: Annotated[int, Field(ge=1, le=500, strict=True)] | None = None
+    """Sampling steps of the image; default: the image engine's."""
     cfg: Guidance | None = None
+    """Guidance scale (0-30) of the image; default: the image engine's."""
 
 
 def _image_kind(value: Any) -> str | None:

@@ -7,6 +7,7 @@ concern (stages.storyboard.schema_cast) can use them without importing the whole
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -70,8 +71,31 @@ ImagePath = Annotated[str, Field(min_length=1, max_length=1024, strict=True),
 MAX_SHOTS = 2000
 
 
+@dataclass(frozen=True)
+class NamesOf:
+    """Annotated metadata on a string that names something installed (`post_preset`,
+    `engine`, `image_engine`, `post_stage`): validation checks such names itself (with
+    did-you-mean hints), and flows.schema puts the installed names into the JSON Schema as an
+    enum where it finds this mark, so editors complete them. Nothing else reads it."""
+
+    kind: str
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        schema = handler(core_schema)
+        schema[NAMES_OF] = self.kind
+        return schema
+
+
+NAMES_OF = "x-reelforge-names-of"
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Every storyboard model: unknown keys are errors, values are immutable. A field's
+    docstring (the string literal on the line after it) is its description: the JSON Schema's,
+    so editors show it on hover, and `python -m flows.render --help`'s (tests/flows/test_schema.py
+    fails when a field has none)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 Guidance = Annotated[float, Field(ge=0.0, le=30.0)]

@@ -69,3 +69,69 @@ def test_written_forms_that_validation_accepts_are_accepted(validator):
          "camera": [{"at": "0s", "pan_x": 0}, {"at": 0.5, "pan_x": 0.1, "ease": "in_out"}]},
         {"id": "b", "prompt": "y", "duration": 2, "transition": {"type": "cut"}}]}
     assert [e.message for e in validator.iter_errors(data)] == []
+
+
+def _properties(node, path="#"):
+    """(path, name, property schema) of every property anywhere in a schema."""
+    if isinstance(node, dict):
+        for name, prop in (node.get("properties") or {}).items():
+            yield f"{path}/properties", name, prop
+        for key, value in node.items():
+            yield from _properties(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _properties(value, f"{path}/{i}")
+
+
+def test_every_property_has_a_description():
+    # Hover help in editors: a field without a docstring (stages/storyboard/schema*.py) fails here.
+    missing = [f"{path}/{name}" for path, name, prop in _properties(storyboard_schema())
+               if not (isinstance(prop, dict) and str(prop.get("description", "")).strip())]
+    assert missing == []
+
+
+def test_every_storyboard_field_documents_itself():
+    # The storyboard models' own docs, not a generated fallback (that is only for post stages).
+    from pydantic import BaseModel
+
+    import stages.storyboard.schema as models
+
+    undocumented = [f"{cls.__name__}.{name}" for cls in vars(models).values()
+                    if isinstance(cls, type) and issubclass(cls, BaseModel)
+                    and cls.__module__.startswith("stages.storyboard")
+                    for name, field in cls.model_fields.items() if not field.description]
+    assert undocumented == []
+
+
+def test_installed_names_are_enums():
+    from engine.registry import available_engines
+    from flows.config.settings import post_presets
+
+    schema = storyboard_schema()
+    text = json.dumps(schema)
+    assert "x-reelforge" not in text  # every NamesOf mark was filled in
+    post_item = schema["properties"]["post"]["anyOf"][0]["items"]["anyOf"]
+    assert post_item[0]["enum"] == sorted(post_presets()) and "svi_pro" in post_item[0]["enum"]
+    assert schema["properties"]["fallback"]["anyOf"][0]["enum"] == available_engines()
+    engine = schema["$defs"]["KeyframeGen"]["properties"]["engine"]["anyOf"][0]["enum"]
+    assert "sdxl" in engine and "wan21_t2v" not in engine
+
+
+@pytest.mark.parametrize("item,ok", [
+    ("svi_pro", True), ("interpolate2", False),
+    ({"stage": "upscale", "factor": 2}, True), ({"stage": "upscale", "factr": 2}, False),
+    ({"stage": "smooth", "strength": 0.2, "window": 3}, True),
+    ({"stage": "upscale", "filter": "nearest"}, False), ({"stage": "no_such_stage"}, False),
+    ({"factor": 2}, False),
+])
+def test_post_items_are_typed(validator, item, ok):
+    data = {"shots": [{"id": "a", "prompt": "x"}], "post": [item]}
+    assert (list(validator.iter_errors(data)) == []) is ok
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "conf" / "post").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_preset_chains_fit_the_inline_stage_schema(validator, path):
+    chain = (yaml.safe_load(path.read_text()) or {}).get("chain") or []
+    data = {"shots": [{"id": "a", "prompt": "x"}], "post": chain}
+    assert [e.message for e in validator.iter_errors(data)] == []

@@ -132,3 +132,14 @@ def test_series_renders_publishes_and_reruns_from_the_cache(tmp_path, capsys):
     latest = max(artifacts, key=lambda a: a.created).data
     assert "0 rendered, 2 cached, 0 failed" in latest
     assert "| sa | cached | 0 / 2 |" in latest and "data:image/jpeg;base64," in latest
+
+    # The Prefect UI shows the series run and its episode runs by name, tagged with the series.
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=20)
+    by_name = {r.name: r for r in reversed(runs)}  # the latest run of each name
+    assert {"series demo", "demo/sa", "demo/sb"} <= set(by_name), sorted(by_name)
+    assert {"reelforge", "series:demo"} <= set(by_name["series demo"].tags)
+    assert {"reelforge", "series:demo", "storyboard:sa", "engine:preview"} <= set(
+        by_name["demo/sa"].tags)

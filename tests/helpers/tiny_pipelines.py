@@ -215,16 +215,46 @@ def save_svd(path: Path) -> Path:
 def save_wan21_i2v(path: Path) -> Path:
     """Wan 2.1 I2V: one transformer that takes CLIP image embeddings (image_dim), as 2.1 does."""
     from diffusers import WanImageToVideoPipeline
+
+    encoder, processor = tiny_clip_vision()
+    pipe = WanImageToVideoPipeline(
+        tokenizer=tiny_tokenizer(), text_encoder=tiny_t5(), vae=tiny_wan_vae(),
+        scheduler=_unipc(), transformer=tiny_wan_transformer(36, seed=0, image_dim=16),
+        image_encoder=encoder, image_processor=processor)
+    pipe.save_pretrained(path)
+    return path
+
+
+def tiny_clip_vision(image_size: int = 32):
+    """A CLIP vision encoder and its processor at toy size (Wan 2.1 I2V, Wan Animate)."""
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
     torch.manual_seed(0)
     encoder = CLIPVisionModel(CLIPVisionConfig(
         hidden_size=16, projection_dim=16, num_hidden_layers=2, num_attention_heads=2,
-        image_size=32, intermediate_size=24, patch_size=8))
-    pipe = WanImageToVideoPipeline(
-        tokenizer=tiny_tokenizer(), text_encoder=tiny_t5(), vae=tiny_wan_vae(),
-        scheduler=_unipc(), transformer=tiny_wan_transformer(36, seed=0, image_dim=16),
-        image_encoder=encoder, image_processor=CLIPImageProcessor(crop_size=32, size=32))
+        image_size=image_size, intermediate_size=24, patch_size=8))
+    return encoder, CLIPImageProcessor(crop_size=image_size, size=image_size)
+
+
+def save_wan_animate(path: Path, face_size: int = 16) -> Path:
+    """Wan 2.2 Animate: the Animate transformer (motion encoder for face crops of `face_size`,
+    face adapter, CLIP image embeddings of the reference) at toy size, with the Wan VAE, UMT5
+    and CLIP parts as Wan 2.1 I2V has them."""
+    from diffusers import WanAnimatePipeline, WanAnimateTransformer3DModel
+
+    torch.manual_seed(0)
+    transformer = WanAnimateTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36,
+        latent_channels=16, out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32,
+        num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads", image_dim=16,
+        rope_max_seq_len=32, motion_encoder_channel_sizes={"4": 16, "8": 16, "16": 16},
+        motion_encoder_size=face_size, motion_style_dim=8, motion_dim=4,
+        motion_encoder_dim=16, face_encoder_hidden_dim=16, face_encoder_num_heads=2,
+        inject_face_latents_blocks=2, motion_encoder_batch_size=4)
+    encoder, processor = tiny_clip_vision()
+    pipe = WanAnimatePipeline(tokenizer=tiny_tokenizer(), text_encoder=tiny_t5(),
+                              vae=tiny_wan_vae(), scheduler=_unipc(), image_processor=processor,
+                              image_encoder=encoder, transformer=transformer)
     pipe.save_pretrained(path)
     return path
 

@@ -12,7 +12,7 @@ import pytest
 
 from flows.render import EXIT_OK, run
 from flows.config.settings import RenderSettings
-from stages.render.color_drift import mean_delta_e
+from tests.helpers.color_metrics import mean_delta_e
 from stages.render.overlap_join import seam_window_score
 from stages.media.video_io import load_png, read_frames
 from engine.preview import PREVIEW_SPEC

@@ -94,7 +94,7 @@ def seams(tmp: Path, size: str, segments: int, frames: int) -> None:
 
 
 def drift(tmp: Path, size: str) -> None:
-    from stages.render.color_drift import mean_delta_e
+    from tests.helpers.color_metrics import mean_delta_e
     from stages.media.video_io import load_png
 
     print("\nColour drift: CIEDE2000 mean of each segment's last frame to the anchor, "

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 from engine.base import EngineSpec
 from engine.registry import available_engines, engine_spec, engines_where
 from engine.suggest import did_you_mean
+from stages.plan.animate import is_animate
 from stages.storyboard.cast import placeholders
 from stages.storyboard.problems import Problem
 from stages.storyboard.resolve import ResolvedShot, keyframe_engine, resolve_shot
@@ -97,7 +98,8 @@ class CastChecks:
             self.add(where + (j,), f"shot {rs.shot.id}: unknown cast member {name!r}{hint} "
                                    f"(cast: {members})")
         references = sum(len(self.cast[name].images) for name in known)
-        if references:
+        # An animate shot without an image animates its first member's first reference.
+        if references and not (is_animate(self.c.engine, rs) and not rs.image):
             self._references(rs.shot.id, where, references, self.c.engine, "render")
         return known
 

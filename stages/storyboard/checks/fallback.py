@@ -1,8 +1,8 @@
 """Which shots the configured fallback engine could not take, said before any work.
 
 A fallback renders a segment only when the render engine fails (out of memory, weights that do
-not load); finding out then that it cannot do the shot's mode ("svd cannot do animate") is
-finding out too late. The fallback adapts what it can (stages.render.generate.adapted_mode):
+not load, a mode it cannot do); finding out then that it cannot do the shot's mode ("svd cannot
+do animate") is finding out too late. The fallback adapts what it can (stages.render.generate.adapted_mode):
 animate and v2v become i2v from the reference image / source frame, flf2v drops its end image,
 and a t2v shot starts from a generated keyframe when an image engine is at hand. What is left is
 a warning naming the shots and why (a warning, not an error: the fallback may never be needed).

@@ -11,8 +11,6 @@ from engine.suggest import did_you_mean
 from stages.storyboard.problems import Problem
 from stages.storyboard.schema import (
     Audio,
-    CameraKey,
-    CameraMove,
     Output,
     Segment,
     Shot,
@@ -20,6 +18,7 @@ from stages.storyboard.schema import (
     Storyboard,
     Transition,
 )
+from stages.storyboard.schema_camera import CameraKey, CameraMove
 from stages.storyboard.yaml_source import KeyPath, YamlSource, format_key_path
 
 # Keys that make Hydra or OmegaConf build objects or change composition; storyboards are data.

@@ -12,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 
 from engine.base import EngineSpec
 from engine.registry import available_engines, engine_spec
+from stages.plan.animate import is_animate
 from stages.plan.chaining import chain_lead
 from stages.storyboard.image_refs import ImageRefError, ImageResolver
 from stages.storyboard.problems import Problem
@@ -20,10 +21,10 @@ from stages.storyboard.schema import (
     GenerationKeys,
     Shot,
     ShotDefaults,
-    camera_keys,
     image_file,
     image_generated,
 )
+from stages.storyboard.schema_camera import camera_keys
 from stages.storyboard.yaml_source import KeyPath, YamlSource, format_key_path
 
 MAX_IMAGE_PIXELS = 8192 * 8192
@@ -79,11 +80,14 @@ class Checker:
                                         "to chain from; remove it or give an image")
         rs = resolve_shot(shot, defaults)
         image = rs.image
-        if shot.start == "chain" and image_generated(shot.image) is not None:
+        # An animate shot takes no pixels from the shot it chains from: its image (the
+        # character) is allowed with `start: chain` (stages.plan.animate).
+        chains = shot.start == "chain" and not is_animate(self.engine, rs)
+        if chains and image_generated(shot.image) is not None:
             self.add(base + ("image", "generate"), "a chained shot starts from the previous "
                                                    "shot's last frame, so it cannot also "
                                                    "generate a start image; remove one")
-        elif shot.start == "chain" and shot.image is not None:
+        elif chains and shot.image is not None:
             self.add(base + ("image",), "a shot cannot both chain from the previous shot "
                                         "and start from an image; remove one")
         if shot.segments:
@@ -222,10 +226,11 @@ class Checker:
                     self._file_once(where, value, key.replace("_", " "), must_exist=False)
                 else:
                     self._file_once(where, value, key.replace("_", " "), VIDEO_SUFFIXES)
-        if "image" in engine.requires and not rs.image \
-                and shot.start != "chain":
+        if "image" in engine.requires and not rs.image and not self._cast_images(rs):
             self.add(base + ("image",), f"required by engine {engine.name!r}: give the start "
-                                        "image (the character to animate)")
+                                        "image (the character to animate) or list a cast "
+                                        "member with reference images (a chained shot's "
+                                        "previous frame is never the character)")
         # Chained segments start from the previous segment's last frame: an image-to-video job.
         length = shot_seconds(shot, defaults, fps)
         splits = length is not None and length * fps + 1 > engine.max_frames
@@ -236,6 +241,14 @@ class Checker:
                      f"only (longest segment {engine.max_frames} frames); use an image-to-video "
                      f"engine (wan21_i2v, wan22_i2v_a14b, wan22_ti2v_5b, wan_vace) or shorter "
                      f"shots")
+
+    def _cast_images(self, rs) -> bool:
+        """The shot's first cast member (as written in `cast:`) has reference images."""
+        data = self.source.data
+        cast = data.get("cast") if isinstance(data, dict) else None
+        names = [name for name in rs.cast if isinstance(cast, dict) and name in cast]
+        member = cast[names[0]] if names else None
+        return isinstance(member, dict) and bool(member.get("images"))
 
     def _modes(self, base: KeyPath, shot: Shot, defaults: ShotDefaults | None, image) -> None:
         modes = self.engine.modes

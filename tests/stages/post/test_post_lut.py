@@ -7,6 +7,7 @@ import pytest
 
 from stages.post.lut import LutError, apply_lut, format_cube, identity_table, load_cube, parse_cube
 from stages.post.chain import resolve_post_chain, run_post_chain
+from tests.helpers.lut_reference import reference_apply_3d
 from tests.helpers.post_media import panning
 
 
@@ -56,6 +57,35 @@ def test_1d_lut_and_domain():
         " ".join(map(str, row)) for row in identity_table(2).reshape(-1, 3)))
     out = apply_lut(np.full((1, 1, 3), 200, np.uint8), half)
     assert out.tolist() == [[[255, 255, 255]]]
+
+
+def _graded(n: int) -> np.ndarray:
+    t = identity_table(n).astype(np.float64)
+    r, g, b = t[..., 0], t[..., 1], t[..., 2]
+    return np.clip(np.stack([0.8 * r**0.9 + 0.15 * g + 0.05 * np.sin(6 * b),
+                             0.9 * g**1.1 + 0.1 * b * r,
+                             0.7 * b + 0.2 * r * g + 0.1 * np.cos(5 * r)], -1), 0, 1)
+
+
+@pytest.mark.parametrize("n, domain", [(33, ""), (17, ""), (5, ""),
+                                       (17, "DOMAIN_MIN 0.1 0.05 0\nDOMAIN_MAX 0.9 1 0.8\n")])
+def test_pillow_application_is_within_one_level_of_float_trilinear(n, domain):
+    """Pillow's Color3DLUT (fixed point, in C) against a float trilinear reference."""
+    lut = parse_cube(domain + format_cube(_graded(n)))
+    frame = all_colours()
+    diff = np.abs(apply_lut(frame, lut).astype(int) - reference_apply_3d(frame, lut))
+    assert diff.max() <= 1
+
+
+def test_pillow_filter_is_built_once_per_table():
+    from stages.post import lut as lut_module
+
+    lut = parse_cube(format_cube(_graded(9)))
+    lut_module._pillow_filter.cache_clear()
+    for _ in range(3):
+        apply_lut(all_colours()[:8], lut)
+    info = lut_module._pillow_filter.cache_info()
+    assert (info.misses, info.hits) == (1, 2)
 
 
 @pytest.mark.parametrize("text, message", [

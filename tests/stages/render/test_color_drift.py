@@ -1,4 +1,5 @@
-"""Tests for stages.render.color_drift: CIEDE2000 against Sharma et al.'s published pairs, the
+"""Tests for stages.render.color_drift: the CIEDE2000 measure (colour-science, through
+tests/helpers/color_metrics) against Sharma et al.'s published pairs, the
 bit-exact ends of a matched segment, the Lab statistics it reaches, removal of an injected
 drift, and a chained simulation where anchor matching keeps drift bounded."""
 
@@ -8,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stages.render.color_drift import ciede2000, lab, lab_stats, match_segment, mean_delta_e
+from stages.render.color_drift import lab, lab_stats, match_segment
+from tests.helpers.color_metrics import ciede2000, mean_delta_e
 from tests.helpers.synthetic import texture
 
 cv2.setNumThreads(1)

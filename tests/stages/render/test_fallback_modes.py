@@ -124,3 +124,37 @@ def test_validation_names_the_shots_a_fallback_cannot_take(tmp_path):
     with_stills = ValidateOptions(keyframes_engine="preview")
     assert not [w for w in validate_storyboard(path, engine_spec("wan21_t2v"), with_stills)
                 .warnings if "cannot do" in w]
+
+
+def mode_limited(name: str, modes: set[str]):
+    """The preview engine with fewer modes: it raises EngineModeError for the others."""
+    engine = get_engine("preview")
+    engine.spec = replace(engine.spec, name=name, modes=frozenset(modes))
+    return engine
+
+
+def test_a_mode_the_render_engine_cannot_take_goes_to_the_fallback():
+    from engine.base import EngineModeError
+
+    reference = np.full((48, 64, 3), 90, np.uint8)
+    request = req(start_image=reference, driving_video=np.zeros((9, 48, 64, 3), np.uint8))
+    primary = mode_limited("t2v_only", {"t2v"})
+    with pytest.raises(EngineModeError, match="cannot do animate"):
+        primary.generate(request)  # what the engine itself says
+    fallback, seen = i2v_fallback()
+    frames, record = generate_frames(request, primary, fallback)
+    assert frames.shape == (9, 48, 64, 3) and record.engine == "svd_like"
+    assert "EngineModeError" in record.fallback_reason and "animate -> i2v" in record.adapted
+    assert seen[0].mode == "i2v" and np.array_equal(seen[0].start_image, reference)
+    # Without a fallback, or when the fallback cannot take it even adapted, the error stands.
+    with pytest.raises(EngineModeError):
+        generate_frames(request, primary, None)
+    with pytest.raises(EngineError, match="fallback engine 't2v_too' cannot do animate"):
+        generate_frames(request, primary, mode_limited("t2v_too", {"t2v"}))
+
+
+def test_other_bad_requests_never_fall_back():
+    fallback, seen = i2v_fallback()
+    with pytest.raises(EngineError, match="seed"):
+        generate_frames(req(seed=True), mode_limited("i2v_t2v", {"t2v", "i2v"}), fallback)
+    assert seen == []

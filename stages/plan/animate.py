@@ -1,0 +1,41 @@
+"""Animate shots (a character performing the shot's `driving_video`): what they start from.
+
+The character reference of an animate shot is its `image` when given, else the first reference
+image of its first cast member; never a decoded frame. So `start: chain` on an animate shot
+takes no pixels from the shot before it: the plan treats the shot as independent (no shared
+first frame, no upstream key) and the chain only says where it sits in the edit. Starting an
+animate shot from the previous shot's last frame would re-anchor the character on a generated
+frame, and identity would drift from shot to shot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from stages.storyboard.resolve import ResolvedShot
+
+
+def is_animate(engine: Any, rs: ResolvedShot) -> bool:
+    """The shot animates a character on `engine` (an EngineSpec): it has a driving video the
+    engine honours, and the engine's mode is animate."""
+    return bool(rs.driving_video) and "driving_video" in engine.honours \
+        and "animate" in engine.modes
+
+
+def planned_shot(engine: Any, rs: ResolvedShot) -> ResolvedShot:
+    """`rs` as the planner sees it: an animate shot never chains (see the module doc)."""
+    if not (rs.chained and is_animate(engine, rs)):
+        return rs
+    return replace(rs, shot=rs.shot.model_copy(update={"start": None}))
+
+
+def cast_reference(vs: Any, rs: ResolvedShot) -> Path | None:
+    """The first reference image of the shot's first cast member (`vs`: the
+    ValidatedStoryboard), or None when the shot lists no member of the cast."""
+    cast = vs.model.cast or {}
+    names = [name for name in rs.cast if name in cast]
+    if not names or not cast[names[0]].images:
+        return None
+    return vs.image_path(cast[names[0]].images[0])
