@@ -16,7 +16,7 @@ STORYBOARD ?= ep01
 ARGS ?=
 PYTEST_ARGS ?=
 # 2.13.0 is the CPU wheel here; a machine with the CUDA build of torch 2.13 already installed
-# keeps it (pip sees 2.13.0+cuXXX as satisfying ==2.13.0).
+# keeps it (pip sees 2.13.0+cu128 (any CUDA build) as satisfying ==2.13.0).
 TORCH ?= torch==2.13.0
 
 ifdef VIRTUAL_ENV

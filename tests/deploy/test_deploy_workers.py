@@ -136,7 +136,7 @@ def test_series_deployment_spreads_over_gpu_workers_without_rendering_twice(stac
         assert "AwaitingConcurrencySlot" in states
 
         renders = [r for r in client.read_flow_runs() if r.deployment_id and
-                   r.parent_task_run_id and r.name.startswith("demo-")]
+                   r.parent_task_run_id and r.name.startswith("demo/")]
         assert len(renders) == 4 and all(r.state.is_completed() for r in renders)
         limits = {limit.name for limit in client.read_global_concurrency_limits()}
         artifact = client.read_artifacts()  # newest versions first per key

@@ -30,6 +30,7 @@ def test_progress_lines_are_run_logs(project, capsys):
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterLevel
+    from prefect.client.schemas.sorting import LogSort
 
     from prefect.logging.handlers import APILogHandler
 
@@ -37,7 +38,9 @@ def test_progress_lines_are_run_logs(project, capsys):
 
     async def messages():
         async with get_client() as client:
-            logs = await client.read_logs(LogFilter(level=LogFilterLevel(ge_=20)), limit=200)
+            # Newest first: the session's harness also holds every earlier test's logs.
+            logs = await client.read_logs(LogFilter(level=LogFilterLevel(ge_=20)), limit=200,
+                                          sort=LogSort.TIMESTAMP_DESC)
             return [log.message for log in logs]
 
     found = asyncio.run(messages())
