@@ -149,21 +149,10 @@ class RenderProgress(Figures):
         label = job.label
 
         def progress(done: int, total: int) -> None:
-            if stop_requested():
-                raise RenderInterrupted(f"segment {label} stopped by Ctrl-C; it was not saved")
-            if total <= 0:
-                return
-            with self._lock:
-                if self.first_work is None:
-                    self.first_work = time.monotonic()
-                self._started.setdefault(label, time.monotonic())
-                credit = job.frames * min(done, total) / total
-                delta = credit - self._seg_frames.get(label, 0.0)
-                if delta > 0:
-                    self._seg_frames[label] = credit
-                    self.gen_done += delta
-            self._bar_step(label, f"  {label} steps", done, total)
-            self._send_artifact()
+            if self._credit_steps("segment", label, job.frames, done, total, self._seg_frames,
+                                  "gen_done"):
+                self._bar_step(label, f"  {label} steps", done, total)
+                self._send_artifact()
 
         progress.preview = preview_writer(self, label)  # type: ignore[attr-defined]
         return progress
@@ -174,22 +163,30 @@ class RenderProgress(Figures):
         label = _key_label(job)
 
         def progress(done: int, total: int) -> None:
-            if stop_requested():
-                raise RenderInterrupted(f"keyframe {label} stopped by Ctrl-C; it was not saved")
-            if total <= 0:
-                return
-            with self._lock:
-                if self.first_work is None:
-                    self.first_work = time.monotonic()
-                self._started.setdefault(label, time.monotonic())
-                credit = min(done, total) / total
-                delta = credit - self._key_credit.get(label, 0.0)
-                if delta > 0:
-                    self._key_credit[label] = credit
-                    self.key_done += delta
-            self._send_artifact()
+            if self._credit_steps("keyframe", label, 1.0, done, total, self._key_credit,
+                                  "key_done"):
+                self._send_artifact()
 
         return progress
+
+    def _credit_steps(self, what: str, label: str, units: float, done: int, total: int,
+                      credited: dict[str, float], counter: str) -> bool:
+        """Credit `units` of work in proportion to the steps done (never taking credit back);
+        Ctrl-C stops the work here. False when the engine reported no step count."""
+        if stop_requested():
+            raise RenderInterrupted(f"{what} {label} stopped by Ctrl-C; it was not saved")
+        if total <= 0:
+            return False
+        with self._lock:
+            if self.first_work is None:
+                self.first_work = time.monotonic()
+            self._started.setdefault(label, time.monotonic())
+            credit = units * min(done, total) / total
+            delta = credit - credited.get(label, 0.0)
+            if delta > 0:
+                credited[label] = credit
+                setattr(self, counter, getattr(self, counter) + delta)
+        return True
 
     def keyframe_done(self, job: "KeyframeJob", cached: bool) -> None:
         label = _key_label(job)
