@@ -9,10 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # annotations only: the plan's modules import this one
-    from stages.plan.model import RenderPlan
+from typing import Any
 
 # Bump when the meaning of a key's inputs changes (new fields, different rounding).
 KEY_SCHEMA = 1
@@ -47,8 +44,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def deliverable_key(plan: "RenderPlan", what: str, inner_key: str) -> str:
-    """The key of an encoded deliverable (H.264/H.265 shot or episode video) of `inner_key`.
+def deliverable_key(plan: Any, what: str, inner_key: str) -> str:
+    """The key of an encoded deliverable (H.264/H.265 shot or episode video) of `inner_key`, for
+    a RenderPlan `plan` (not imported: the plan's modules and post.chain import this module).
 
     The colour tags the writer stamps (video_io.DELIVERABLE_COLOR) are part of it: deliverables
     cached before they were tagged BT.709 throughout are re-encoded, not reused. The lossless
@@ -60,6 +58,6 @@ def deliverable_key(plan: "RenderPlan", what: str, inner_key: str) -> str:
                                        "color": DELIVERABLE_COLOR})
 
 
-def deliverable_keys(plan: "RenderPlan") -> list[str]:
+def deliverable_keys(plan: Any) -> list[str]:
     """Cache keys of the shot deliverables the plan's episode uses (for cache maintenance)."""
     return [deliverable_key(plan, "shot", shot.key) for shot in plan.included()]

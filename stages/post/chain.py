@@ -31,16 +31,13 @@ from pydantic import BaseModel, ValidationError
 
 from engine.suggest import did_you_mean
 from stages.plan.keys import file_sha256
-from stages.post.registry import STAGES, StageDef, load_builtin_stages, register, unregister
+from stages.post.registry import STAGES, load_builtin_stages
 from stages.post.stream import PostFrame, as_post_frames, images
-# Re-exported: tests replace the upscale stage through this module (chain.StageDef(UpscaleParams,
-# ...)), as they did when every stage was defined here.
-from stages.post.upscale.stage import UpscaleParams
 
 __all__ = [
-    "STAGES", "PostChainError", "PostStep", "StageDef", "UpscaleParams", "chain_fps",
-    "chain_frames_out", "chain_size", "chain_warnings", "load_models", "parse_stage", "register",
-    "resolve_post_chain", "run_post_chain", "run_post_frames", "unregister",
+    "PostChainError", "PostStep", "chain_fps", "chain_frames_out", "chain_size",
+    "chain_warnings", "load_models", "parse_stage", "resolve_post_chain", "run_post_chain",
+    "run_post_frames",
 ]
 
 # Every built-in stage registers itself when its module is imported: import them all, so code

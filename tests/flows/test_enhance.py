@@ -88,7 +88,8 @@ def test_unusable_weights_are_an_invalid_setting(tmp_path, clip, capsys):
 
 
 def test_a_failure_while_running_exits_1(tmp_path, clip, capsys, monkeypatch):
-    import stages.post.chain as post
+    from stages.post.registry import STAGES, StageDef
+    from stages.post.upscale.stage import UpscaleParams
 
     def broken(stream, fps, params, digests):
         for i, item in enumerate(stream):
@@ -96,9 +97,9 @@ def test_a_failure_while_running_exits_1(tmp_path, clip, capsys, monkeypatch):
                 raise RuntimeError("stage broke at frame 5")
             yield item
 
-    monkeypatch.setitem(post.STAGES, "upscale",
-                        post.StageDef(post.UpscaleParams, broken,
-                                      size_out=lambda w, h, p: (w, h)))
+    monkeypatch.setitem(STAGES, "upscale",
+                        StageDef(UpscaleParams, broken,
+                                 size_out=lambda w, h, p: (w, h)))
     rc, out = enhance(tmp_path, clip, chain=[{"stage": "upscale"}])
     assert rc == EXIT_FAILED and "stage broke at frame 5" in capsys.readouterr().err
     assert not out.exists()

@@ -18,7 +18,6 @@ from engine.preview import PREVIEW_SPEC
 from flows.enhance import EXIT_OK, EnhanceSettings, run
 from stages.media.video_io import video_info, write_video
 from stages.post.chain import (
-    STAGES,
     PostChainError,
     chain_fps,
     chain_frames_out,
@@ -28,7 +27,7 @@ from stages.post.chain import (
     resolve_post_chain,
     run_post_chain,
 )
-from stages.post.registry import register, unregister
+from stages.post.registry import STAGES, register, unregister
 from stages.storyboard.problems import StoryboardInvalid
 from stages.storyboard.validate import ValidateOptions, validate_storyboard
 from tests.helpers.post_media import H, W, panning
