@@ -145,7 +145,10 @@ def _quantize(pipe, options: DiffusersOptions, device: str, report: LoadReport) 
     report.quantize = mode
     for module in denoiser_modules(pipe):
         if mode == "fp8_storage":
-            compute = next(p.dtype for p in module.parameters())
+            # The model's dtype, not its first parameter's: Wan registers scale_shift_table
+            # first and keeps it in fp32, and computing in fp32 fed fp32 latents to the bf16
+            # patch embedding (which layerwise casting skips): a dtype error on every GPU.
+            compute = getattr(module, "dtype", None) or next(p.dtype for p in module.parameters())
             module.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn,
                                             compute_dtype=compute)
             continue
@@ -167,7 +170,33 @@ def _quantize(pipe, options: DiffusersOptions, device: str, report: LoadReport) 
                     f"quantize=int8 or quantize=fp8_storage")
             from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow
 
-            quantize_(module, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+            layers = fp8_layers(module)
+            if not layers:
+                raise EngineConfigError(
+                    f"engine.options.quantize='fp8' found no bf16 linear layer to quantize in "
+                    f"{type(module).__name__} (dtype {module.dtype}); set engine.options.dtype=bf16 "
+                    f"or use quantize=int8")
+            quantize_(module, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
+                      filter_fn=lambda _m, fqn, _names=frozenset(layers): fqn in _names)
+            report.notes.append(f"fp8: {len(layers)} of {_count_linear(module)} linear layers in "
+                                f"{type(module).__name__} (the rest stay in their dtype)")
+
+
+def fp8_layers(module) -> list[str]:
+    """The linear layers fp8 (torchao, per-row scales) can take: bf16 weights (its per-row
+    kernels take nothing else, and models keep some layers in fp32 on purpose: Wan's time
+    embedder) with both sizes multiples of 16 (what the fp8 tensor-core GEMM needs)."""
+    import torch
+
+    return [name for name, layer in module.named_modules()
+            if isinstance(layer, torch.nn.Linear) and layer.weight.dtype == torch.bfloat16
+            and layer.in_features % 16 == 0 and layer.out_features % 16 == 0]
+
+
+def _count_linear(module) -> int:
+    import torch
+
+    return sum(isinstance(layer, torch.nn.Linear) for layer in module.modules())
 
 
 def compiler_available(device: str) -> str | None:

@@ -355,6 +355,12 @@ class Check:
                     self.forward(module, x)
                     self.clock.sync()
                     result["first_forward_s"] = round(time.perf_counter() - t1, 3)
+                    # What dynamo made of it: one graph shared by the blocks, or one per block
+                    # (a recompile per block would explain a slow first forward: 1.3B's took
+                    # 100 s on the H200 against 11 s for 14B's).
+                    from torch._dynamo.utils import counters
+                    result["dynamo"] = {k: int(v) for k, v in counters["stats"].items()}
+                    result["dynamo"]["recompiles"] = int(sum(counters["recompiles"].values()))
                 for _ in range(warmup):
                     self.step(module, x)
                 times[str(blocks)] = self.clock.time(step, iters)

@@ -11,7 +11,16 @@
 # GPU machine add `--only-binary=:all: --python-version 3.12` to fetch those two for it):
 #
 #   pip download --no-deps -d wheels/ diffusers==0.42.1 torchao==0.18.0 huggingface_hub==1.33.0 \
-#       importlib_metadata lazy-importer zipp Pillow requests urllib3 idna charset_normalizer certifi
+#       importlib_metadata lazy-importer zipp Pillow requests urllib3 idna charset_normalizer certifi \
+#       ftfy wcwidth
+#
+# (The H200 image of 2026-11 has all of these but diffusers, torchao, importlib_metadata,
+# lazy-importer, ftfy and wcwidth: those six, about 10 MB, are enough there. ftfy: Wan's i2v
+# pipeline calls it unconditionally.)
+#
+# First tests/perf/gpu_smoke.py (every load option through our engines on the tiny pipelines,
+# ${GPU_SMOKE_BUDGET_S:-120} s at most, to ${OUT:-.}/gpu_smoke.jsonl; GPU_SMOKE_BUDGET_S=0 skips it),
+# then the speed check.
 #
 # diffusers 0.42.1 needs importlib_metadata, filelock, huggingface-hub>=1.32, numpy, regex,
 # requests, safetensors>=0.8 and Pillow; torch brings filelock, transformers brings numpy, regex,
@@ -35,6 +44,10 @@ started=$(date +%s)
 if ! "$python" -c "import diffusers" 2>/dev/null; then
     "$python" -m pip install --quiet --no-index --find-links "$wheels" diffusers
 fi
+if ! "$python" -c "import ftfy" 2>/dev/null; then
+    "$python" -m pip install --quiet --no-index --find-links "$wheels" ftfy \
+        || echo "ftfy not installed from $wheels: Wan i2v smoke cases will fail"
+fi
 if ! "$python" -c "import torchao" 2>/dev/null; then
     # Optional: without it the ours_fp8 rows record the engine's error and the rest still runs.
     "$python" -m pip install --quiet --no-index --find-links "$wheels" torchao \
@@ -42,4 +55,10 @@ if ! "$python" -c "import torchao" 2>/dev/null; then
 fi
 echo "gpu_check.sh: dependencies ready in $(( $(date +%s) - started )) s"
 
+if [[ ${GPU_SMOKE_BUDGET_S:-120} != 0 ]]; then
+    "$python" tests/perf/gpu_smoke.py --out "${OUT:-.}/gpu_smoke.jsonl" \
+        --budget-s "${GPU_SMOKE_BUDGET_S:-120}" > "${OUT:-.}/gpu_smoke.log" 2>&1 \
+        || echo "gpu_smoke.py failed: see ${OUT:-.}/gpu_smoke.log"
+    grep -h '"summary"\|"ok": false' "${OUT:-.}/gpu_smoke.jsonl" || true
+fi
 exec "$python" tests/perf/gpu_check.py --out "${OUT:-.}/gpu_check.jsonl" "$@"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -60,9 +61,10 @@ CASES = [
      {"start_image": True, "params": {"steps": 7, "cfg": 2.0}}),
     ("cogvideox+compile", "cogvideox", "cog", {"compile": True}, {"fps": 8}),
     ("ltx+compile", "ltx", "ltx", {"compile": True}, {}),
-    ("svd+compile", "svd", "svd", {"compile": True}, {"start_image": True}),
     ("sdxl_keyframe", "sdxl", "sdxl", {}, {"image": True}),
     ("flux_keyframe+compile", "flux", "flux", {"compile": True}, {"image": True}),
+    # Last: compiling SVD's UNet whole ran past 5 minutes on the H200 (2026-11-29).
+    ("svd+compile", "svd", "svd", {"compile": True}, {"start_image": True}),
 ]
 BUILDERS = {"t2v": "save_wan_t2v", "i2v2": "save_wan22_i2v", "cog": "save_cogvideox",
             "ltx": "save_ltx", "svd": "save_svd"}
@@ -166,15 +168,26 @@ def environment(device: str) -> dict:
     return env
 
 
+class CaseTimeout(Exception):
+    """One case ran past --case-timeout (raised from SIGALRM in the main thread)."""
+
+
+def _timeout(_signum, _frame):
+    raise CaseTimeout
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."), "gpu_smoke.jsonl"))
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--budget-s", type=float, default=150.0)
+    parser.add_argument("--case-timeout", type=float, default=60.0,
+                        help="seconds one case may take before it is recorded as timed out")
     parser.add_argument("--only", nargs="+", metavar="CASE", choices=[c[0] for c in CASES])
     args = parser.parse_args(argv)
 
     import torch
+    signal.signal(signal.SIGALRM, _timeout)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("gpu_smoke: no CUDA device; nothing to do")
         return 0
@@ -198,13 +211,20 @@ def main(argv=None) -> int:
                 write({"case": case[0], "skipped": f"budget of {args.budget_s:.0f} s spent"})
                 continue
             try:
+                signal.alarm(max(1, int(args.case_timeout)))
                 row = run_case(case, args.device, Path(tmp), models, eager)
                 row["ok"] = True
+            except CaseTimeout:
+                failed += 1
+                row = {"case": case[0], "ok": False,
+                       "error": f"timed out after {args.case_timeout:.0f} s"}
             except Exception as exc:  # noqa: BLE001 - each case's error is the finding
                 failed += 1
                 row = {"case": case[0], "ok": False,
                        "error": f"{type(exc).__name__}: {str(exc)[:600]}",
                        "where": traceback.format_exc().strip().splitlines()[-6:]}
+            finally:
+                signal.alarm(0)
             write(row)
             if args.device.startswith("cuda"):
                 torch.cuda.empty_cache()

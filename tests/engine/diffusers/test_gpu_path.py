@@ -186,6 +186,34 @@ def test_quantization_is_in_the_key_and_fp8_needs_a_gpu(models):
         engine("wan21_t2v", models["t2v"], quantize="int4")
 
 
+def test_fp8_storage_renders_in_bf16_as_on_a_gpu(models):
+    """On a GPU the dtype is bf16 and Wan keeps some layers in fp32: layerwise casting once
+    computed in the first parameter's fp32 and fed fp32 latents to the bf16 patch embedding
+    (found by tests/perf/gpu_smoke.py on an H200). The CPU runs the same dtypes here."""
+    stored = engine("wan21_t2v", models["t2v"], quantize="fp8_storage", dtype="bf16")
+    bf16 = engine("wan21_t2v", models["t2v"], dtype="bf16").generate(request())
+    frames = stored.generate(request())
+    assert frames.shape == (9, 64, 64, 3) and frames.std() > 0
+    assert np.abs(frames.astype(int) - bf16.astype(int)).mean() < 40  # close, not equal: fp8
+
+
+def test_fp8_takes_the_bf16_linear_layers_its_kernels_can(tmp_path):
+    """torchao's per-row fp8 asserts on any non-bf16 weight: Wan's fp32 time embedder stopped
+    quantize=fp8 on the H200. fp8_layers keeps those (and sizes fp8 GEMMs cannot take) out."""
+    from diffusers import WanTransformer3DModel
+
+    from engine.diffusers.accel import fp8_layers
+
+    path = tiny.save_wan_t2v(tmp_path / "wan16", head_dim=16)
+    model = WanTransformer3DModel.from_pretrained(path / "transformer", torch_dtype=torch.bfloat16)
+    chosen = fp8_layers(model)
+    kept_fp32 = [n for n, m in model.named_modules()
+                 if isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.float32]
+    assert kept_fp32 and not set(kept_fp32) & set(chosen)  # the time embedder stays fp32
+    assert any(".attn1.to_q" in n for n in chosen) and any(".ffn." in n for n in chosen)
+    assert fp8_layers(model.float()) == []  # fp32 model: nothing (the engine says set bf16)
+
+
 def test_auto_attention_picks_the_fastest_exact_kernel_that_runs(monkeypatch):
     class Model:
         config = {"attention_head_dim": 128}
