@@ -90,6 +90,10 @@ class EngineSpec:
     # windows itself (WanAnimatePipeline): the plan gives such a shot one segment, not chained
     # ones, so nothing re-anchors on a decoded last frame.
     windows: bool = False
+    # True when the engine is guided by a control video (storyboard `control:`: depth, edges,
+    # flow ... per frame; GenerationRequest.control_video); validation refuses `control:` on
+    # other engines, naming those that take it.
+    control: bool = False
 
     @property
     def makes_video(self) -> bool:
@@ -108,6 +112,9 @@ class CameraState:
     positive, so the picture moves left / up); zoom: scale - 1 (0.1 shows the centre 10% larger);
     rotate: degrees, clockwise camera roll (the picture turns counter-clockwise);
     tilt: degrees of perspective tilt about the horizontal axis (camera tilts up positive).
+    The 2.5D values need a depth map (GenerationRequest.depth; units in engine.depth.camera3d):
+    dolly, truck, pedestal, orbit (degrees), dolly_zoom; focus (depth map value in focus, 1 =
+    nearest) and aperture (0 = everything sharp) give depth of field.
     """
 
     pan_x: float = 0.0
@@ -115,9 +122,26 @@ class CameraState:
     zoom: float = 0.0
     rotate: float = 0.0
     tilt: float = 0.0
+    dolly: float = 0.0
+    truck: float = 0.0
+    pedestal: float = 0.0
+    orbit: float = 0.0
+    dolly_zoom: float = 0.0
+    focus: float = 0.0
+    aperture: float = 0.0
 
-    def as_tuple(self) -> tuple[float, float, float, float, float]:
-        return (self.pan_x, self.pan_y, self.zoom, self.rotate, self.tilt)
+    def as_tuple(self) -> tuple[float, ...]:
+        """The 2D values, and the 2.5D ones only when any is set: content keys of storyboards
+        without depth moves stay what they were before the 2.5D values existed."""
+        flat = (self.pan_x, self.pan_y, self.zoom, self.rotate, self.tilt)
+        return flat + self.depth_values() if self.uses_depth() else flat
+
+    def depth_values(self) -> tuple[float, ...]:
+        return (self.dolly, self.truck, self.pedestal, self.orbit, self.dolly_zoom, self.focus,
+                self.aperture)
+
+    def uses_depth(self) -> bool:
+        return any(v != 0.0 for v in self.depth_values())
 
     def is_identity(self) -> bool:
         return all(abs(v) < 1e-12 for v in self.as_tuple())
@@ -199,6 +223,15 @@ class GenerationRequest:
     # Cast references (storyboard `cast:`): uint8 RGB (H, W, 3) images of any size, at most
     # spec.max_references; identity conditioning (VACE reference_images), never frames to show.
     reference_images: Sequence[np.ndarray] = ()
+    # Control video (storyboard `control:`, for engines whose spec has `control`): uint8
+    # (T, H, W, 3) already extracted (depth, edges, ...) and sized to the request, one frame per
+    # output frame; `control_strength` 0..1 is how strongly it guides (VACE's conditioning_scale).
+    control_video: np.ndarray | None = None
+    control_strength: float = 1.0
+    # Depth of the shot's first view (camera state zero) for 2.5D camera moves (storyboard
+    # `depth:`): float32 (H, W) relative inverse depth in 0..1, 1 = nearest, sized to the
+    # request; None: no depth, the camera path's 2.5D values are zero.
+    depth: np.ndarray | None = None
 
     @property
     def mode(self) -> str:

@@ -13,9 +13,13 @@ from typing import Sequence
 from .base import CameraState
 
 # Net change over a segment below these counts as no move (fractions of the frame / degrees).
-_STILL = {"pan_x": 0.01, "pan_y": 0.01, "zoom": 0.01, "rotate": 0.5, "tilt": 0.5}
+_STILL = {"pan_x": 0.01, "pan_y": 0.01, "zoom": 0.01, "rotate": 0.5, "tilt": 0.5,
+          "dolly": 0.01, "truck": 0.01, "pedestal": 0.01, "orbit": 0.5, "dolly_zoom": 0.01,
+          "focus": 0.05}
 # Net change at which a move counts as fast.
-_FAST = {"pan_x": 0.25, "pan_y": 0.25, "zoom": 0.3, "rotate": 20.0, "tilt": 10.0}
+_FAST = {"pan_x": 0.25, "pan_y": 0.25, "zoom": 0.3, "rotate": 20.0, "tilt": 10.0,
+         "dolly": 0.3, "truck": 0.25, "pedestal": 0.25, "orbit": 30.0, "dolly_zoom": 0.3,
+         "focus": 0.5}
 # Below this fraction of _FAST a move is "slow".
 _SLOW = 0.35
 
@@ -36,7 +40,18 @@ _WORDS = {
     "zoom": ("zoom in", "zoom out"),
     "rotate": ("the camera rolls clockwise", "the camera rolls counter-clockwise"),
     "tilt": ("the camera tilts up", "the camera tilts down"),
+    # 2.5D moves (a depth map makes them exact on the preview and in guides; words elsewhere).
+    "dolly": ("dolly in", "dolly out"),
+    "truck": ("the camera trucks right", "the camera trucks left"),
+    "pedestal": ("the camera rises", "the camera lowers"),
+    "orbit": ("the camera orbits right around the subject",
+              "the camera orbits left around the subject"),
+    "dolly_zoom": ("dolly zoom, the background stretches away",
+                   "reverse dolly zoom, the background closes in"),
+    "focus": ("rack focus to the foreground", "rack focus to the background"),
 }
+# Phrased like zoom ("slow dolly in"), not with a trailing adverb.
+_LEADING_SPEED = ("zoom", "dolly", "dolly_zoom")
 _ADVERB = {"fast": " quickly", "slow": " slowly", "": ""}
 
 
@@ -51,14 +66,18 @@ def camera_phrases(path: Sequence[CameraState]) -> list[str]:
         "zoom": last.zoom - first.zoom,
         "rotate": last.rotate - first.rotate,
         "tilt": last.tilt - first.tilt,
+        **{name: getattr(last, name) - getattr(first, name)
+           for name in ("dolly", "truck", "pedestal", "orbit", "dolly_zoom")},
     }
+    if max(first.aperture, last.aperture) > 0.0:  # a focus pull shows only with depth of field
+        moves["focus"] = last.focus - first.focus
     ranked = sorted(((abs(v) / _FAST[k], k, v) for k, v in moves.items()
                      if abs(v) >= _STILL[k]), reverse=True)
     phrases = []
     for _ratio, name, value in ranked:
         phrase = _WORDS[name][0 if value > 0 else 1]
         speed = _speed(name, value)
-        if name == "zoom":  # "slow zoom in", "fast zoom out"
+        if name in _LEADING_SPEED:  # "slow zoom in", "fast dolly out"
             phrases.append(f"{speed} {phrase}".strip())
         else:  # "the camera pans left slowly"
             phrases.append(phrase + _ADVERB[speed])

@@ -22,9 +22,11 @@ from ..base import (
     ProgressFn,
     preview_hook,
 )
+from ..depth.warp import warper_for
 from ..geometry import is_identity_homography, relative_homography, warp_frame
 from ..images import ImageLoadError, cover_resize
 from .card import apply_caption, caption_layer, render_scene_card
+from .control import blend_control, control_layer
 from .motion import draw_discs, make_discs
 from .reference import draw_reference, reference_inset
 
@@ -58,6 +60,9 @@ PREVIEW_SPEC = EngineSpec(
     # The first cast reference is shown as an inset (engine.preview.reference), so identity
     # conditioning is visible, and scorable, in an animatic.
     max_references=3,
+    # A control video is blended into every frame by its strength (engine.preview.control), so
+    # what guided the shot is visible, and checkable, in an animatic.
+    control=True,
 )
 
 # Frames over which the moving discs fade in (frame 0: invisible; frame FADE_FRAMES: opaque).
@@ -237,6 +242,9 @@ class PreviewEngine(Engine):
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> np.ndarray:
         width, height, n, start, end, homs, motion, show_caption = self._validate(request)
         inset = self._inset(request.reference_images, width, height)
+        control, strength = control_layer(request, n, width, height)
+        # 2.5D moves (request.depth): re-rendered from the depth map, occlusions and all.
+        warper = warper_for(request.camera, request.depth, width, height)
         seed = int(request.seed)
 
         if start is not None:
@@ -259,10 +267,15 @@ class PreviewEngine(Engine):
             else:
                 src = world
             h = homs[i] if homs is not None else None
-            if h is None or is_identity_homography(h):
+            if warper is not None:
+                frames[i] = src if request.camera[i] == request.camera[0] \
+                    else warper.warp(src, request.camera[i])
+            elif h is None or is_identity_homography(h):
                 frames[i] = src
             else:
                 frames[i] = warp_frame(src, h, border="reflect")
+            if control is not None:
+                blend_control(frames[i], control[i], strength)
 
             if caption is not None and 0 < i < last:
                 opacity = min(1.0, 2.0 * math.sin(math.pi * i / last))

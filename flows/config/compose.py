@@ -107,6 +107,7 @@ def settings_from_config(cfg: DictConfig, cwd: str, cli_overrides: list[str]) ->
         retry_delay=float(data["retry_delay"]),
         images=dict(data["images"] or {}),
         keyframes=dict(data.get("keyframes") or {}),
+        depth=dict(data.get("depth") or {}),
         disk_check=data["disk_check"],
         progress=data["progress"],
         watch=data["watch"],

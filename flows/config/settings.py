@@ -89,6 +89,9 @@ class RenderSettings:
     images: dict[str, Any] = _default("images")
     # Generated keyframes (`keyframes:`): the image engine for blocks that name none.
     keyframes: dict[str, Any] = _default("keyframes")
+    # Depth estimation (`depth:`): the local depth model's folder for `depth: estimate` shots
+    # and depth control videos.
+    depth: dict[str, Any] = _default("depth")
     disk_check: bool = _default("disk_check")  # refuse a render the free disk cannot hold
     # What the manifest embedded in the videos may carry (`provenance:`).
     provenance: dict[str, Any] = _default("provenance")

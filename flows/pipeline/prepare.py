@@ -23,7 +23,7 @@ from flows.config.engines import (
                                   )
 from flows.config.policies import image_policy, render_folder
 from flows.config.settings import ConfigInvalid, RenderSettings, find_storyboard, post_presets
-from flows.config.storage import open_storage
+from flows.config.storage import layout, open_storage
 from stages.store.cache import CacheStore
 from stages.store.output_paths import RenderFiles, render_files, subset_label
 from stages.plan.build import RenderPlan, build_plan
@@ -88,6 +88,10 @@ def prepare(settings: RenderSettings) -> Prepared:
     options.images = image_policy(settings)  # images confined to known folders, URLs opt-in
     options.profiles = profile_choice(settings.engine, settings.profile)
     options.keyframes_engine = (settings.keyframes or {}).get("engine")
+    # The depth model control videos of kind depth extract with (config `depth: {model: ...}`).
+    depth = getattr(settings, "depth", None) or {}
+    options.depth_model = (depth.get("model") if isinstance(depth, Mapping) else None) or None
+    options.cache_dir = layout(settings).cache_dir  # audio.reactive's analysis is kept there
     configured_fallback = (settings.engine or {}).get("fallback")
     options.fallback = (configured_fallback.get("name") if isinstance(configured_fallback, Mapping)
                         else configured_fallback) or None
@@ -182,5 +186,8 @@ def print_plan(prepared: Prepared, file: TextIO = sys.stdout) -> None:
           f"video; output in {prepared.out_dir}", file=file)
     for note in plan.notes:
         print(f"note: {note}", file=file)
+    if getattr(plan, "reactive", None) is not None:  # audio.reactive: tempo, beats, mappings
+        for line in plan.reactive.summary():
+            print(line, file=file)
     for warning in plan.warnings:
         print(f"warning: {warning}", file=file)

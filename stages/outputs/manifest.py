@@ -22,14 +22,15 @@ from stages.render.steps import ShotResult
 
 
 def camera_move(shot_plan: Any) -> dict[str, float]:
-    """How far the camera moves over the shot (pan_x, pan_y, zoom, rotate, tilt that change,
-    last frame minus first); {} for a still camera."""
+    """How far the camera moves over the shot (the 2D and 2.5D values that change, last frame
+    minus first); {} for a still camera."""
     states = [s for job in shot_plan.segments for s in (job.camera[:1] + job.camera[-1:])]
     if not states:
         return {}
     first, last = states[0], states[-1]
     return {name: round(getattr(last, name) - getattr(first, name), 4)
-            for name in ("pan_x", "pan_y", "zoom", "rotate", "tilt")
+            for name in ("pan_x", "pan_y", "zoom", "rotate", "tilt", "dolly", "truck", "pedestal",
+                         "orbit", "dolly_zoom", "focus", "aperture")
             if abs(getattr(last, name) - getattr(first, name)) > 1e-6}
 
 
@@ -119,6 +120,10 @@ def build_manifest(
         "segments_rendered": sum(not s.cached for s in segments),
         "segments_cached": sum(s.cached for s in segments),
         "warnings": list(plan.warnings),
+        # audio.reactive's resolved schedules (stages.audio.schedules); only with mappings.
+        **({"audio_reactive": plan.reactive.manifest(
+            episode.frames, plan.included()[0].id if plan.included() else "")}
+           if getattr(plan, "reactive", None) is not None else {}),
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         # Where this machine keeps them: manifest.json only (LOCAL_ONLY), never in the video.

@@ -12,15 +12,18 @@ plan's dataclasses live in stages.plan.model and are importable from here too.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from engine.base import LoraRef
+from stages.control.plan import control_job, control_model
 from stages.plan.animate import cast_reference, is_animate, planned_shot
 from stages.plan.bridges import with_bridges
+from stages.audio.schedules import ReactivePlan, reactive_plan
 from stages.plan.camera import camera_path
 from stages.plan.chaining import chain_lead, chain_spec, overlap_params
+from stages.plan.depth import depth_job, depth_model_folder
 from stages.plan.inputs import derive_seed, generation_params
 from stages.plan.job_keys import KeyContext
 from stages.plan.keys import content_key, file_sha256
@@ -86,7 +89,8 @@ def _anchor(vs: ValidatedStoryboard, chain: Chain, first_image: Path | None,
 
 def _shot_jobs(vs: ValidatedStoryboard, rs: ResolvedShot, pieces, chain: Chain, lead: int,
                previous_last: SegmentJob | None, ctx: KeyContext, params: dict[str, Any],
-               profiles: ProfileChoice, keyframes: dict[str, KeyframeJob]
+               profiles: ProfileChoice, keyframes: dict[str, KeyframeJob],
+               reactive: ReactivePlan | None = None
                ) -> tuple[list[SegmentJob], list[str]]:
     """The jobs of one shot, keyed, and the planner's notes on its prompt schedule."""
     shot, defaults, chained = rs.shot, rs.defaults, rs.chained
@@ -155,13 +159,18 @@ def _shot_jobs(vs: ValidatedStoryboard, rs: ResolvedShot, pieces, chain: Chain, 
         anchor = _anchor(vs, chain, first_image, previous_last if chained else None,
                          jobs[0] if jobs else None) \
             if (spec.color_match == "anchor" or spec.conditioning == "svi") else None
+        states = camera_path(camera, frame_cursor, frames, vs.fps, shot_seconds)
+        depth = depth_job(vs, rs)  # None without `depth:`: keys unchanged
+        seg_params = generation_params(params, seg.holders, levels)
+        if reactive is not None:  # audio.reactive: values add to the storyboard's
+            states = reactive.camera(shot.id, states, frame_cursor)
+            seg_params = reactive.params(shot.id, index, frame_cursor, frames, seg_params)
         job = SegmentJob(
             shot_id=shot.id, index=index, frames=frames, fps=vs.fps, width=vs.width,
             height=vs.height, prompt=prompt, negative=expand(seg.negative, cast) or "", seed=seed,
             start=start, end_image=end_image,
-            camera=camera_path(camera, frame_cursor, frames, vs.fps, shot_seconds),
-            start_time=frame_cursor / vs.fps, key="",
-            params=generation_params(params, seg.holders, levels), loras=loras,
+            camera=states, start_time=frame_cursor / vs.fps, key="",
+            params=seg_params, loras=loras,
             source_video=source, driving_video=driving, camera_apply=camera_apply(camera),
             upstream_key=upstream_key, chain=spec, anchor=anchor,
             prompt_from=scheduled[0] if scheduled else None,
@@ -169,7 +178,10 @@ def _shot_jobs(vs: ValidatedStoryboard, rs: ResolvedShot, pieces, chain: Chain, 
             cast=names, descriptions=descriptions, references=references,
             start_keyframe=start_kf.key if start.kind == "keyframe" else None,
             end_keyframe=end_keyframe,
+            control=control_job(vs, rs, frame_cursor, total_frames),
+            depth=depth, depth_model=depth_model_folder(vs, depth),
         )
+        job = replace(job, control_model=control_model(vs, job.control))
         jobs.append(ctx.add(job))
     return jobs, notes
 
@@ -219,6 +231,7 @@ def build_plan(
     warnings: list[str] = []
     previous_last: SegmentJob | None = None
     notes: list[str] = []
+    reactive = reactive_plan(vs)  # None unless the storyboard has `audio.reactive`
     for shot in vs.model.shots:
         rs = planned_shot(vs.engine, resolve_shot(shot, defaults))
         chain = rs.chain or Chain()
@@ -230,7 +243,7 @@ def build_plan(
         warnings += shot_warnings  # only about shots this plan renders
         keyframes = plan_keyframes(vs, rs, keyframe_engines or {}, image_sha)
         jobs, shot_notes = _shot_jobs(vs, rs, pieces, chain, lead, previous_last, ctx, params,
-                                      profiles, keyframes)
+                                      profiles, keyframes, reactive)
         notes += shot_notes
         plan_shot = ShotPlan(
             id=shot.id, segments=jobs, transition=rs.transition or Transition(),
@@ -248,7 +261,7 @@ def build_plan(
         name=vs.name, storyboard_path=vs.path, engine=engine_identity, fps=vs.fps,
         width=vs.width, height=vs.height, post=vs.post, post_fps=chain_fps(vs.post, vs.fps),
         output=vs.output, shots=shots, warnings=vs.warnings + warnings, notes=notes,
-        audio=getattr(vs, "audio", None),
+        audio=getattr(vs, "audio", None), reactive=reactive,
     )
     episode = {
         "shots": [(s.key, s.transition.model_dump()) for s in plan.included()],
@@ -256,5 +269,7 @@ def build_plan(
     }
     if plan.audio is not None:  # only then: episodes without audio keep their keys
         episode["audio"] = plan.audio.key_dict()
+    if reactive is not None:  # only then: the colour grade follows the analysis
+        episode["audio_reactive"] = reactive.key_dict()
     plan.key = content_key("episode", episode)
     return plan

@@ -8,10 +8,13 @@ absolute states; values a key omits carry over from the key before (zero before 
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Sequence
 
 from engine.base import CameraState
 from stages.storyboard.schema_camera import CAMERA_KEYS, Camera, CameraKey, CameraMove, camera_keys
+
+_FIELDS = tuple(f.name for f in fields(CameraState))
 
 
 def ease(kind: str, t: float) -> float:
@@ -26,7 +29,9 @@ def ease(kind: str, t: float) -> float:
 
 
 def _lerp(a: CameraState, b: CameraState, w: float) -> CameraState:
-    return CameraState(*(x + (y - x) * w for x, y in zip(a.as_tuple(), b.as_tuple())))
+    # Every field (as_tuple drops the 2.5D values when they are zero).
+    return CameraState(**{name: getattr(a, name) + (getattr(b, name) - getattr(a, name)) * w
+                          for name in _FIELDS})
 
 
 def _key_states(keys: Sequence[CameraKey]) -> list[tuple[float, CameraState, str]]:

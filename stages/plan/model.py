@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from engine.base import CameraState, LoraRef
+from stages.control.job import ControlJob
+from stages.plan.depth import DepthJob
 from stages.plan.chaining import ChainSpec
 from stages.post.chain import PostStep
 from stages.render.overlap_join import OverlapParams
@@ -108,6 +110,16 @@ class SegmentJob:
     # The keys of the generated keyframes (KeyframeJob) the segment starts / ends on.
     start_keyframe: str | None = None
     end_keyframe: str | None = None
+    # The control video (storyboard `control:`): source, kind, strength, this segment's slice;
+    # None (no control) stays out of the key. The depth model's folder is a local path (its
+    # identity is in `control.model`), so it is not keyed.
+    control: ControlJob | None = None
+    control_model: Path | None = not_keyed(default=None)
+    # The shot's depth for 2.5D camera moves (storyboard `depth:`, stages.plan.depth): a file's
+    # bytes or the estimated image and model identity; None (no depth) stays out of the key.
+    # The estimator's folder is a local path (its identity is in `depth.model`): not keyed.
+    depth: DepthJob | None = None
+    depth_model: Path | None = not_keyed(default=None)
 
     @property
     def ref(self) -> SegmentRef:
@@ -198,6 +210,8 @@ class RenderPlan:
     notes: list[str] = field(default_factory=list)  # what the planner decided (prompt snapping)
     key: str = ""
     audio: Any = None  # stages.render.audio.AudioTrack: the soundtrack muxed into the episode
+    # stages.audio.schedules.ReactivePlan: `audio.reactive`'s resolved schedules, or None
+    reactive: Any = None
 
     def keyframes(self) -> Iterator[KeyframeJob]:
         for shot in self.shots:

@@ -31,15 +31,20 @@ _SCALE_LIMITS = (0.25, 4.0)
 class ColorParams(BaseModel):
     """Colour match to a reference image (Lab mean/std) and/or a .cube LUT."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     # File parameters: what each is (for messages) and the suffixes it may have (none: any).
     files: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {
         "reference": ("colour reference image", ()), "lut": ("LUT", (".cube",))}
     reference: str | None = Field(None, min_length=1)
+    """An image whose CIE Lab mean and spread every frame is matched to, relative to the storyboard."""
     strength: float = Field(1.0, ge=0.0, le=1.0)
+    """How much of the reference match is applied: 0 none, 1 all."""
     window: int = Field(9, ge=1, le=61)  # frames whose statistics are pooled (centred)
+    """Frames (centred, same scene) whose statistics are pooled, so the correction does not flicker."""
     lut: str | None = Field(None, min_length=1)
+    """A .cube LUT (3D or 1D) applied after the match, relative to the storyboard."""
     lut_strength: float = Field(1.0, ge=0.0, le=1.0)
+    """Mix of the LUT's result with the frame: 0 none, 1 all."""
 
     @model_validator(mode="after")
     def _something_to_do(self):

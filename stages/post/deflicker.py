@@ -24,9 +24,11 @@ _GAIN_LIMITS = (0.5, 1.5)
 class DeflickerParams(BaseModel):
     """Luminance deflicker over a centred window of frames (odd, 3..31)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     window: int = Field(7, ge=3, le=31)
+    """Frames in the centred window whose mean brightness each frame is scaled to (odd, 3..31)."""
     strength: float = Field(1.0, ge=0.0, le=1.0)
+    """How much of the correction is applied: 0 none, 1 all."""
 
     @field_validator("window")
     @classmethod

@@ -33,11 +33,15 @@ from stages.render.transitions import crossfade
 class LoopParams(BaseModel):
     """Make the clip loop: `pingpong` (with an eased turn of `join` frames) or `crossfade`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     mode: Literal["pingpong", "crossfade"] = "pingpong"
+    """pingpong: forward, an eased turn, backward; crossfade: the last `overlap` frames blend into the first."""
     join: int = Field(2, ge=0, le=8)
+    """pingpong: the turn has 2*join+1 flow-interpolated frames (0: a hard turn)."""
     overlap: int = Field(8, ge=1, le=480)
+    """crossfade: frames of the end blended into the start (dropped from the start)."""
     quality: Literal["ultrafast", "fast", "medium"] = "medium"
+    """Optical-flow preset for the pingpong turn's frames: ultrafast, fast or medium."""
 
     @model_validator(mode="after")
     def _mode_keys(self):

@@ -40,12 +40,16 @@ _SIGMA_MIN, _SIGMA_MAX = 2.0, 20.0
 class SmoothParams(BaseModel):
     """Motion-compensated temporal smoothing (cut-aware)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     strength: float = Field(0.3, ge=0.0, le=1.0)
+    """Weight of the warped neighbours against the frame itself: 0 off, 1 a full average."""
     window: Literal[3, 5, 7] = 3
+    """Frames averaged, centred on each frame (same scene only): 3, 5 or 7."""
     # false: a plain temporal average, which ghosts on anything that moves (static footage only).
     motion: bool = True
+    """true: warp neighbours onto the frame by optical flow first; false: a plain average (static footage only)."""
     quality: Literal["ultrafast", "fast", "medium"] = "fast"
+    """Optical-flow preset: ultrafast, fast or medium (slower, better on fine motion)."""
 
 
 def _work_scale(h: int, w: int) -> int:

@@ -23,6 +23,7 @@ from stages.storyboard.image_refs import unchanged
 from stages.plan.keys import deliverable_key
 from stages.plan.timing import resampled_count
 from stages.store.output_paths import render_files
+from stages.control.publish import publish_controls
 from stages.plan.build import RenderPlan, ShotPlan
 from stages.plan.model import keyframe_label
 from stages.render.steps import ShotResult
@@ -152,7 +153,10 @@ def assemble_episode(
         kinds = [s.transition.type for s in plan.included()[:-1]]
         with store.put("episode", plan.key, {"storyboard": plan.name}) as tmp:
             target = tmp / ("video_only.mp4" if plan.audio is not None else EPISODE)
-            written = _encode(target, join(streams, blend, kinds), plan, plan.name)
+            frames = join(streams, blend, kinds)
+            if plan.reactive is not None:  # audio.reactive's colour grade, if it maps any
+                frames = plan.reactive.graded(frames, total, ordered[0].id if ordered else "")
+            written = _encode(target, frames, plan, plan.name)
             if written != total:
                 raise RuntimeError(f"episode has {written} frames, planned {total}")
             if plan.audio is not None:
@@ -176,6 +180,7 @@ def assemble_episode(
             for keyframe in result.keyframes:  # generated start / end images
                 _publish(keyframe.image, out_dir / "frames" / f"{keyframe.label}.png")
         _remove_stale(out_dir, plan, whole=subset is None)
+        publish_controls(plan, store, out_dir, whole=subset is None)  # control/<shot>.mp4
         rows = []
         for r in ordered:
             rows.append((r.id, [load_png(p) for p in r.thumbs]))

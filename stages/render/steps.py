@@ -20,9 +20,11 @@ from engine.base import Engine, GenerationRequest, ProgressFn
 from engine.images import load_rgb
 from stages.store.cache import CacheStore
 from stages.outputs.contact_sheet import sample_indices, thumbnail
+from stages.control.clip import with_control
 from stages.render.generate import generate_frames
 from stages.render.keyframes import KeyframeResult, keyframe_images, load_references
 from stages.storyboard.image_refs import unchanged
+from stages.render.depth_input import load_depth
 from stages.plan.keys import content_key
 from stages.render.source_video import video_slice
 from stages.plan.build import FrameRef, SegmentJob, ShotPlan
@@ -158,6 +160,7 @@ def build_request(job: SegmentJob, upstream: SegmentResult | None,
         camera=job.camera, shot_id=job.shot_id, segment_index=job.index, params=job.params,
         loras=tuple(replace(lora, path=str(unchanged(lora.path, "LoRA"))) for lora in job.loras),
         reference_images=load_references(job.references), **videos, **chained,
+        depth=load_depth(job.depth, job.depth_model, job.width, job.height),
     )
 
 
@@ -224,6 +227,8 @@ def render_segment(
         anchor = frame_of(job.anchor, anchor_source, job)
         request = build_request(job, upstream, anchor, end_source, engine.spec.honours,
                                 keyframe_images(keyframes))
+        request = with_control(request, job.control, store, job.control_model,
+                               engine.spec.control)
         frames, record = generate_frames(request, engine, fallback, progress, report,
                                          job.camera_apply, fallback_params, stills)
         expected = (job.frames, job.height, job.width, 3)

@@ -17,11 +17,12 @@ from typing import Any
 from stages.plan.keys import deliverable_keys
 from stages.media.atomic import atomic_write_json
 from stages.plan.build import RenderPlan
+from stages.control.job import control_keys
 
 log = logging.getLogger(__name__)
 
 REFS = "refs"
-KINDS = ("segment", "shot", "episode", "deliverable")
+KINDS = ("segment", "shot", "episode", "deliverable", "control")
 
 
 def needed_keys(plan: RenderPlan) -> dict[str, list[str]]:
@@ -31,6 +32,8 @@ def needed_keys(plan: RenderPlan) -> dict[str, list[str]]:
         "shot": [shot.key for shot in plan.included()],
         "episode": [plan.key],
         "deliverable": deliverable_keys(plan),
+        # Extracted control videos (storyboard `control:`), by the source's bytes and settings.
+        "control": control_keys(plan),
     }
 
 

@@ -22,7 +22,7 @@ from stages.store.temp_names import is_temp_name, leftover_is_dead
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=,+-]{0,199}$")
 
 # Folders a render creates inside its render folder.
-SUBFOLDERS = ("shots", "frames")
+SUBFOLDERS = ("shots", "frames", "control")  # control: stages.control.publish
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.base import EngineSpec
 from stages.storyboard.schema import Camera, Chain, Lora, Segment, Shot, ShotDefaults, Transition
+from stages.storyboard.schema_control import Control
 from stages.storyboard.yaml_source import KeyPath
 
 
@@ -155,6 +156,11 @@ class ResolvedShot:
     @property
     def driving_video(self) -> str | None:
         return self._get("driving_video")
+
+    @property
+    def control(self) -> Control | None:
+        """The shot's control video settings (the shot's `control:`, else defaults')."""
+        return self._get("control")
 
     @property
     def cast(self) -> tuple[str, ...]:

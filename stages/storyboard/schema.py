@@ -42,6 +42,9 @@ from stages.storyboard.schema_types import (
     _ANY_CONTROL,
 )
 from stages.storyboard.schema_camera import Camera
+from stages.storyboard.schema_depth import DepthRef
+from stages.storyboard.schema_audio import ReactiveMapping
+from stages.storyboard.schema_control import Control
 from stages.storyboard.schema_cast import (
     CAST_NAME,
     CastMember,
@@ -237,6 +240,9 @@ class ShotDefaults(GenerationKeys):
     """v2v engines: the video to restyle, relative to the storyboard."""
     driving_video: ImagePath | None = None
     """animate engines: the pose video to perform, relative to the storyboard."""
+    control: Control | None = None
+    """A control video guiding the shot: `{video: clips/dance.mp4, kind: depth, strength: 0.8,
+    start: 2s}`; kinds depth, canny, gray, flow, pose (wan_vace, preview)."""
     chain: Chain | None = None
     """How the shot's segments hand over: `chain: overlap` or `{mode: ..., ...}`."""
     profile: ProfileName | None = None
@@ -257,6 +263,11 @@ class Shot(ShotDefaults):
     prompts: PromptSchedule | None = None
     """Timecoded prompts `{0s: ..., 4s: ...}`: each applies from the segment boundary nearest
     its time (the plan reports the snapping); a segment's own prompt wins."""
+    depth: DepthRef | None = None
+    """Depth of the start image for 2.5D camera moves (dolly, truck, pedestal, orbit,
+    dolly_zoom, focus, aperture): a grayscale PNG relative to the storyboard, white = near,
+    black = far (8- or 16-bit; RGB is read as luminance; resized to the frame), or `estimate`
+    to run the local depth model `depth.model` (conf/config.yaml) on the shot's image."""
 
     @field_validator("id", mode="before")
     @classmethod
@@ -311,6 +322,9 @@ class Audio(_Model):
     """Fade-out length at the end of the episode, in seconds."""
     volume: Annotated[float, Field(ge=0.0, le=4.0)] = 1.0
     """Volume factor, 0-4 (1: unchanged)."""
+    reactive: list[ReactiveMapping] | None = Field(None, min_length=1, max_length=32)
+    """Audio-reactive mappings (README "Audio-reactive schedules"): `[{param: zoom, source:
+    beats, amount: 0.04, decay: 0.25s}]`; each value adds to what the storyboard sets."""
 
 
 # A post chain item: a preset name from conf/post/ or an inline stage config ({stage: ...}).

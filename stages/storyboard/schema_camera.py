@@ -20,15 +20,34 @@ CAMERA_RANGES: dict[str, tuple[float, float]] = {
     "zoom": (-0.9, 9.0),
     "rotate": (-720.0, 720.0),
     "tilt": (-60.0, 60.0),
+    # 2.5D moves (need `depth:` on the shot; units in engine.depth.camera3d). A dolly of 1 would
+    # put the camera on the subject.
+    "dolly": (-4.0, 0.9),
+    "truck": (-4.0, 4.0),
+    "pedestal": (-4.0, 4.0),
+    "orbit": (-90.0, 90.0),
+    "dolly_zoom": (-4.0, 0.9),
+    "focus": (0.0, 1.0),
+    "aperture": (0.0, 1.0),
 }
 CAMERA_KEYS = tuple(CAMERA_RANGES)
+# The keys that move the camera in 3D or focus it: they need a depth map.
+DEPTH_CAMERA_KEYS = ("dolly", "truck", "pedestal", "orbit", "dolly_zoom", "focus", "aperture")
+CAMERA_UNITS: dict[str, str] = {
+    "pan_x": "fraction of the frame", "pan_y": "fraction of the frame",
+    "zoom": "fraction of the frame", "rotate": "degrees", "tilt": "degrees",
+    "dolly": "fraction of the subject distance", "truck": "frame widths at the subject",
+    "pedestal": "frame heights at the subject", "orbit": "degrees",
+    "dolly_zoom": "fraction of the subject distance",
+    "focus": "depth map value, 1 = nearest", "aperture": "0 = all sharp, 1 = strongest blur",
+}
 
 
 def _check_camera_value(name: str, value: float) -> float:
     low, high = CAMERA_RANGES[name]
     if not (low <= value <= high):
-        unit = "degrees" if name in ("rotate", "tilt") else "fraction of the frame"
-        raise ValueError(f"{name}={value!r} is out of range [{low:g}, {high:g}] ({unit})")
+        raise ValueError(f"{name}={value!r} is out of range [{low:g}, {high:g}] "
+                         f"({CAMERA_UNITS[name]})")
     return value
 
 
@@ -57,6 +76,27 @@ class CameraMove(_Model):
     """Roll by the end of the shot, in degrees (+ clockwise), -720..720."""
     tilt: float = 0.0
     """Tilt by the end of the shot, in degrees, -60..60."""
+    dolly: float = 0.0
+    """Camera forward (+) / back by the end of the shot, as a fraction of the subject distance;
+    near things grow faster than far ones; -4..0.9; needs `depth:` on the shot."""
+    truck: float = 0.0
+    """Camera sideways (+ right) by the end of the shot, in frame widths at the subject, with
+    parallax; -4..4; needs `depth:`."""
+    pedestal: float = 0.0
+    """Camera up (+) / down by the end of the shot, in frame heights at the subject, with
+    parallax; -4..4; needs `depth:`."""
+    orbit: float = 0.0
+    """Degrees the camera circles the subject by the end of the shot (+ to the right), looking
+    at it; -90..90; needs `depth:`."""
+    dolly_zoom: float = 0.0
+    """Vertigo effect: dolly by this fraction of the subject distance while zooming so the
+    subject keeps its size; -4..0.9; needs `depth:`."""
+    focus: float = 0.0
+    """Depth in focus by the end of the shot, as a depth map value (1 = nearest, 0 =
+    farthest); only with aperture > 0; needs `depth:`."""
+    aperture: float = 0.0
+    """Depth-of-field strength by the end of the shot: 0 = all sharp, 1 = strongest blur;
+    needs `depth:`."""
     ease: Ease = "linear"
     """Easing of the move: linear, in, out or in_out."""
 
@@ -81,6 +121,27 @@ class CameraKey(_Model):
     """Roll at this key, in degrees; omitted: carried over."""
     tilt: float | None = None
     """Tilt at this key, in degrees; omitted: carried over."""
+    dolly: float | None = None
+    """Camera forward (+) / back at this key, as a fraction of the subject distance; needs
+    `depth:`; omitted: carried over."""
+    truck: float | None = None
+    """Camera sideways (+ right) at this key, in frame widths at the subject; needs `depth:`;
+    omitted: carried over."""
+    pedestal: float | None = None
+    """Camera up (+) / down at this key, in frame heights at the subject; needs `depth:`;
+    omitted: carried over."""
+    orbit: float | None = None
+    """Degrees around the subject at this key (+ to the right); needs `depth:`; omitted:
+    carried over."""
+    dolly_zoom: float | None = None
+    """Vertigo dolly at this key (fraction of the subject distance, subject keeps its size);
+    needs `depth:`; omitted: carried over."""
+    focus: float | None = None
+    """Depth in focus at this key, as a depth map value (1 = nearest); a focus pull keyframes
+    it; needs `depth:`; omitted: carried over."""
+    aperture: float | None = None
+    """Depth-of-field strength at this key (0 = all sharp, 1 = strongest blur); needs
+    `depth:`; omitted: carried over."""
     ease: Ease = "linear"
     """Easing of the move from the previous key into this one: linear, in, out or in_out."""
 
@@ -126,3 +187,16 @@ def camera_keys(camera: Any) -> list[CameraKey] | None:
 
 def camera_apply(camera: Any) -> str:
     return getattr(camera, "apply", "engine") if camera is not None else "engine"
+
+
+def camera_uses_depth(camera: Any) -> list[tuple]:
+    """Where a camera sets a 2.5D value, as key paths below `camera`: ("dolly",),
+    ("keys", 1, "orbit"), (0, "focus"); empty for a 2D-only or absent camera."""
+    if camera is None:
+        return []
+    keys = camera_keys(camera)
+    if keys is None:
+        return [(name,) for name in DEPTH_CAMERA_KEYS if getattr(camera, name) != 0.0]
+    prefix = ("keys",) if isinstance(camera, CameraKeyframes) else ()
+    return [prefix + (i, name) for i, key in enumerate(keys) for name in DEPTH_CAMERA_KEYS
+            if getattr(key, name) is not None]

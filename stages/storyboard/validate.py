@@ -23,6 +23,7 @@ from engine.suggest import did_you_mean
 from stages.plan.profiles import ProfileChoice
 from stages.post.chain import PostStep, chain_warnings, resolve_post_chain
 from stages.render.audio import AudioTrack
+from stages.storyboard.checks.audio_reactive import depth_mapping_problems, reactive_analysis
 from stages.storyboard.checks.episode import (
     MAX_OUTPUT_FPS,
     MAX_OUTPUT_SIDE,
@@ -33,7 +34,9 @@ from stages.storyboard.checks.episode import (
     check_transitions,
 )
 from stages.storyboard.checks.cast import CastChecks
+from stages.storyboard.checks.depth import check_depth
 from stages.storyboard.checks.fallback import fallback_warnings
+from stages.control.checks import check_control
 from stages.storyboard.checks.shot import MAX_IMAGE_PIXELS, VIDEO_SUFFIXES, Checker
 from stages.storyboard.image_refs import ImagePolicy, ImageResolver
 from stages.storyboard.problems import Problem, StoryboardInvalid
@@ -77,7 +80,9 @@ class ValidatedStoryboard:
     # download, a confined local path); the planner hashes and the engine reads these files.
     images: dict[str, Path] = field(default_factory=dict)
     audio: AudioTrack | None = None  # the episode's soundtrack (file checked, hashed)
+    audio_analysis: Any = None  # stages.audio.analysis.AudioAnalysis with `audio.reactive`
     keyframes_engine: str | None = None  # the config's keyframes.engine (resolve.keyframe_engine)
+    depth_model: str | None = None  # the config's depth.model (control videos of kind depth)
 
     @property
     def base_dir(self) -> Path:
@@ -114,6 +119,10 @@ class ValidateOptions:
     keyframes_engine: str | None = None
     # The engine config's fallback engine name; the storyboard's `fallback:` wins over it.
     fallback: str | None = None
+    # The config's depth.model: the local depth model `control: {kind: depth}` extracts with.
+    depth_model: str | None = None
+    # The cache folder: `audio.reactive`'s analysis is kept there as JSON (None: in memory only).
+    cache_dir: Path | None = None
 
 
 def _checks_of_valid_shots(
@@ -142,6 +151,7 @@ def _checks_of_valid_shots(
         except ValidationError:
             continue  # its own problems are already reported
         checker.shot(i, shot, defaults, fps)
+        check_depth(checker, i, shot, defaults, options.depth_model)
     return checker.problems
 
 
@@ -199,6 +209,8 @@ def validate_storyboard(
                                             f"shots[{seen[shot.id]}])")
         seen.setdefault(shot.id, i)
         checker.shot(i, shot, model.defaults, fps)
+        check_control(checker, i, shot, model.defaults, fps, options.depth_model)
+        check_depth(checker, i, shot, model.defaults, options.depth_model)
     check_generated_transitions(checker, model.shots, model.defaults)
     check_transitions(checker, model.shots, model.defaults, fps)
     check_profiles(checker, model, options.profiles)
@@ -236,6 +248,8 @@ def validate_storyboard(
         post = []
     check_post_output(checker, post, width, height, fps, use_storyboard_post)
     audio = audio_track(checker, model.audio, path.parent) if model.audio else None
+    analysis = reactive_analysis(checker, model.audio, audio, options.cache_dir)
+    depth_mapping_problems(checker, model)
     try:
         # The config's own values first: a bad `output.crf=99` is an error even where the
         # storyboard's `output:` overrides it (a dry run and the render agree).
@@ -264,5 +278,6 @@ def validate_storyboard(
         name=name or path.stem, path=path.resolve(), model=model, post=post, fps=fps,
         width=width, height=height, engine=engine, selected=selected, output=output,
         images=dict(checker.resolver.resolved), warnings=checker.warnings, audio=audio,
-        keyframes_engine=options.keyframes_engine,
+        audio_analysis=analysis,
+        keyframes_engine=options.keyframes_engine, depth_model=options.depth_model,
     )

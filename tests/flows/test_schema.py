@@ -103,6 +103,18 @@ def test_every_storyboard_field_documents_itself():
     assert undocumented == []
 
 
+def test_every_builtin_post_stage_parameter_documents_itself():
+    # Each stage's params model (stages/post/) describes its own fields; the generated fallback
+    # in flows.schema is for stages registered from outside this repository.
+    from stages.post.registry import STAGES, load_builtin_stages
+
+    load_builtin_stages()
+    undocumented = [f"{name}.{key}" for name, stage in sorted(STAGES.items())
+                    if stage.params.__module__.startswith("stages.post")
+                    for key, field in stage.params.model_fields.items() if not field.description]
+    assert undocumented == []
+
+
 def test_installed_names_are_enums():
     from engine.registry import available_engines
     from flows.config.settings import post_presets

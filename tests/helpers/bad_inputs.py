@@ -340,8 +340,8 @@ CASES = [
         """, "shots[0].camera[0].at", "required", 6),
     Case("camera_unknown_key", """
         shots:
-          - {id: a, prompt: x, duration: 1s, camera: {zoom: 0.1, dolly: 3}}
-        """, "shots[0].camera.dolly", "unknown key 'dolly'", 2),
+          - {id: a, prompt: x, duration: 1s, camera: {zoom: 0.1, crane: 3}}
+        """, "shots[0].camera.crane", "unknown key 'crane'", 2),
     Case("camera_unknown_key_in_keyframe", """
         shots:
           - id: a

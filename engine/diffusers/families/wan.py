@@ -18,11 +18,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...base import EngineError, EngineSpec, FrameRule, GenerationRequest
+from ...depth.warp import depth_guide, uses_depth_warp, warp_along
 from ...geometry import relative_homography, warp_frame
 from ..engine import COMMON_KEYS, DiffusersEngine
 from ..model_pool import PoolEntry
 from ..pipeline_io import pil
 from .wan_conditioning import check_chained, installed
+from .wan_control import control_frames
 
 _WAN_KEYS = COMMON_KEYS | {"cfg", "flow_shift", "sampler"}
 _TWO_EXPERT_KEYS = _WAN_KEYS | {"cfg_2", "boundary"}
@@ -56,7 +58,7 @@ WAN_VACE_SPEC = EngineSpec(
     camera="guide", context_frames=True,
     # Cast references: VACE encodes each one as an extra latent frame in front of the video
     # (WanVACEPipeline's reference_images); the Wan VACE recipes use 1-3.
-    max_references=3)
+    max_references=3, control=True)
 WAN_V2V_SPEC = EngineSpec(
     name="wan_v2v", frame_rule=_WAN_RULE, default_fps=16, default_resolution=(832, 480),
     max_frames=81, modes=frozenset({"v2v"}), honours=_WAN_KEYS | {"source_video", "denoise"},
@@ -180,6 +182,8 @@ def camera_guide(start: np.ndarray, request: GenerationRequest) -> list[np.ndarr
     """The start frame warped along the request's camera path: a video that shows the move."""
     if not request.camera:
         return [start] * request.num_frames
+    if uses_depth_warp(request.camera, request.depth):  # 2.5D moves: parallax and occlusion
+        return depth_guide(start, request.depth, request.camera)
     origin = request.camera[0]
     return [warp_frame(start, relative_homography(state, origin, request.width, request.height))
             for state in request.camera]
@@ -211,6 +215,9 @@ class WanVace(_Wan):
         else:
             guide = [grey] * t
         video = list(guide)
+        # A control video (depth, edges, flow ...) is what the frames to generate follow,
+        # instead of the camera guide; known frames below still replace their slots.
+        video = control_frames(request) or video
         known = np.zeros((h, w, 3), np.uint8)
         unknown = np.full((h, w, 3), 255, np.uint8)
         mask = [unknown] * t
@@ -244,7 +251,10 @@ class WanVace(_Wan):
         video, mask = self.conditioning(request)
         kwargs = {**self.text_embeddings(pipe, entry, request), **self.guidance(request),
                   **self.size(request), "video": video, "mask": mask,
-                  "conditioning_scale": float(self.options.extra.get("conditioning_scale", 1.0))}
+                  "conditioning_scale": float(request.control_strength
+                                              if request.control_video is not None
+                                              else self.options.extra.get("conditioning_scale",
+                                                                          1.0))}
         if request.reference_images:
             # A flat list of PIL images: one batch (the pipeline's single-video case).
             kwargs["reference_images"] = [pil(r) for r in request.reference_images]
@@ -268,7 +278,9 @@ class WanV2V(_Wan):
                               f"{request.num_frames} source frames, got "
                               f"{0 if source is None else len(source)}")
         frames = list(source)
-        if request.camera:
+        if request.camera and uses_depth_warp(request.camera, request.depth):
+            frames = warp_along(frames, request.camera, request.depth)
+        elif request.camera:
             origin = request.camera[0]
             frames = [warp_frame(f, relative_homography(c, origin, request.width, request.height))
                       for f, c in zip(frames, request.camera)]

@@ -22,12 +22,16 @@ Quality = Literal["ultrafast", "fast", "medium"]
 
 
 class _RetimeParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     files: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {"model": ("model", ())}
     method: Method = "flow"
+    """flow (ours: DIS optical flow, occlusion-aware), minterpolate (ffmpeg), rife (needs `model`) or blend (cross-fade)."""
     quality: Quality = "medium"  # flow: DIS preset
+    """flow / minterpolate preset: ultrafast, fast or medium."""
     model: str | None = Field(None, min_length=1)  # rife: a RIFE 4.x flownet.pkl
+    """rife: a RIFE 4.x flownet.pkl (Practical-RIFE), relative to the storyboard."""
     device: Literal["auto", "cpu", "cuda"] = "auto"  # rife
+    """rife: where the model runs: auto (cuda when available), cpu or cuda."""
 
     @model_validator(mode="after")
     def _method_keys(self):
@@ -43,7 +47,9 @@ class InterpolateParams(_RetimeParams):
     """Frame interpolation: `factor` 2/4/8 times the fps, or a target `fps` (24 -> 60 is 2.5x)."""
 
     factor: Literal[2, 4, 8] | None = None
+    """Multiply the fps by 2, 4 or 8 (default 2 when `fps` is not given)."""
     fps: float | None = Field(None, gt=0, le=240)
+    """Target fps instead of a factor (24 -> 60 is 2.5x); exact fractional timing."""
 
     @model_validator(mode="after")
     def _factor_or_fps(self):
@@ -64,6 +70,7 @@ class SlowmoParams(_RetimeParams):
     """Slow motion: `factor` times the frames at the same fps (the clip lasts factor x longer)."""
 
     factor: int = Field(2, ge=2, le=16)
+    """Frames made per source frame, 2..16; the fps stays, so the clip lasts factor x longer."""
 
 
 def _synth(params: _RetimeParams, digests: Mapping[str, str]):

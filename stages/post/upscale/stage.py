@@ -24,13 +24,18 @@ _FILTERS = {"lanczos": cv2.INTER_LANCZOS4, "bicubic": cv2.INTER_CUBIC}
 class UpscaleParams(BaseModel):
     """Spatial upscale by `factor` (Lanczos, or a Real-ESRGAN-style model)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     files: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {"model": ("model", ())}
     factor: float = Field(2.0, gt=1.0, le=8.0)
+    """Scale of each side, >1..8; sides are rounded to even numbers."""
     filter: Literal["lanczos", "bicubic"] = "lanczos"
+    """Resampling filter without `model` (and to reach `factor` from a model's native scale)."""
     model: str | None = Field(None, min_length=1)  # RRDBNet / SRVGGNetCompact weights
+    """A Real-ESRGAN-style checkpoint (RRDBNet or SRVGGNetCompact, .pth or .safetensors), relative to the storyboard."""
     tile: int = Field(256, ge=32, le=4096)  # model tile size (input pixels)
+    """With `model`: tile size in input pixels (smaller uses less memory)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """With `model`: auto (cuda when available), cpu or cuda."""
 
     @model_validator(mode="after")
     def _model_keys(self):

@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 
 from engine.base import CameraState, LoraRef
+from stages.control.job import ControlJob
 from stages.plan.chaining import ChainSpec
+from stages.plan.depth import DepthJob
 from stages.plan.job_keys import ENTRIES, KeyContext, key_payload, segment_key
 from stages.plan.model import FrameRef, SegmentJob, SegmentRef, StartCondition
 
 # Fields that must not change a segment's key, each with the reason in stages/plan/model.py.
-NOT_KEYED = {"key", "prompt_from", "trim_end", "profile", "cast"}
+# depth_model: the estimator's local folder; its identity is keyed in `depth.model`.
+NOT_KEYED = {"key", "prompt_from", "trim_end", "profile", "cast", "control_model", "depth_model"}
 
 
 def ctx() -> KeyContext:
@@ -56,6 +59,9 @@ CHANGED = {
     "end_from": FrameRef("first_frame", segment=SegmentRef("up", 0)), "bridge": True,
     "descriptions": ("an old keeper",), "references": (Path("/x/keeper.png"),),
     "start_keyframe": "k-kf", "end_keyframe": "k-kf-end",
+    "control": ControlJob(video=Path("/x/dance.mp4"), kind="depth", strength=0.8, start=2.0,
+                          fps=16, width=64, height=64, shot_frames=17, offset=0),
+    "depth": DepthJob(file=Path("/x/cliff_depth.png")),
 }
 
 
@@ -80,7 +86,8 @@ def test_changing_any_keyed_field_changes_the_key(name):
 def test_fields_marked_not_keyed_leave_the_key_alone(name):
     job = full_job()
     other = {"key": "x", "prompt_from": 2.0, "trim_end": 1, "profile": "draft",
-             "cast": ("keeper",)}[name]
+             "cast": ("keeper",), "control_model": Path("/models/depth"),
+             "depth_model": Path("/models/depth")}[name]
     assert segment_key(dataclasses.replace(job, **{name: other}), ctx()) \
         == segment_key(job, ctx())
 

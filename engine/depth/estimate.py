@@ -1,0 +1,142 @@
+"""Monocular depth estimation with a local transformers depth model (Depth Anything, DPT).
+
+Used for shots with `depth: estimate` (2.5D camera moves) and for depth control videos. Like every
+model in reelforge the weights come from a local folder (`depth.model` in conf/config.yaml):
+nothing downloads, and a missing or wrong folder is an EngineConfigError naming the key.
+
+The result is *relative inverse depth* (disparity-like: bigger = nearer), which is what these
+models predict; it is normalised to 0..1 over the whole call (1 = nearest), so the frames of one
+call share one scale and a video's depth does not flicker from per-frame normalisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..base import EngineConfigError, EngineLoadError
+
+__all__ = ["estimate_depth", "depth_model_identity", "clear_depth_models"]
+
+# Frames per forward pass: bounds memory for long control videos.
+_BATCH = 8
+
+_models: dict[tuple[str, str], tuple[Any, Any]] = {}
+_lock = threading.Lock()
+
+
+def _model_folder(model: str | os.PathLike) -> Path:
+    if model is None or str(model).strip() == "":
+        raise EngineConfigError("depth.model is not set: give the folder of a local depth model "
+                                "(Depth Anything / DPT, saved with save_pretrained) in "
+                                "conf/config.yaml `depth: {model: ...}`")
+    folder = Path(model).expanduser()
+    if not folder.is_dir():
+        raise EngineConfigError(f"depth.model={str(model)!r}: no such folder; give the folder of "
+                                "a local depth model (Depth Anything / DPT) holding config.json "
+                                "and its weights; nothing is downloaded")
+    config = folder / "config.json"
+    if not config.is_file():
+        raise EngineConfigError(f"depth.model={str(model)!r}: the folder has no config.json, so "
+                                "it is not a transformers model folder; give a depth model "
+                                "saved with save_pretrained (Depth Anything / DPT)")
+    return folder
+
+
+def _load(folder: Path, device: str) -> tuple[Any, Any]:
+    key = (str(folder.resolve()), device)
+    with _lock:
+        cached = _models.get(key)
+        if cached is not None:
+            return cached
+        # Imported here: engine/ must import without torch/transformers for the CPU-only paths.
+        import torch
+        from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
+        from transformers.models.auto.modeling_auto import MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES
+
+        shown = str(folder)
+        try:
+            config = AutoConfig.from_pretrained(folder, local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise EngineConfigError(f"depth.model={shown!r}: config.json is not a transformers "
+                                    f"config ({exc}); give a Depth Anything / DPT folder") from None
+        if config.model_type not in MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES:
+            known = ", ".join(sorted(MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES))
+            raise EngineConfigError(f"depth.model={shown!r}: model_type {config.model_type!r} is "
+                                    f"not a depth estimation model; expected one of: {known}")
+        try:
+            processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise EngineConfigError(f"depth.model={shown!r}: no image processor config "
+                                    f"(preprocessor_config.json) in the folder ({exc}); save the "
+                                    "processor with the model (processor.save_pretrained)") from None
+        try:
+            net = AutoModelForDepthEstimation.from_pretrained(folder, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise EngineLoadError(f"depth.model={shown!r}: cannot load the weights: {exc}") from exc
+        net = net.to(torch.device(device)).eval()
+        _models[key] = (processor, net)
+        return processor, net
+
+
+def clear_depth_models() -> None:
+    """Forget the loaded depth models (tests; freeing GPU memory between runs)."""
+    with _lock:
+        _models.clear()
+
+
+def estimate_depth(images: np.ndarray, model: str | os.PathLike, device: str = "cpu"
+                   ) -> np.ndarray:
+    """Relative inverse depth of uint8 RGB `images` (N, H, W, 3) as float32 (N, H, W) in 0..1
+    (1 = nearest), normalised over the whole call and resized to the input size.
+
+    `model`: a local folder with a transformers depth model and its image processor. Raises
+    EngineConfigError for a missing folder or one that does not hold a depth model.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
+    n, height, width = images.shape[:3]
+    if n == 0:
+        return np.zeros((0, height, width), np.float32)
+    processor, net = _load(_model_folder(model), device)
+
+    import torch
+
+    maps = []
+    with torch.inference_mode():
+        for start in range(0, n, _BATCH):
+            batch = [frame for frame in images[start:start + _BATCH]]
+            inputs = processor(images=batch, return_tensors="pt")
+            pixels = inputs["pixel_values"].to(device=net.device, dtype=net.dtype)
+            predicted = net(pixel_values=pixels).predicted_depth
+            if predicted.ndim == 3:
+                predicted = predicted[:, None]
+            resized = torch.nn.functional.interpolate(
+                predicted.float(), size=(height, width), mode="bicubic", align_corners=False)
+            maps.append(resized[:, 0].cpu().numpy())
+    depth = np.concatenate(maps, axis=0).astype(np.float32)
+    low, high = float(depth.min()), float(depth.max())
+    if not np.isfinite(low) or not np.isfinite(high) or high - low < 1e-12:
+        # A constant (or broken) prediction says nothing about depth: a flat plane.
+        return np.full(depth.shape, 0.5, np.float32)
+    return ((depth - low) / (high - low)).astype(np.float32)
+
+
+def depth_model_identity(model: str | os.PathLike) -> dict[str, Any]:
+    """What about the depth model changes its output, for content keys: a hash of its config and
+    the names and sizes of its weight files (no paths: keys must match across machines)."""
+    folder = _model_folder(model)
+    digest = hashlib.sha256()
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    digest.update(json.dumps(config, sort_keys=True).encode())
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".safetensors", ".bin") and path.is_file():
+            digest.update(f"{path.name}:{path.stat().st_size}".encode())
+    return {"model_type": config.get("model_type"), "sha256": digest.hexdigest()[:16]}

@@ -1,0 +1,1 @@
+"""Audio-reactive schedules: soundtrack analysis (analysis) and the values it drives (schedules)."""

@@ -1,0 +1,41 @@
+"""renders/NAME/control/<shot>.mp4: the control video each shot was given, so the user sees
+what guided the model (the extracted frames at the generation fps and size, before post)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from stages.control.clip import PREVIEW, control_clip
+from stages.media.atomic import atomic_path
+from stages.store.cache import CacheStore
+from stages.store.output_paths import UnsafeOutputPath
+
+FOLDER = "control"
+
+
+def publish_controls(plan: Any, store: CacheStore, out_dir: Path, whole: bool = True
+                     ) -> dict[str, Path]:
+    """Copy each included shot's control video into `out_dir/control/` (atomically; extracted
+    now on a cache miss). A full render (`whole`) drops the files of shots that no longer have
+    one; a subset render touches only its own shots'. Returns shot id -> file."""
+    folder = Path(out_dir) / FOLDER
+    if folder.is_symlink():  # the atomic rename would land wherever the link points
+        raise UnsafeOutputPath(f"{folder} is a symlink; a render writes only into real folders. "
+                               "Remove the link")
+    written: dict[str, Path] = {}
+    for shot in plan.included():
+        job = next((j for j in shot.segments if j.control is not None), None)
+        if job is None:
+            continue
+        source = control_clip(job.control, store, job.control_model) / PREVIEW
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / f"{shot.id}.mp4") as tmp:
+            shutil.copyfile(source, tmp)
+        written[shot.id] = folder / f"{shot.id}.mp4"
+    if whole and folder.is_dir():
+        for path in folder.glob("*.mp4"):
+            if path.stem not in written:
+                path.unlink(missing_ok=True)
+    return written
