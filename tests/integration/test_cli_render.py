@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from stages.media.video_io import video_info
 from tests.helpers.boards import TINY
 from tests.helpers.synthetic import write_png
@@ -47,3 +49,18 @@ def test_multirun_renders_each_combination_into_its_own_folder(tmp_path):
         manifest = json.loads((tmp_path / "renders" / "sb" / f"fps={fps},post=none"
                                / "manifest.json").read_text())
         assert manifest["fps"] == fps and manifest["generation_fps"] == fps
+
+
+def test_the_music_video_example_renders_with_depth_control_and_beats(tmp_path):
+    """storyboards/music_video.yaml as the README runs it (smaller, same features): 2.5D moves
+    from a depth map, a control video written beside the shot, a beat-driven zoom and hue."""
+    result = cli(["storyboard=music_video", f"output_dir={tmp_path / 'renders'}",
+                  "resolution=208x128"], ROOT)
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "renders" / "music_video"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert video_info(folder / "music_video.mp4").frames == manifest["frames"]
+    assert video_info(folder / "control" / "m02.mp4").frames == 33
+    reactive = manifest["audio_reactive"]
+    assert reactive["analysis"]["tempo"] == pytest.approx(120, abs=2)
+    assert "Traceback" not in result.stderr
