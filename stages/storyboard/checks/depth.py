@@ -4,12 +4,9 @@ and `depth: estimate` needs the config's depth model and an image to estimate fr
 
 from __future__ import annotations
 
-from PIL import Image
-
 from engine.base import EngineConfigError
-from engine.depth.maps import DepthMapError, read_depth_map
-from stages.storyboard.checks.shot import MAX_IMAGE_PIXELS, Checker
-from stages.storyboard.image_refs import ImageRefError
+from engine.depth.maps import read_depth_map
+from stages.storyboard.checks.shot import Checker
 from stages.storyboard.resolve import resolve_shot
 from stages.storyboard.schema import Shot, ShotDefaults, image_file
 from stages.storyboard.schema_camera import camera_uses_depth
@@ -38,30 +35,8 @@ def check_depth(checker: Checker, index: int, shot: Shot, defaults: ShotDefaults
     if depth_estimated(shot.depth):
         _check_estimate(checker, path, shot, rs, depth_model)
         return
-    relative = depth_file(shot.depth)
-    try:
-        full = checker.resolver.resolve(relative, "depth map", remote=False)
-    except ImageRefError as exc:
-        checker.add(path, str(exc))
-        return
-    if not full.is_file():
-        checker.add(path, f"depth map {relative!r} not found (looked at {full}); paths are "
-                          "relative to the storyboard file")
-        return
-    try:
-        with Image.open(full) as img:
-            width, height = img.size
-        if width * height > MAX_IMAGE_PIXELS:
-            checker.add(path, f"depth map {relative!r} is {width}x{height}, larger than the "
-                              f"limit of {MAX_IMAGE_PIXELS} pixels; scale it down")
-            return
-        read_depth_map(full)
-    except (DepthMapError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        message = str(exc)
-        if not isinstance(exc, DepthMapError):
-            message = (f"depth map {relative!r} is not a readable image ({exc}); give an 8- or "
-                       "16-bit grayscale PNG, white = near, black = far")
-        checker.add(path, message)
+    checker.image(path, depth_file(shot.depth), "depth map", remote=False, read=read_depth_map,
+                  hint="give an 8- or 16-bit grayscale PNG, white = near, black = far")
 
 
 def _check_estimate(checker: Checker, path: KeyPath, shot: Shot, rs, depth_model: str | None

@@ -8,6 +8,9 @@ sees exactly what the planner will.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Callable
+
 from PIL import Image, UnidentifiedImageError
 
 from engine.base import EngineSpec
@@ -46,24 +49,29 @@ class Checker:
             Problem(self.file, format_key_path(path), message, self.source.line_of(path))
         )
 
-    def image(self, path: KeyPath, relative: str) -> None:
+    def image(self, path: KeyPath, relative: str, what: str = "image", remote: bool = True,
+              read: Callable[[Path], object] | None = None,
+              hint: str = "use PNG or JPEG") -> None:
+        """An image file the storyboard names: confined, present, not too large, and readable
+        (Pillow's verify and load; `read`, when given, reads it as its user will and may raise
+        a ValueError whose message is the problem). `what` names it in messages."""
         try:
-            full = self.resolver.resolve(relative)
+            full = self.resolver.resolve(relative, what, remote=remote)
         except ImageRefError as exc:
             self.add(path, str(exc))
             return
         if not full.exists():
-            self.add(path, f"image {relative!r} not found (looked at {full}); paths are "
+            self.add(path, f"{what} {relative!r} not found (looked at {full}); paths are "
                            "relative to the storyboard file")
             return
         if not full.is_file():
-            self.add(path, f"image {relative!r} is not a file")
+            self.add(path, f"{what} {relative!r} is not a file")
             return
         try:
             with Image.open(full) as img:
                 width, height = img.size
                 if width * height > MAX_IMAGE_PIXELS:
-                    self.add(path, f"image {relative!r} is {width}x{height}, larger than the "
+                    self.add(path, f"{what} {relative!r} is {width}x{height}, larger than the "
                                    f"limit of {MAX_IMAGE_PIXELS} pixels; scale it down")
                     return
                 img.verify()
@@ -71,7 +79,13 @@ class Checker:
                 img.load()  # verify() misses truncated pixel data
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
                 ValueError) as exc:
-            self.add(path, f"{relative!r} is not a readable image ({exc}); use PNG or JPEG")
+            self.add(path, f"{what} {relative!r} is not a readable image ({exc}); {hint}")
+            return
+        if read is not None:
+            try:
+                read(full)
+            except (OSError, ValueError) as exc:
+                self.add(path, str(exc))
 
     def shot(self, index: int, shot: Shot, defaults: ShotDefaults | None, fps: int) -> None:
         base: KeyPath = ("shots", index)
