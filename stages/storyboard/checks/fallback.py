@@ -50,6 +50,14 @@ def fallback_warnings(model: Any, engine: EngineSpec, fallback: EngineSpec | Non
                          stills or fallback.makes_images)
         except EngineError as exc:
             by_reason.setdefault(str(exc), []).append(shot.id)
-    return [f"shots {', '.join(ids)}: if the render engine fails there, the {reason}; they "
-            f"would fail instead of falling back (choose a fallback with that mode, or set "
-            f"keyframes.engine for t2v shots)" for reason, ids in by_reason.items()]
+    warnings = [f"shots {', '.join(ids)}: if the render engine fails there, the {reason}; they "
+                f"would fail instead of falling back (choose a fallback with that mode, or set "
+                f"keyframes.engine for t2v shots)" for reason, ids in by_reason.items()]
+    # A fallback renders what it can; one without control would drop a shot's control video.
+    controlled = [shot.id for shot in model.shots
+                  if getattr(resolve_shot(shot, model.defaults), "control", None) is not None]
+    if controlled and engine.control and not fallback.control:
+        warnings.append(f"shots {', '.join(controlled)}: the fallback {fallback.name!r} takes no "
+                        f"control video; a segment it renders there ignores `control:` (choose "
+                        f"a fallback that takes control, e.g. wan_vace)")
+    return warnings

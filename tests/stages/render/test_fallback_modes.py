@@ -126,6 +126,20 @@ def test_validation_names_the_shots_a_fallback_cannot_take(tmp_path):
                 .warnings if "cannot do" in w]
 
 
+def test_validation_warns_that_a_fallback_without_control_drops_it(tmp_path):
+    from stages.storyboard.validate import ValidateOptions, validate_storyboard
+    from tests.helpers.control_clips import write_square_clip
+
+    write_square_clip(tmp_path / "clip.mp4")
+    path = tmp_path / "sb.yaml"
+    path.write_text("fallback: svd\nfps: 8\nshots:\n  - {id: a, prompt: x, frames: 9,\n"
+                    "     control: {video: clip.mp4, kind: gray}}\n"
+                    "  - {id: b, prompt: y, frames: 9}\n")
+    warnings = validate_storyboard(path, engine_spec("preview"), ValidateOptions()).warnings
+    said = [w for w in warnings if "control" in w]
+    assert len(said) == 1 and "shots a:" in said[0] and "'svd'" in said[0], warnings
+
+
 def mode_limited(name: str, modes: set[str]):
     """The preview engine with fewer modes: it raises EngineModeError for the others."""
     engine = get_engine("preview")
