@@ -82,3 +82,20 @@ def test_a_storyboard_control_reaches_the_pipeline(vace, calls, tmp_path):
     assert np.array_equal(control[..., 0], control[..., 2])  # gray
     for index in range(9):
         assert np.array_equal(np.asarray(call["video"][index]), control[index])
+
+
+def test_a_depth_move_reaches_vace_as_the_depth_warped_guide(vace, calls):
+    """2.5D moves on wan_vace: the frames to generate carry the start image warped through its
+    depth map (parallax and occlusion), not the flat homography."""
+    from engine.base import CameraState
+    from engine.depth.warp import depth_guide
+
+    start = tiny.random_image(3)
+    near = np.zeros((64, 64), np.float32)
+    near[16:48, 16:48] = 0.9  # a near square on a far wall
+    path = tuple(CameraState(truck=0.03 * i) for i in range(9))
+    vace.generate(tiny.tiny_request(start_image=start, camera=path, depth=near))
+    video = [np.asarray(frame) for frame in calls[-1]["video"]]
+    want = depth_guide(start, near, path)
+    assert all(np.array_equal(a, b) for a, b in zip(video[1:], want[1:]))
+    assert not np.array_equal(video[-1], start)  # it moved
