@@ -48,6 +48,11 @@ RESOLUTION = {"anyOf": [{"type": "string", "pattern": r"^\s*\d+\s*[xX]\s*\d+\s*$
                          "maxItems": 2}]}
 
 
+# Validators that parse seconds ('0.5s', '500ms' or a number): durations, times, the
+# soundtrack's offset and fades, and audio-reactive decays.
+_SECONDS_VALIDATORS = ("_duration", "_time", "_signed_seconds", "_fade", "_decay")
+
+
 def _validator_name(schema) -> str:
     if schema.get("type") != "function-before":
         return ""
@@ -56,12 +61,12 @@ def _validator_name(schema) -> str:
 
 class StoryboardSchema(GenerateJsonSchema):
     """Describes values as the user writes them where a validator parses them first: the
-    validators are recognised by name (`_duration`, `_time`, `_resolution`, `_valid_id`,
+    validators are recognised by name (_SECONDS_VALIDATORS, `_resolution`, `_valid_id`,
     `_from_name`); tests/flows/test_schema.py notices when one is renamed."""
 
     def function_before_schema(self, schema) -> dict[str, Any]:
         name = _validator_name(schema)
-        if name in ("_duration", "_time"):
+        if name in _SECONDS_VALIDATORS:
             return dict(DURATION)
         if name == "_resolution":
             return dict(RESOLUTION)

@@ -67,7 +67,10 @@ def test_written_forms_that_validation_accepts_are_accepted(validator):
     data = {"resolution": "256x144", "shots": [
         {"id": "a", "prompt": "x", "duration": "500ms", "transition": "crossfade",
          "camera": [{"at": "0s", "pan_x": 0}, {"at": 0.5, "pan_x": 0.1, "ease": "in_out"}]},
-        {"id": "b", "prompt": "y", "duration": 2, "transition": {"type": "cut"}}]}
+        {"id": "b", "prompt": "y", "duration": 2, "transition": {"type": "cut"}}],
+        "audio": {"path": "m.wav", "offset": "-1.5s", "fade_in": "500ms", "fade_out": 2,
+                  "reactive": [{"param": "zoom", "source": "beats", "amount": 0.04,
+                                "decay": "0.25s"}]}}
     assert [e.message for e in validator.iter_errors(data)] == []
 
 
