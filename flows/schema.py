@@ -8,7 +8,7 @@ keys and flag mistakes while the user types, given this first line in a storyboa
 PATH defaults to `storyboards/storyboard.schema.json`, next to the storyboards (the sample
 storyboards reference it so). `--check` exits 1 when PATH differs from the current schema.
 
-The schema comes from the pydantic models in stages/storyboard/schema.py, so it cannot drift from what
+The schema comes from the pydantic models in stages/storyboard/schema/, so it cannot drift from what
 validation accepts; where a value is parsed before it is checked (durations like "5s", "832x480"
 resolutions, a transition given by name) the generator describes the written form instead of
 the parsed one. Checks that need the whole file or the disk (duplicate ids, images, chaining)
@@ -33,7 +33,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
 from stages.storyboard.schema import SHOT_ID, Storyboard
-from stages.storyboard.schema_types import NAMES_OF
+from stages.storyboard.schema.types import NAMES_OF
 
 DEFAULT_PATH = Path("storyboards") / "storyboard.schema.json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"

@@ -28,7 +28,7 @@ import numpy as np
 
 from engine.base import CameraState
 from stages.audio.analysis import AudioAnalysis
-from stages.storyboard.schema_audio import IMPULSE_SOURCES, ReactiveMapping, param_kind
+from stages.storyboard.schema.audio import IMPULSE_SOURCES, ReactiveMapping, param_kind
 
 # The value a generation key has where neither storyboard nor config sets one (the diffusers
 # engines' default cfg; Wan's flow shift at 480p). dry_run says when it is used.

@@ -43,7 +43,7 @@ from stages.post.chain import chain_fps, chain_frames_out
 from stages.storyboard.resolve import ResolvedShot, resolve_shot
 from stages.storyboard.cast import expand
 from stages.storyboard.schema import Chain, Shot, Transition, image_file
-from stages.storyboard.schema_camera import camera_apply
+from stages.storyboard.schema.camera import camera_apply
 from stages.storyboard.validate import ValidatedStoryboard
 
 __all__ = [

@@ -12,7 +12,7 @@ from dataclasses import fields
 from typing import Sequence
 
 from engine.base import CameraState
-from stages.storyboard.schema_camera import CAMERA_KEYS, Camera, CameraKey, CameraMove, camera_keys
+from stages.storyboard.schema.camera import CAMERA_KEYS, Camera, CameraKey, CameraMove, camera_keys
 
 _FIELDS = tuple(f.name for f in fields(CameraState))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.storyboard.schema import image_file
-from stages.storyboard.schema_depth import depth_estimated, depth_file
+from stages.storyboard.schema.depth import depth_estimated, depth_file
 
 # Bump when the depth a job hands the engine changes for the same inputs (fitting, scaling).
 DEPTH_REVISION = 1

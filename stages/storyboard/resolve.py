@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.base import EngineSpec
 from stages.storyboard.schema import Camera, Chain, Lora, Segment, Shot, ShotDefaults, Transition
-from stages.storyboard.schema_control import Control
+from stages.storyboard.schema.control import Control
 from stages.storyboard.yaml_source import KeyPath
 
 

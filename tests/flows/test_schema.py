@@ -34,7 +34,7 @@ def test_writes_the_schema_file(tmp_path, capsys):
 
 
 def test_the_committed_schema_is_up_to_date():
-    # If this fails after a change to stages/storyboard/schema.py: python -m flows.schema
+    # If this fails after a change to stages/storyboard/schema/: python -m flows.schema
     assert main(["--check", str(ROOT / "storyboards" / "storyboard.schema.json")]) == 0
 
 
@@ -87,7 +87,7 @@ def _properties(node, path="#"):
 
 
 def test_every_property_has_a_description():
-    # Hover help in editors: a field without a docstring (stages/storyboard/schema*.py) fails here.
+    # Hover help in editors: a field without a docstring (stages/storyboard/schema/) fails here.
     missing = [f"{path}/{name}" for path, name, prop in _properties(storyboard_schema())
                if not (isinstance(prop, dict) and str(prop.get("description", "")).strip())]
     assert missing == []

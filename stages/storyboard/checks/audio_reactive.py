@@ -9,7 +9,7 @@ from stages.audio.analysis import AudioAnalysis, AudioDecodeError, analyse
 from stages.render.audio import AudioTrack
 from stages.storyboard.checks.shot import Checker
 from stages.storyboard.schema import Audio, Storyboard
-from stages.storyboard.schema_camera import DEPTH_CAMERA_KEYS
+from stages.storyboard.schema.camera import DEPTH_CAMERA_KEYS
 
 
 def reactive_analysis(checker: Checker, audio: Audio | None, track: AudioTrack | None,

@@ -9,8 +9,8 @@ from engine.depth.maps import read_depth_map
 from stages.storyboard.checks.shot import Checker
 from stages.storyboard.resolve import resolve_shot
 from stages.storyboard.schema import Shot, ShotDefaults, image_file
-from stages.storyboard.schema_camera import camera_uses_depth
-from stages.storyboard.schema_depth import depth_estimated, depth_file
+from stages.storyboard.schema.camera import camera_uses_depth
+from stages.storyboard.schema.depth import depth_estimated, depth_file
 from stages.storyboard.yaml_source import KeyPath, format_key_path
 
 _HOW = ("add `depth: assets/NAME_depth.png` to the shot (a grayscale PNG, white = near, black "

@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.base import EngineSpec
 from stages.storyboard.resolve import resolve_shot
-from stages.storyboard.schema_cast import image_file, image_generated
+from stages.storyboard.schema.cast import image_file, image_generated
 
 
 def shot_mode(rs: Any, engine: EngineSpec) -> str:

@@ -18,7 +18,7 @@ from stages.storyboard.schema import (
     Storyboard,
     Transition,
 )
-from stages.storyboard.schema_camera import CameraKey, CameraMove
+from stages.storyboard.schema.camera import CameraKey, CameraMove
 from stages.storyboard.yaml_source import KeyPath, YamlSource, format_key_path
 
 # Keys that make Hydra or OmegaConf build objects or change composition; storyboards are data.

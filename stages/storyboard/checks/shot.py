@@ -27,7 +27,7 @@ from stages.storyboard.schema import (
     image_file,
     image_generated,
 )
-from stages.storyboard.schema_camera import camera_keys
+from stages.storyboard.schema.camera import camera_keys
 from stages.storyboard.yaml_source import KeyPath, YamlSource, format_key_path
 
 MAX_IMAGE_PIXELS = 8192 * 8192

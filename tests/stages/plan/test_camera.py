@@ -6,7 +6,7 @@ import pytest
 
 from engine.base import CameraState
 from stages.plan.camera import camera_at, camera_path, ease
-from stages.storyboard.schema_camera import CameraKey, CameraMove
+from stages.storyboard.schema.camera import CameraKey, CameraMove
 
 EASES = ("linear", "in", "out", "in_out")
 

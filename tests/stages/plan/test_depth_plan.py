@@ -16,7 +16,7 @@ from flows.config.settings import post_presets
 from stages.plan.build import build_plan
 from stages.plan.camera import camera_path
 from stages.render.depth_input import load_depth
-from stages.storyboard.schema_camera import CameraMove
+from stages.storyboard.schema.camera import CameraMove
 from stages.storyboard.validate import ValidateOptions, validate_storyboard
 from tests.helpers.boards import write_board
 from tests.helpers.depth_scenes import save_tiny_depth_model, write_two_planes

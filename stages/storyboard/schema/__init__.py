@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from stages.storyboard.units import parse_duration, parse_resolution
-from stages.storyboard.schema_types import (
+from stages.storyboard.schema.types import (
     MAX_SHOT_SECONDS,
     MAX_FRAMES,
     MAX_FPS,
@@ -41,11 +41,11 @@ from stages.storyboard.schema_types import (
     _TEXT_CONTROL,
     _ANY_CONTROL,
 )
-from stages.storyboard.schema_camera import Camera
-from stages.storyboard.schema_depth import DepthRef
-from stages.storyboard.schema_audio import ReactiveMapping
-from stages.storyboard.schema_control import Control
-from stages.storyboard.schema_cast import (
+from stages.storyboard.schema.camera import Camera
+from stages.storyboard.schema.depth import DepthRef
+from stages.storyboard.schema.audio import ReactiveMapping
+from stages.storyboard.schema.control import Control
+from stages.storyboard.schema.cast import (
     CAST_NAME,
     CastMember,
     CastName,
@@ -56,8 +56,8 @@ from stages.storyboard.schema_cast import (
     image_generated,
 )
 
-# Names importers have always found here (the value types moved to schema_types), and the cast
-# and keyframe models (schema_cast), so `from stages.storyboard.schema import ...` sees them all.
+# Names importers have always found here (the value types in schema/types.py), and the cast
+# and keyframe models (schema/cast.py), so `from stages.storyboard.schema import ...` sees them all.
 _REEXPORTED = (MAX_FRAMES, MAX_SEED, _duration, _time, _control_free, _TEXT_CONTROL, _ANY_CONTROL,
                CAST_NAME, KeyframeGen, MAX_REFERENCES, image_file, image_generated)
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, field_validator
 
-from stages.storyboard.schema_types import TimePoint, _Model
+from stages.storyboard.schema.types import TimePoint, _Model
 
 
 # Documented limits (README "Storyboard limits"): beyond them a storyboard is almost surely a typo.

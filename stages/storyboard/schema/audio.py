@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from engine.suggest import did_you_mean
-from stages.storyboard.schema_camera import CAMERA_KEYS, CAMERA_RANGES
-from stages.storyboard.schema_types import _Model
+from stages.storyboard.schema.camera import CAMERA_KEYS, CAMERA_RANGES
+from stages.storyboard.schema.types import _Model
 from stages.storyboard.units import parse_duration
 
 # Where a mapping's value goes. Camera params come from CAMERA_KEYS at import time, so camera

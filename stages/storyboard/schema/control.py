@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from engine.suggest import did_you_mean
-from stages.storyboard.schema_types import ImagePath, TimePoint, _Model
+from stages.storyboard.schema.types import ImagePath, TimePoint, _Model
 
 # What a control video can be turned into (stages.control.extract); one per kind of guidance.
 CONTROL_KINDS = ("depth", "canny", "gray", "flow", "pose")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.storyboard.schema_types import ImagePath
+from stages.storyboard.schema.types import ImagePath
 
 # `depth: estimate`: a local depth model (conf `depth.model`) estimates it from the shot's image.
 DEPTH_ESTIMATE = "estimate"

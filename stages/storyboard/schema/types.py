@@ -1,7 +1,7 @@
 """The storyboard schema's value types: lengths, seeds, text and paths, and the base model.
 
 Split from stages.storyboard.schema (which re-exports every name) so that the models of one
-concern (stages.storyboard.schema_cast) can use them without importing the whole schema.
+concern (stages.storyboard.schema.cast) can use them without importing the whole schema.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Discriminator, Field, Tag
 
-from stages.storyboard.schema_types import Guidance, ImagePath, NamesOf, Seed, Text, _Model
+from stages.storyboard.schema.types import Guidance, ImagePath, NamesOf, Seed, Text, _Model
 
 # A cast member's name (storyboard `cast:`), written as `{name}` in prompts: like a shot id, but
 # without '-' would be awkward in prose; ids' characters are kept so a name can double as a label.
