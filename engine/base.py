@@ -200,6 +200,11 @@ class GenerationRequest:
     # uint8 (T, H, W, 3) already sized to the request.
     source_video: np.ndarray | None = None
     driving_video: np.ndarray | None = None
+    # The performer's body keypoints in driving_video, float32 (T, K, 3) rows of (x, y,
+    # confidence) in the request's pixels (engine.pose.estimate, with `pose.model`): the engine
+    # draws its pose video from them and crops the face at the head. None: driving_video is
+    # used as a ready-made pose video.
+    driving_pose: np.ndarray | None = None
     # Chaining (stages.plan.build, storyboard `chain:`):
     # - "pixels": the start image is the previous segment's frame (last_frame / overlap mode);
     # - "latent": `context_latents` holds the previous segment's last latent frame, used as the

@@ -5,7 +5,9 @@ and a square crop around the face, at the transformer's `motion_encoder_size` (5
 released checkpoint). Cropping the frame centre (what this replaced) gives the encoder a face
 only when the performer happens to stand in the middle.
 
-Per frame, a detector finds face boxes: cv2.FaceDetectorYN when a YuNet ONNX file is given
+With the performer's body keypoints (a local pose model, `pose.model`; engine.pose), the face
+box per frame is the square around the head keypoints (nose, eyes, ears). Without them, a
+detector finds face boxes: cv2.FaceDetectorYN when a YuNet ONNX file is given
 (engine option `face_detector`), else OpenCV's bundled frontal-face Haar cascade where the
 installed OpenCV still has it (4.x; OpenCV 5 dropped CascadeClassifier: then no detector runs,
 the face video is the frame centre, and the note says how to get a track). The largest box is kept,
@@ -80,9 +82,17 @@ def track_faces(frames: Sequence[np.ndarray], detector: Detector, smoothing: flo
                 margin: float = 1.6) -> FaceTrack:
     """The smoothed face square per frame. `smoothing`: weight of the previous box (0: raw
     detections). `margin`: crop side over detected face side (the encoder wants the whole head)."""
+    return track_boxes([list(detector(frame)) for frame in frames], frames[0].shape[:2],
+                       smoothing, margin)
+
+
+def track_boxes(detections: Sequence[Sequence[tuple[float, float, float, float]]],
+                shape: tuple[int, int], smoothing: float = 0.6, margin: float = 1.6
+                ) -> FaceTrack:
+    """track_faces on face boxes found already (one list of (x, y, w, h) per frame, e.g.
+    `pose_face_boxes`); `shape`: the frames' (height, width)."""
     raw: list[tuple[float, float, float] | None] = []
-    for frame in frames:
-        boxes = list(detector(frame))
+    for boxes in detections:
         if not boxes:
             raw.append(None)
             continue
@@ -92,7 +102,7 @@ def track_faces(frames: Sequence[np.ndarray], detector: Detector, smoothing: flo
     detected = [r is not None for r in raw]
     first = next((r for r in raw if r is not None), None)
     if first is None:
-        h, w = frames[0].shape[:2]
+        h, w = shape
         first = (w / 2, h / 2, float(min(w, h)))
         notes.append(f"no face found in any of {len(raw)} driving frames; the face video is "
                      "the frame centre")
@@ -108,6 +118,30 @@ def track_faces(frames: Sequence[np.ndarray], detector: Detector, smoothing: flo
         boxes.append(box)
         previous = target
     return FaceTrack(boxes, detected, notes)
+
+
+def pose_face_boxes(keypoints: np.ndarray, min_score: float = 0.3
+                    ) -> list[list[tuple[float, float, float, float]]]:
+    """Face boxes (x, y, w, h) from COCO body keypoints (N, K, 3) (engine.pose.estimate): a
+    square around the confident head points (nose, eyes, ears), as wide as the farthest two of
+    them or 2.5 eye distances (a face seen from the side shows one ear), and at least a third of
+    the shoulder width. A frame with fewer than two confident head points has no box."""
+    result: list[list[tuple[float, float, float, float]]] = []
+    for points in np.asarray(keypoints, np.float32):
+        head = points[:5]
+        sure = head[head[:, 2] >= min_score, :2]
+        if len(sure) < 2:
+            result.append([])
+            continue
+        spread = float(max(np.hypot(*(a - b)) for i, a in enumerate(sure) for b in sure[i + 1:]))
+        side = spread
+        if head[1, 2] >= min_score and head[2, 2] >= min_score:
+            side = max(side, 2.5 * float(np.hypot(*(head[1, :2] - head[2, :2]))))
+        if len(points) > 6 and min(points[5, 2], points[6, 2]) >= min_score:
+            side = max(side, float(np.hypot(*(points[5, :2] - points[6, :2]))) / 3)
+        cx, cy = sure.mean(axis=0)
+        result.append([(float(cx - side / 2), float(cy - side / 2), side, side)])
+    return result
 
 
 def crop_square(frame: np.ndarray, box: tuple[float, float, float], size: int) -> np.ndarray:
@@ -137,12 +171,18 @@ def default_detector() -> tuple[Detector, str | None]:
 
 
 def face_video(frames: Sequence[np.ndarray], size: int, detector: Detector | None = None,
-               smoothing: float = 0.6) -> tuple[list[np.ndarray], list[str]]:
-    """The face crops (size x size) of `frames` and the notes on frames without a face."""
+               smoothing: float = 0.6, keypoints: np.ndarray | None = None
+               ) -> tuple[list[np.ndarray], list[str]]:
+    """The face crops (size x size) of `frames` and the notes on frames without a face. With
+    `keypoints` (the performer's body keypoints per frame, engine.pose.estimate), the face
+    follows the head keypoints and no detector runs."""
     why = None
-    if detector is None:
-        detector, why = default_detector()
-    track = track_faces(frames, detector, smoothing)
+    if keypoints is not None:
+        track = track_boxes(pose_face_boxes(keypoints), frames[0].shape[:2], smoothing)
+    else:
+        if detector is None:
+            detector, why = default_detector()
+        track = track_faces(frames, detector, smoothing)
     if why:
         track.notes.insert(0, why)
     return [crop_square(f, b, size) for f, b in zip(frames, track.boxes)], track.notes

@@ -11,84 +11,62 @@ call share one scale and a video's depth does not flicker from per-frame normali
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..base import EngineConfigError, EngineLoadError
+from ..local_models import cached_model, clear_models, model_folder, model_identity
 
 __all__ = ["estimate_depth", "depth_model_identity", "clear_depth_models"]
 
 # Frames per forward pass: bounds memory for long control videos.
 _BATCH = 8
-
-_models: dict[tuple[str, str], tuple[Any, Any]] = {}
-_lock = threading.Lock()
+_KEY, _KINDS = "depth.model", "depth estimation (Depth Anything / DPT)"
 
 
-def _model_folder(model: str | os.PathLike) -> Path:
-    if model is None or str(model).strip() == "":
-        raise EngineConfigError("depth.model is not set: give the folder of a local depth model "
-                                "(Depth Anything / DPT, saved with save_pretrained) in "
-                                "conf/config.yaml `depth: {model: ...}`")
-    folder = Path(model).expanduser()
-    if not folder.is_dir():
-        raise EngineConfigError(f"depth.model={str(model)!r}: no such folder; give the folder of "
-                                "a local depth model (Depth Anything / DPT) holding config.json "
-                                "and its weights; nothing is downloaded")
-    config = folder / "config.json"
-    if not config.is_file():
-        raise EngineConfigError(f"depth.model={str(model)!r}: the folder has no config.json, so "
-                                "it is not a transformers model folder; give a depth model "
-                                "saved with save_pretrained (Depth Anything / DPT)")
-    return folder
+def _model_folder(model: str | os.PathLike | None) -> Path:
+    return model_folder(model, _KEY, _KINDS)
 
 
 def _load(folder: Path, device: str) -> tuple[Any, Any]:
-    key = (str(folder.resolve()), device)
-    with _lock:
-        cached = _models.get(key)
-        if cached is not None:
-            return cached
-        # Imported here: engine/ must import without torch/transformers for the CPU-only paths.
-        import torch
-        from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
-        from transformers.models.auto.modeling_auto import MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES
+    return cached_model("depth", folder, device, lambda: _load_now(folder, device))
 
-        shown = str(folder)
-        try:
-            config = AutoConfig.from_pretrained(folder, local_files_only=True)
-        except (OSError, ValueError, KeyError) as exc:
-            raise EngineConfigError(f"depth.model={shown!r}: config.json is not a transformers "
-                                    f"config ({exc}); give a Depth Anything / DPT folder") from None
-        if config.model_type not in MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES:
-            known = ", ".join(sorted(MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES))
-            raise EngineConfigError(f"depth.model={shown!r}: model_type {config.model_type!r} is "
-                                    f"not a depth estimation model; expected one of: {known}")
-        try:
-            processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
-        except (OSError, ValueError, KeyError) as exc:
-            raise EngineConfigError(f"depth.model={shown!r}: no image processor config "
-                                    f"(preprocessor_config.json) in the folder ({exc}); save the "
-                                    "processor with the model (processor.save_pretrained)") from None
-        try:
-            net = AutoModelForDepthEstimation.from_pretrained(folder, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise EngineLoadError(f"depth.model={shown!r}: cannot load the weights: {exc}") from exc
-        net = net.to(torch.device(device)).eval()
-        _models[key] = (processor, net)
-        return processor, net
+
+def _load_now(folder: Path, device: str) -> tuple[Any, Any]:
+    # Imported here: engine/ must import without torch/transformers for the CPU-only paths.
+    import torch
+    from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
+    from transformers.models.auto.modeling_auto import MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES
+
+    shown = str(folder)
+    try:
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise EngineConfigError(f"depth.model={shown!r}: config.json is not a transformers "
+                                f"config ({exc}); give a Depth Anything / DPT folder") from None
+    if config.model_type not in MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES:
+        known = ", ".join(sorted(MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES))
+        raise EngineConfigError(f"depth.model={shown!r}: model_type {config.model_type!r} is "
+                                f"not a depth estimation model; expected one of: {known}")
+    try:
+        processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise EngineConfigError(f"depth.model={shown!r}: no image processor config "
+                                f"(preprocessor_config.json) in the folder ({exc}); save the "
+                                "processor with the model (processor.save_pretrained)") from None
+    try:
+        net = AutoModelForDepthEstimation.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise EngineLoadError(f"depth.model={shown!r}: cannot load the weights: {exc}") from exc
+    return processor, net.to(torch.device(device)).eval()
 
 
 def clear_depth_models() -> None:
     """Forget the loaded depth models (tests; freeing GPU memory between runs)."""
-    with _lock:
-        _models.clear()
+    clear_models("depth")
 
 
 def estimate_depth(images: np.ndarray, model: str | os.PathLike, device: str = "cpu"
@@ -130,13 +108,5 @@ def estimate_depth(images: np.ndarray, model: str | os.PathLike, device: str = "
 
 
 def depth_model_identity(model: str | os.PathLike) -> dict[str, Any]:
-    """What about the depth model changes its output, for content keys: a hash of its config and
-    the names and sizes of its weight files (no paths: keys must match across machines)."""
-    folder = _model_folder(model)
-    digest = hashlib.sha256()
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    digest.update(json.dumps(config, sort_keys=True).encode())
-    for path in sorted(folder.iterdir()):
-        if path.suffix in (".safetensors", ".bin") and path.is_file():
-            digest.update(f"{path.name}:{path.stat().st_size}".encode())
-    return {"model_type": config.get("model_type"), "sha256": digest.hexdigest()[:16]}
+    """What about the depth model changes its output, for content keys (no paths)."""
+    return model_identity(_model_folder(model))

@@ -108,6 +108,7 @@ def settings_from_config(cfg: DictConfig, cwd: str, cli_overrides: list[str]) ->
         images=dict(data["images"] or {}),
         keyframes=dict(data.get("keyframes") or {}),
         depth=dict(data.get("depth") or {}),
+        pose=dict(data.get("pose") or {}),
         disk_check=data["disk_check"],
         progress=data["progress"],
         watch=data["watch"],

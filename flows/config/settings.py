@@ -92,6 +92,9 @@ class RenderSettings:
     # Depth estimation (`depth:`): the local depth model's folder for `depth: estimate` shots
     # and depth control videos.
     depth: dict[str, Any] = _default("depth")
+    # Pose estimation (`pose:`): the local ViTPose model's folder for pose control videos and
+    # wan_animate's driving videos.
+    pose: dict[str, Any] = _default("pose")
     disk_check: bool = _default("disk_check")  # refuse a render the free disk cannot hold
     # What the manifest embedded in the videos may carry (`provenance:`).
     provenance: dict[str, Any] = _default("provenance")

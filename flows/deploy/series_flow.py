@@ -26,6 +26,7 @@ from flows.deploy.series_summary import (EpisodeResult, artifact_key, artifact_m
                                          summary_lines)
 from flows.pipeline import notify, run_meta
 from flows.pipeline.flow import run_flow
+from flows.pipeline.progress_view import run_log
 from flows.runtime.prefect_api import cancel_on_sigterm
 
 # How often a series run polls the episode runs it dispatched (seconds).
@@ -33,8 +34,10 @@ POLL_S = float(os.environ.get("REELFORGE_SERIES_POLL_S", "2"))
 
 
 def report(line: str) -> None:
+    """A console line of the series run, also an INFO log of its flow run (the Logs tab)."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
+    run_log(line)
 
 
 def _one_line(exc: BaseException | str) -> str:

@@ -91,6 +91,9 @@ def prepare(settings: RenderSettings) -> Prepared:
     # The depth model control videos of kind depth extract with (config `depth: {model: ...}`).
     depth = getattr(settings, "depth", None) or {}
     options.depth_model = (depth.get("model") if isinstance(depth, Mapping) else None) or None
+    # The pose model pose control and wan_animate's driving videos use (`pose: {model: ...}`).
+    pose = getattr(settings, "pose", None) or {}
+    options.pose_model = (pose.get("model") if isinstance(pose, Mapping) else None) or None
     options.cache_dir = layout(settings).cache_dir  # audio.reactive's analysis is kept there
     configured_fallback = (settings.engine or {}).get("fallback")
     options.fallback = (configured_fallback.get("name") if isinstance(configured_fallback, Mapping)

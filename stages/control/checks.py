@@ -8,19 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.base import EngineConfigError
+from engine.depth.estimate import depth_model_identity
+from engine.pose.estimate import pose_model_identity
 from engine.registry import available_engines, engine_spec
 from stages.media.probe import video_info
 from stages.storyboard.checks.shot import VIDEO_SUFFIXES
 from stages.storyboard.image_refs import ImageRefError
 from stages.storyboard.resolve import resolve_shot
-
-# Why `kind: pose` is refused, and what would make it work (README "Control videos").
-POSE_UNAVAILABLE = (
-    "control kind 'pose' is not available: it needs a pose estimator (e.g. rtmlib with "
-    "onnxruntime and local RTMPose + YOLOX ONNX weights, or controlnet_aux's OpenPose with local "
-    "weights), and reelforge ships none, since both fetch their weights from the internet by "
-    "default; use kind depth, canny, gray or flow, or give a ready-made pose video as "
-    "`driving_video` to wan_animate")
 
 
 def control_engines() -> list[str]:
@@ -28,24 +22,35 @@ def control_engines() -> list[str]:
     return [name for name in available_engines() if engine_spec(name).control]
 
 
-def check_depth_model(depth_model: str | None) -> str | None:
-    """Why the config's depth.model cannot serve depth control, or None when it can."""
-    if not depth_model:
-        return ("control kind 'depth' needs a local depth model: set `depth: {model: FOLDER}` "
-                "in conf/config.yaml (or depth.model=FOLDER on the command line) to a "
-                "transformers depth-estimation folder (Depth Anything, DPT); nothing is "
-                "downloaded")
-    try:
-        from engine.depth.estimate import depth_model_identity
+# The control kinds that run a local model: its config key, what it is, and its identity check.
+MODEL_KINDS = {
+    "depth": ("depth.model", "a local depth model", "a transformers depth-estimation folder "
+              "(Depth Anything, DPT)", depth_model_identity),
+    "pose": ("pose.model", "a local pose model", "a transformers ViTPose folder (the model and "
+             "its image processor)", pose_model_identity),
+}
 
-        depth_model_identity(depth_model)
+
+def check_model(kind: str, folder: str | None) -> str | None:
+    """Why the configured model cannot serve control kind `kind` (depth, pose), or None when
+    it can (or the kind needs no model)."""
+    if kind not in MODEL_KINDS:
+        return None
+    key, what, holds, identity = MODEL_KINDS[kind]
+    section, _, field = key.partition(".")
+    if not folder:
+        return (f"control kind {kind!r} needs {what}: set `{section}: {{{field}: FOLDER}}` in "
+                f"conf/config.yaml (or {key}=FOLDER on the command line) to {holds}; nothing "
+                "is downloaded")
+    try:
+        identity(folder)
     except (EngineConfigError, OSError, ValueError) as exc:
-        return f"control kind 'depth': {exc}"
+        return f"control kind {kind!r}: {exc}"
     return None
 
 
 def check_control(checker: Any, index: int, shot: Any, defaults: Any, fps: int,
-                  depth_model: str | None = None) -> None:
+                  depth_model: str | None = None, pose_model: str | None = None) -> None:
     """Problems with shot `index`'s control (its own or inherited from `defaults:`)."""
     rs = resolve_shot(shot, defaults)
     control = rs.control
@@ -63,12 +68,10 @@ def check_control(checker: Any, index: int, shot: Any, defaults: Any, fps: int,
     if where in done:
         return
     done.add(where)
-    if control.kind == "pose":
-        checker.add(where + ("kind",), POSE_UNAVAILABLE)
-    elif control.kind == "depth":
-        problem = check_depth_model(depth_model)
-        if problem:
-            checker.add(where + ("kind",), problem)
+    problem = check_model(control.kind, {"depth": depth_model, "pose": pose_model}
+                          .get(control.kind))
+    if problem:
+        checker.add(where + ("kind",), problem)
     _check_clip(checker, where, control, rs.seconds(fps), shot.id)
 
 

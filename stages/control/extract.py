@@ -8,7 +8,8 @@ RGB (H, W, 3) frames in order, streaming (memory: a chunk of frames for depth, t
   frame's diagonal per frame, a fixed scale so that chunks and shots compare); the last frame
   repeats the flow into it;
 - depth: a local transformers depth model (engine.depth.estimate), grey, white = near;
-- pose: not available (stages.control.checks refuses it before anything renders).
+- pose: a local transformers ViTPose model (engine.pose.estimate) finds the performer's body
+  keypoints, drawn as the OpenPose-style skeleton on black (engine.pose.draw).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 CANNY_LOW, CANNY_HIGH = 100, 200
 FLOW_FULL_SCALE = 0.05  # flow of 5% of the diagonal per frame is drawn at full brightness
-DEPTH_CHUNK = 32  # frames per depth call: the model normalises depth over one call
+MODEL_CHUNK = 32  # frames per depth or pose call (depth is normalised over one call)
 
 Frames = Iterable[np.ndarray]
 
@@ -71,7 +72,7 @@ def depth(frames: Frames, model: str | os.PathLike, device: str = "cpu") -> Iter
 
     source = iter(frames)
     while True:
-        chunk = list(itertools.islice(source, DEPTH_CHUNK))
+        chunk = list(itertools.islice(source, MODEL_CHUNK))
         if not chunk:
             return
         maps = estimate_depth(np.stack(chunk), model, device)
@@ -80,13 +81,29 @@ def depth(frames: Frames, model: str | os.PathLike, device: str = "cpu") -> Iter
             yield cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
 
 
+def pose(frames: Frames, model: str | os.PathLike, device: str = "cpu") -> Iterator[np.ndarray]:
+    from engine.pose.draw import draw_pose
+    from engine.pose.estimate import estimate_poses
+
+    source = iter(frames)
+    while True:
+        chunk = list(itertools.islice(source, MODEL_CHUNK))
+        if not chunk:
+            return
+        height, width = chunk[0].shape[:2]
+        for points in estimate_poses(np.stack(chunk), model, device):
+            yield draw_pose(points, width, height)
+
+
 def extractor(kind: str, model: str | os.PathLike | None = None, device: str = "cpu"
               ) -> Callable[[Frames], Iterator[np.ndarray]]:
     """The function that turns source frames into `kind` control frames."""
     if kind == "depth":
         return lambda frames: depth(frames, model, device)
+    if kind == "pose":
+        return lambda frames: pose(frames, model, device)
     plain = {"gray": gray, "canny": canny, "flow": flow}
     if kind not in plain:
-        raise ValueError(f"control kind {kind!r} cannot be extracted here (kinds: depth, "
+        raise ValueError(f"control kind {kind!r} cannot be extracted here (kinds: depth, pose, "
                          f"{', '.join(plain)})")
     return plain[kind]

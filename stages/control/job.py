@@ -2,7 +2,7 @@
 
 Every field changes the control frames a segment is given (the source's bytes through `video`,
 which the key hashes), so all of them are key material; the depth model's folder is not (an
-absolute path), its identity is (`model`).
+absolute path), its identity is (`model`); so is the pose model's.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ EXTRACT_REVISION = 1
 @dataclass(frozen=True)
 class ControlJob:
     video: Path  # the confined control clip (validation resolved it); keyed by its bytes
-    kind: str  # depth | canny | gray | flow
+    kind: str  # depth | canny | gray | flow | pose
     strength: float  # 0..1: VACE's conditioning scale, the preview's blend
     start: float  # seconds into the clip of the shot's first frame
     fps: int
@@ -30,7 +30,7 @@ class ControlJob:
     # The shot frame this segment's frame 0 is (-1: a chained shot's first frame, which repeats
     # the previous shot's; it takes control frame 0).
     offset: int
-    model: Any = None  # the depth model's identity (engine.depth.estimate.depth_model_identity)
+    model: Any = None  # the depth or pose model's identity (engine.local_models.model_identity)
 
     def clip_key(self, video_sha: str) -> str:
         """The cache key of the shot's extracted control clip: the source bytes and every

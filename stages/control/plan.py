@@ -14,10 +14,11 @@ from stages.control.job import ControlJob
 
 
 @functools.lru_cache(maxsize=8)
-def _depth_identity(model: str) -> Any:
+def _identity(kind: str, model: str) -> Any:
     from engine.depth.estimate import depth_model_identity
+    from engine.pose.estimate import pose_model_identity
 
-    return depth_model_identity(model)
+    return (depth_model_identity if kind == "depth" else pose_model_identity)(model)
 
 
 def control_job(vs: Any, rs: Any, cursor: int, shot_frames: int) -> ControlJob | None:
@@ -26,20 +27,22 @@ def control_job(vs: Any, rs: Any, cursor: int, shot_frames: int) -> ControlJob |
     control = rs.control
     if control is None or not vs.engine.control:
         return None
-    model = depth_model(vs) if control.kind == "depth" else None
+    model = kind_model(vs, control.kind)
     return ControlJob(
         video=vs.image_path(control.video), kind=control.kind, strength=control.strength,
         start=control.start, fps=vs.fps, width=vs.width, height=vs.height,
         shot_frames=shot_frames, offset=cursor,
-        model=_depth_identity(str(model)) if model is not None else None)
+        model=_identity(control.kind, str(model)) if model is not None else None)
 
 
-def depth_model(vs: Any) -> Path | None:
-    """The configured depth model's folder (`depth.model`), as validation saw it."""
-    model = getattr(vs, "depth_model", None)
-    return Path(model) if model else None
+def kind_model(vs: Any, kind: str) -> Path | None:
+    """The configured model folder control kind `kind` extracts with (`depth.model` for depth,
+    `pose.model` for pose), as validation saw it; None for kinds without a model."""
+    folder = {"depth": getattr(vs, "depth_model", None),
+              "pose": getattr(vs, "pose_model", None)}.get(kind)
+    return Path(folder) if folder else None
 
 
 def control_model(vs: Any, job: ControlJob | None) -> Path | None:
-    """The weights a segment's control extraction loads (depth), or None."""
-    return depth_model(vs) if job is not None and job.kind == "depth" else None
+    """The weights a segment's control extraction loads (depth, pose), or None."""
+    return kind_model(vs, job.kind) if job is not None else None

@@ -10,6 +10,7 @@ frame, and identity would drift from shot to shot.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,23 @@ def planned_shot(engine: Any, rs: ResolvedShot) -> ResolvedShot:
     if not (rs.chained and is_animate(engine, rs)):
         return rs
     return replace(rs, shot=rs.shot.model_copy(update={"start": None}))
+
+
+@functools.lru_cache(maxsize=8)
+def _pose_identity(model: str) -> tuple:
+    from engine.pose.estimate import pose_model_identity
+
+    return tuple(sorted(pose_model_identity(model).items()))
+
+
+def animate_pose(vs: Any, engine: Any, rs: ResolvedShot) -> tuple[Any, Path | None]:
+    """(the key material, the folder) of the pose model that reads an animate shot's driving
+    video (`pose.model`); (None, None) for other shots, or without a pose model (the driving
+    video is then the pose video as given)."""
+    model = getattr(vs, "pose_model", None)
+    if not model or not is_animate(engine, rs):
+        return None, None
+    return _pose_identity(str(model)), Path(model)
 
 
 def cast_reference(vs: Any, rs: ResolvedShot) -> Path | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.base import LoraRef
 from stages.control.plan import control_job, control_model
-from stages.plan.animate import cast_reference, is_animate, planned_shot
+from stages.plan.animate import animate_pose, cast_reference, is_animate, planned_shot
 from stages.plan.bridges import with_bridges
 from stages.audio.schedules import ReactivePlan, reactive_plan
 from stages.plan.camera import camera_path
@@ -122,6 +122,7 @@ def _shot_jobs(vs: ValidatedStoryboard, rs: ResolvedShot, pieces, chain: Chain, 
     # An input video the engine ignores is never opened (nor hashed into the key).
     source = _image_path(vs, rs.source_video) if "source_video" in vs.engine.honours else None
     driving = _image_path(vs, rs.driving_video) if "driving_video" in vs.engine.honours else None
+    pose, pose_model = animate_pose(vs, vs.engine, rs)
     jobs: list[SegmentJob] = []
     for index, (seg, frames) in enumerate(pieces):
         frame_cursor = cursors[index]
@@ -180,6 +181,7 @@ def _shot_jobs(vs: ValidatedStoryboard, rs: ResolvedShot, pieces, chain: Chain, 
             end_keyframe=end_keyframe,
             control=control_job(vs, rs, frame_cursor, total_frames),
             depth=depth, depth_model=depth_model_folder(vs, depth),
+            pose=pose, pose_model=pose_model,
         )
         job = replace(job, control_model=control_model(vs, job.control))
         jobs.append(ctx.add(job))

@@ -120,6 +120,12 @@ class SegmentJob:
     # The estimator's folder is a local path (its identity is in `depth.model`): not keyed.
     depth: DepthJob | None = None
     depth_model: Path | None = not_keyed(default=None)
+    # An animate shot's pose (stages.plan.animate): with `pose.model` configured, the engine is
+    # given the driving video's keypoints and draws the pose video from them. The model's
+    # identity is keyed (None: the driving video is the pose video as given, keys unchanged);
+    # its folder is a local path, not keyed.
+    pose: Any = None
+    pose_model: Path | None = not_keyed(default=None)
 
     @property
     def ref(self) -> SegmentRef:

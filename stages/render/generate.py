@@ -130,7 +130,7 @@ def adapt_request(request: GenerationRequest, engine: Engine, stills: Engine | N
     mode_note = adapted_mode(request, spec, stills is not None)
     if mode_note is not None:
         if request.mode == "animate":  # the character (cast or shot image), never a pose frame
-            request = replace(request, driving_video=None)
+            request = replace(request, driving_video=None, driving_pose=None)
         elif request.mode == "v2v":  # the source frame at the segment's start
             request = replace(request, start_image=np.asarray(request.source_video[0]),
                               source_video=None)

@@ -155,6 +155,7 @@ def build_request(job: SegmentJob, upstream: SegmentResult | None,
         if path is not None and (honours is None or name in honours)
     }
     return GenerationRequest(
+        driving_pose=driving_pose(job, videos.get("driving_video")),
         prompt=job.prompt, negative=job.negative, width=job.width, height=job.height,
         num_frames=job.frames, fps=job.fps, seed=job.seed, start_image=start, end_image=end,
         camera=job.camera, shot_id=job.shot_id, segment_index=job.index, params=job.params,
@@ -162,6 +163,19 @@ def build_request(job: SegmentJob, upstream: SegmentResult | None,
         reference_images=load_references(job.references), **videos, **chained,
         depth=load_depth(job.depth, job.depth_model, job.width, job.height),
     )
+
+
+def driving_pose(job: SegmentJob, driving: np.ndarray | None) -> np.ndarray | None:
+    """The performer's keypoints in the segment's driving frames (an animate shot with
+    `pose.model`), or None. On the CPU, like depth estimates: the same numbers on every worker."""
+    if job.pose is None or driving is None:
+        return None
+    if job.pose_model is None:
+        raise ValueError(f"segment {job.label}: a pose was planned without the pose model's "
+                         "folder; set pose.model in conf/config.yaml")
+    from engine.pose.estimate import estimate_poses
+
+    return estimate_poses(driving, job.pose_model, device="cpu")
 
 
 def _keyframe(job: SegmentJob, key: str | None, keyframes: Mapping[str, Path]) -> Path:

@@ -34,6 +34,7 @@ from stages.storyboard.checks.episode import (
     check_transitions,
 )
 from stages.storyboard.checks.cast import CastChecks
+from stages.storyboard.checks.animate import check_animate_pose
 from stages.storyboard.checks.depth import check_depth
 from stages.storyboard.checks.fallback import fallback_warnings
 from stages.control.checks import check_control
@@ -83,6 +84,7 @@ class ValidatedStoryboard:
     audio_analysis: Any = None  # stages.audio.analysis.AudioAnalysis with `audio.reactive`
     keyframes_engine: str | None = None  # the config's keyframes.engine (resolve.keyframe_engine)
     depth_model: str | None = None  # the config's depth.model (control videos of kind depth)
+    pose_model: str | None = None  # the config's pose.model (pose control, animate driving)
 
     @property
     def base_dir(self) -> Path:
@@ -121,6 +123,9 @@ class ValidateOptions:
     fallback: str | None = None
     # The config's depth.model: the local depth model `control: {kind: depth}` extracts with.
     depth_model: str | None = None
+    # The config's pose.model: the local pose model of `control: {kind: pose}` and of
+    # wan_animate's driving videos.
+    pose_model: str | None = None
     # The cache folder: `audio.reactive`'s analysis is kept there as JSON (None: in memory only).
     cache_dir: Path | None = None
 
@@ -209,8 +214,10 @@ def validate_storyboard(
                                             f"shots[{seen[shot.id]}])")
         seen.setdefault(shot.id, i)
         checker.shot(i, shot, model.defaults, fps)
-        check_control(checker, i, shot, model.defaults, fps, options.depth_model)
+        check_control(checker, i, shot, model.defaults, fps, options.depth_model,
+                      options.pose_model)
         check_depth(checker, i, shot, model.defaults, options.depth_model)
+    check_animate_pose(checker, model, options.pose_model)
     check_generated_transitions(checker, model.shots, model.defaults)
     check_transitions(checker, model.shots, model.defaults, fps)
     check_profiles(checker, model, options.profiles)
@@ -280,4 +287,5 @@ def validate_storyboard(
         images=dict(checker.resolver.resolved), warnings=checker.warnings, audio=audio,
         audio_analysis=analysis,
         keyframes_engine=options.keyframes_engine, depth_model=options.depth_model,
+        pose_model=options.pose_model,
     )

@@ -68,6 +68,37 @@ def wait_for_runs(client, run_ids, stack: LocalPrefect, timeout: float = 240) ->
         time.sleep(0.5)
 
 
+def logs_and_artifacts(client, run_id) -> tuple[list[str], set[str]]:
+    """What the run's Logs and Artifacts tabs show: its log messages and artifact keys. A
+    worker's flow-run process sends its logs before it exits, so they are all there once the
+    run is final."""
+    from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId,
+                                                LogFilter, LogFilterFlowRunId)
+
+    logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])),
+                            limit=200)
+    artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+        flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+    return [entry.message for entry in logs], {a.key for a in artifacts if a.key}
+
+
+def assert_render_run_labelled(client, run, storyboard: str, series: str | None = None) -> None:
+    """A worker's render run as the UI shows it: named and tagged like a command-line render,
+    the console lines in its logs, the report and pictures artifacts (issue 16)."""
+    expected = f"{series}/{storyboard}" if series else storyboard
+    assert run.name == expected, (run.name, expected)
+    tags = {"reelforge", f"storyboard:{storyboard}", f"engine:{NAME}"}
+    tags |= {f"series:{series}"} if series else set()
+    assert tags <= set(run.tags), run.tags
+    if not series:
+        assert not any(t.startswith("series:") for t in run.tags), run.tags
+    messages, keys = logs_and_artifacts(client, run.id)
+    assert any(m.startswith(f"Rendering {storyboard}:") for m in messages), messages[:5]
+    assert any("episode written" in m for m in messages), messages[-5:]
+    assert {f"render-{storyboard}", f"render-{storyboard}-report",
+            f"render-{storyboard}-pictures"} <= keys, keys
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("prefect-stack")
@@ -138,6 +169,17 @@ def test_series_deployment_spreads_over_gpu_workers_without_rendering_twice(stac
         renders = [r for r in client.read_flow_runs() if r.deployment_id and
                    r.parent_task_run_id and r.name.startswith("demo/")]
         assert len(renders) == 4 and all(r.state.is_completed() for r in renders)
+        # Names, tags, logs and artifacts, as the UI shows them: the series runs ...
+        for run in runs:
+            assert run.name == "series demo", run.name
+            assert {"reelforge", "series:demo"} <= set(run.tags), run.tags
+            messages, keys = logs_and_artifacts(client, run.id)
+            assert any(m.startswith("Series demo: 2 episodes") for m in messages), messages
+            assert "series-demo" in keys, keys
+        # ... and the episode runs the GPU workers rendered.
+        assert sorted(r.name for r in renders) == ["demo/sa", "demo/sa", "demo/sb", "demo/sb"]
+        for run in renders:
+            assert_render_run_labelled(client, run, run.name.split("/")[1], series="demo")
         limits = {limit.name for limit in client.read_global_concurrency_limits()}
         artifact = client.read_artifacts()  # newest versions first per key
     calls = read_calls(stack.paths["log"])
@@ -211,6 +253,7 @@ def test_render_deployment_with_overrides_renders_what_the_cli_would(stack):
         assert client.read_flow_run(run_id).parameters == {"storyboard": "sa", "overrides": extra}
         (run,) = wait_for_runs(client, [run_id], stack)
         assert run.state.is_completed(), (run.state.message, stack.log("gpu0"), stack.log("gpu1"))
+        assert_render_run_labelled(client, run, "sa")  # named `sa`, tagged, logs, artifacts
     calls = read_calls(stack.paths["log"])[before:]
     assert {(c["shot"], c["width"], c["fps"]) for c in calls} == {("intro", 96, 12), ("a1", 96, 12)}
     manifest = json.loads((stack.paths["shared"] / "renders" / "sa" / "manifest.json").read_text())

@@ -29,3 +29,12 @@ def write_square_clip(path: Path, frames: int = 12, fps: int = 8, width: int = 6
         for frame in square_frames(frames, width, height):
             out.write(frame)
     return path
+
+
+def write_frames(path: Path, frames: np.ndarray, fps: int = 8) -> Path:
+    """uint8 (T, H, W, 3) `frames` as a lossless FFV1 .mkv."""
+    height, width = frames.shape[1:3]
+    with VideoWriter(path, width, height, fps, codec="ffv1") as out:
+        for frame in frames:
+            out.write(frame)
+    return path

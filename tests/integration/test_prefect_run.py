@@ -85,9 +85,12 @@ def test_a_render_run_is_named_tagged_pictured_linked_and_notified(tmp_path: Pat
     assert pictures.count("](data:image/jpeg;base64,") >= 3, pictures[:300]  # sheet + 2 shots
     assert "| one | ![" in pictures and "| two | ![" in pictures
     assert len(pictures) < 700_000
-    # The console lines as run logs come from flows/pipeline/progress.py; whatever Prefect
-    # has, it belongs to this run.
+    # The console lines as run logs (flows/pipeline/progress.py): the Logs tab is not empty.
     assert all(entry.flow_run_id == run.id for entry in logs)
+    messages = [entry.message for entry in logs]
+    assert any(m.startswith("Rendering tiny: 2 shots") for m in messages), messages[:5]
+    assert any("episode written" in m for m in messages), messages[-5:]
+    assert by_key["render-tiny"].type == "progress", by_key["render-tiny"].type
 
     manifest = json.loads((work / "renders" / "tiny" / "manifest.json").read_text())
     assert manifest["run_url"].endswith(f"/runs/flow-run/{run.id}"), manifest.get("run_url")
@@ -118,6 +121,7 @@ def test_ctrl_c_ends_the_run_cancelled_and_notifies(tmp_path: Path, hook):
 
     run = _our_run(work)
     assert run.state is not None and run.state.type.value == "CANCELLED", run.state
+    assert run.name == "tiny" and "storyboard:tiny" in run.tags, (run.name, run.tags)
     assert "Ctrl-C" in (run.state.message or ""), run.state.message
     assert len(received) == 1, received
     assert "status: cancelled" in received[0]["message"], received[0]

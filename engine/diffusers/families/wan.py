@@ -295,12 +295,14 @@ class WanV2V(_Wan):
 class WanAnimate(_Wan):
     """Wan Animate: the reference image's character performs the storyboard's `driving_video`.
 
-    - pose video: the driving video as given (a pose rendering, as Wan-Animate's preprocessing
-      produces; no pose model runs here);
-    - face video: a face track of the driving video (engine.face_track: YuNet with option
-      `face_detector: <onnx file>`, else OpenCV's Haar cascade where the installed OpenCV has
-      it, else the frame centre with a logged note), smoothed and cropped square
-      at the transformer's `motion_encoder_size`;
+    - pose video: with the performer's keypoints (`request.driving_pose`, from the local pose
+      model `pose.model`), the OpenPose-style skeleton drawn from them (engine.pose.draw);
+      without, the driving video as given (a ready-made pose rendering);
+    - face video: a face track of the driving video, smoothed and cropped square at the
+      transformer's `motion_encoder_size` (engine.face_track): around the head keypoints when
+      there are keypoints, else from a detector (YuNet with option `face_detector: <onnx
+      file>`, else OpenCV's Haar cascade where the installed OpenCV has it, else the frame
+      centre with a logged note);
     - reference: the request's start image, which the plan keeps at the shot's image (or cast
       image) for the whole shot: never a previous segment's last frame, so identity cannot drift;
     - long shots: one call over the whole driving video; the pipeline renders windows of
@@ -344,9 +346,17 @@ class WanAnimate(_Wan):
         if request.start_image is None or request.driving_video is None:
             raise EngineError(f"segment {request.shot_id}_{request.segment_index}: wan_animate "
                               f"needs a start image and a driving_video")
-        pose = list(request.driving_video)
+        driving = list(request.driving_video)
         size = int(getattr(pipe.transformer.config, "motion_encoder_size", self.FACE))
-        faces, notes = face_video(pose, size, self.detector())
+        keypoints = request.driving_pose
+        if keypoints is None:
+            pose = driving
+            faces, notes = face_video(driving, size, self.detector())
+        else:
+            from ...pose.draw import draw_pose
+
+            pose = [draw_pose(points, request.width, request.height) for points in keypoints]
+            faces, notes = face_video(driving, size, keypoints=keypoints)
         for note in notes:
             logging.getLogger(__name__).warning("segment %s_%s: %s", request.shot_id,
                                                 request.segment_index, note)

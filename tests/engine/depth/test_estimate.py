@@ -32,10 +32,12 @@ def test_estimate_shape_range_and_cache(tiny_model, monkeypatch):
     assert depth.shape == (3, 48, 64) and depth.dtype == np.float32
     # Normalised over the whole call: one frame holds 1 and one holds 0.
     assert depth.min() == 0.0 and depth.max() == 1.0
-    loaded = dict(estimate._models)
+    from engine import local_models
+
+    loaded = dict(local_models._models)
     again = estimate_depth(images, str(tiny_model))
     assert np.array_equal(depth, again)
-    assert dict(estimate._models) == loaded  # loaded once per folder
+    assert dict(local_models._models) == loaded  # loaded once per folder
     assert depth_model_identity(tiny_model) == depth_model_identity(str(tiny_model))
 
 

@@ -64,9 +64,12 @@ def test_a_clip_shorter_than_the_shot_warns(tmp_path):
     assert any("last frame is held" in w for w in vs.warnings)
 
 
-def test_pose_says_what_it_needs_and_depth_needs_a_model(tmp_path):
+def test_pose_and_depth_need_their_models(tmp_path):
     [line] = problems(board(tmp_path, {"video": "dance.mp4", "kind": "pose"}))
-    assert "pose estimator" in line and "rtmlib" in line
+    assert "shots[0].control.kind" in line and "pose.model" in line and "ViTPose" in line
+    [line] = problems(board(tmp_path, {"video": "dance.mp4", "kind": "pose"}),
+                      pose_model=str(tmp_path / "no-model"))
+    assert "pose.model" in line and "no such folder" in line
     [line] = problems(board(tmp_path, {"video": "dance.mp4", "kind": "depth"}))
     assert "depth.model" in line
     [line] = problems(board(tmp_path, {"video": "dance.mp4", "kind": "depth"}),

@@ -70,12 +70,31 @@ def test_depth_uses_the_depth_estimator_in_chunks_white_near(monkeypatch):
             images.shape[1], 1).repeat(len(images), 0)
 
     monkeypatch.setattr("engine.depth.estimate.estimate_depth", fake)
-    monkeypatch.setattr(extract, "DEPTH_CHUNK", 4)
+    monkeypatch.setattr(extract, "MODEL_CHUNK", 4)
     out = list(extract.extractor("depth", "models/depth")(iter(square_frames(6))))
     assert [c[0] for c in calls] == [4, 2] and calls[0][1] == "models/depth"
     assert out[0][0, -1, 0] == 255 and out[0][0, 0, 0] == 0
 
 
-def test_pose_is_not_extracted_here():
+def test_pose_is_the_skeleton_of_the_keypoints_chunk_by_chunk(monkeypatch):
+    from engine.pose.draw import draw_pose
+    from tests.helpers.pose_scenes import performer_frames
+
+    frames, points = performer_frames(6)
+    calls = []
+
+    def fake(images, model, device="cpu"):
+        calls.append((len(images), model))
+        start = sum(c[0] for c in calls[:-1])
+        return points[start:start + len(images)]
+
+    monkeypatch.setattr("engine.pose.estimate.estimate_poses", fake)
+    monkeypatch.setattr(extract, "MODEL_CHUNK", 4)
+    out = list(extract.extractor("pose", "models/pose")(iter(frames)))
+    assert [c[0] for c in calls] == [4, 2] and calls[0][1] == "models/pose"
+    assert all(np.array_equal(o, draw_pose(p, 128, 112)) for o, p in zip(out, points))
+
+
+def test_an_unknown_kind_is_not_extracted():
     with pytest.raises(ValueError, match="pose"):
-        extract.extractor("pose")
+        extract.extractor("normals")

@@ -16,8 +16,9 @@ from stages.plan.job_keys import ENTRIES, KeyContext, key_payload, segment_key
 from stages.plan.model import FrameRef, SegmentJob, SegmentRef, StartCondition
 
 # Fields that must not change a segment's key, each with the reason in stages/plan/model.py.
-# depth_model: the estimator's local folder; its identity is keyed in `depth.model`.
-NOT_KEYED = {"key", "prompt_from", "trim_end", "profile", "cast", "control_model", "depth_model"}
+# depth_model, pose_model: the estimators' local folders; their identities are keyed.
+NOT_KEYED = {"key", "prompt_from", "trim_end", "profile", "cast", "control_model", "depth_model",
+             "pose_model"}
 
 
 def ctx() -> KeyContext:
@@ -62,6 +63,7 @@ CHANGED = {
     "control": ControlJob(video=Path("/x/dance.mp4"), kind="depth", strength=0.8, start=2.0,
                           fps=16, width=64, height=64, shot_frames=17, offset=0),
     "depth": DepthJob(file=Path("/x/cliff_depth.png")),
+    "pose": (("model_type", "vitpose"), ("sha256", "0123456789abcdef")),
 }
 
 
@@ -87,7 +89,7 @@ def test_fields_marked_not_keyed_leave_the_key_alone(name):
     job = full_job()
     other = {"key": "x", "prompt_from": 2.0, "trim_end": 1, "profile": "draft",
              "cast": ("keeper",), "control_model": Path("/models/depth"),
-             "depth_model": Path("/models/depth")}[name]
+             "depth_model": Path("/models/depth"), "pose_model": Path("/models/pose")}[name]
     assert segment_key(dataclasses.replace(job, **{name: other}), ctx()) \
         == segment_key(job, ctx())
 

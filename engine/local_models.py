@@ -1,0 +1,71 @@
+"""Local transformers model folders for the helper models (depth, pose): the folder checks, the
+per-process model cache and the identity that enters content keys.
+
+Like every model in reelforge, these load from a folder saved with save_pretrained: nothing
+downloads, and a missing or wrong folder is an EngineConfigError naming the config key
+(`depth.model`, `pose.model`) and what belongs there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from .base import EngineConfigError
+
+__all__ = ["model_folder", "model_identity", "cached_model", "clear_models"]
+
+_models: dict[tuple[str, str, str], Any] = {}
+_lock = threading.Lock()
+
+
+def model_folder(model: str | os.PathLike | None, key: str, kinds: str) -> Path:
+    """The folder config key `key` names, checked to hold a transformers config. `kinds`: what
+    belongs there, for the messages (e.g. "Depth Anything / DPT")."""
+    if model is None or str(model).strip() == "":
+        section, _, field = key.partition(".")
+        raise EngineConfigError(f"{key} is not set: give the folder of a local {kinds} model "
+                                f"(saved with save_pretrained) in conf/config.yaml "
+                                f"`{section}: {{{field}: ...}}`")
+    folder = Path(model).expanduser()
+    if not folder.is_dir():
+        raise EngineConfigError(f"{key}={str(model)!r}: no such folder; give the folder of a "
+                                f"local {kinds} model holding config.json and its weights; "
+                                "nothing is downloaded")
+    if not (folder / "config.json").is_file():
+        raise EngineConfigError(f"{key}={str(model)!r}: the folder has no config.json, so it is "
+                                f"not a transformers model folder; give a {kinds} model saved "
+                                "with save_pretrained")
+    return folder
+
+
+def model_identity(folder: Path) -> dict[str, Any]:
+    """What about a model folder changes its output, for content keys: a hash of its config and
+    the names and sizes of its weight files (no paths: keys must match across machines)."""
+    digest = hashlib.sha256()
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    digest.update(json.dumps(config, sort_keys=True).encode())
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".safetensors", ".bin") and path.is_file():
+            digest.update(f"{path.name}:{path.stat().st_size}".encode())
+    return {"model_type": config.get("model_type"), "sha256": digest.hexdigest()[:16]}
+
+
+def cached_model(kind: str, folder: Path, device: str, load: Callable[[], Any]) -> Any:
+    """`load()`'s result, loaded once per process for (kind, folder, device)."""
+    key = (kind, str(folder.resolve()), device)
+    with _lock:
+        if key not in _models:
+            _models[key] = load()
+        return _models[key]
+
+
+def clear_models(kind: str | None = None) -> None:
+    """Forget loaded models (of `kind`, or all): tests, and freeing GPU memory between runs."""
+    with _lock:
+        for key in [k for k in _models if kind is None or k[0] == kind]:
+            del _models[key]

@@ -1,0 +1,121 @@
+"""engine.pose: keypoints from a local ViTPose (a tiny random one, loaded like a real one), the
+two-pass box, the OpenPose-style drawing, and the face boxes the head keypoints give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine import local_models
+from engine.base import EngineConfigError
+from engine.face_track import face_video, pose_face_boxes
+from engine.pose import estimate
+from engine.pose.draw import COLOURS, draw_pose, openpose_points
+from engine.pose.estimate import estimate_poses, keypoint_box, pose_model_identity
+from tests.helpers.depth_scenes import save_tiny_depth_model
+from tests.helpers.pose_scenes import performer, performer_frames, save_tiny_pose_model
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return save_tiny_pose_model(tmp_path_factory.mktemp("pose") / "vitpose")
+
+
+def test_tiny_vitpose_finds_keypoints_inside_the_frame(tiny_model, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    estimate.clear_pose_models()
+    frames, _ = performer_frames(5)
+    points = estimate_poses(frames, tiny_model)
+    assert points.shape == (5, 17, 3) and points.dtype == np.float32
+    assert (points[..., 0] >= 0).all() and (points[..., 0] <= 127).all()
+    assert (points[..., 1] >= 0).all() and (points[..., 1] <= 111).all()
+    assert ((points[..., 2] >= 0) & (points[..., 2] <= 1.5)).all()
+    edge = (points[..., 0] == 0) | (points[..., 0] == 127) | (points[..., 1] == 0) \
+        | (points[..., 1] == 111)
+    assert (points[..., 2][edge] == 0).all()  # guesses past the frame's edge are not sure
+    loaded = dict(local_models._models)
+    assert np.array_equal(points, estimate_poses(frames, str(tiny_model)))
+    assert dict(local_models._models) == loaded  # loaded once per folder
+    assert pose_model_identity(tiny_model)["model_type"] == "vitpose"
+
+
+def test_the_second_pass_looks_inside_the_keypoint_box(monkeypatch):
+    """Frames where the whole-frame pass is sure of enough keypoints are estimated again inside
+    the box around them; the others keep the first result."""
+    calls = []
+    sure, unsure = performer(60, 20), performer(60, 20)
+    unsure[:, 2] = 0.1
+
+    def fake_run(processor, net, images, boxes):
+        calls.append(boxes)
+        if len(calls) == 1:
+            return np.stack([sure, unsure, sure])
+        return np.stack([performer(61, 21)] * len(images))
+
+    monkeypatch.setattr(estimate, "_load", lambda folder, device: (None, None))
+    monkeypatch.setattr(estimate, "_model_folder", lambda model: model)
+    monkeypatch.setattr(estimate, "_run", fake_run)
+    points = estimate_poses(np.zeros((3, 112, 128, 3), np.uint8), "m")
+    assert calls[0] == [[0.0, 0.0, 128.0, 112.0]] * 3
+    assert len(calls[1]) == 2 and calls[1][0] == keypoint_box(sure, 128, 112)
+    assert points[0, 0, 0] == 61 and points[1, 0, 0] == 60 and points[2, 0, 0] == 61
+
+
+def test_keypoint_box_grows_and_clips():
+    points = performer(60, 20)
+    x, y, w, h = keypoint_box(points, 128, 112)
+    xs, ys = points[:, 0], points[:, 1]
+    assert x < xs.min() and y < ys.min() and x + w > xs.max() and y + h > min(ys.max(), 111)
+    assert y + h <= 112  # the feet (y = 100) and their margin are clipped to the frame
+    points[:14, 2] = 0.1  # three confident points: too few for a box
+    assert keypoint_box(points, 128, 112) is None
+
+
+def test_missing_and_wrong_folders_are_config_errors(tmp_path):
+    frames = np.zeros((1, 32, 32, 3), np.uint8)
+    with pytest.raises(EngineConfigError, match="pose.model is not set"):
+        estimate_poses(frames, "")
+    with pytest.raises(EngineConfigError, match="pose.model=.*no such folder"):
+        estimate_poses(frames, tmp_path / "nope")
+    depth = save_tiny_depth_model(tmp_path / "depth")
+    with pytest.raises(EngineConfigError, match="not a pose estimation model.*vitpose"):
+        estimate_poses(frames, depth)
+
+
+def test_skeleton_is_drawn_where_the_keypoints_are():
+    points = performer(60, 20)
+    frame = draw_pose(points, 128, 112)
+    joints = openpose_points(points)
+    # Neck: halfway between the shoulders, drawn in OpenPose's neck colour.
+    assert joints[1] == pytest.approx((60.0, 34.0))
+    x, y = (int(v) for v in joints[1])
+    assert tuple(frame[y, x]) == COLOURS[1]
+    # A limb's middle carries its colour at 60% (limb 0: neck to right shoulder).
+    (xa, ya), (xb, yb) = joints[1], joints[2]
+    middle = frame[int(round((ya + yb) / 2)), int(round((xa + xb) / 2))]
+    assert np.allclose(middle, np.array(COLOURS[0]) * 0.6, atol=2)
+    assert frame[100:, :20].max() == 0  # black where there is no one
+    # Unsure keypoints, and the limbs that touch them, are left out.
+    points[9:11, 2] = 0.0  # both wrists
+    wrists = openpose_points(points)
+    assert wrists[4] is None and wrists[7] is None
+    unsure = draw_pose(points, 128, 112)
+    assert unsure[62, 42].max() == 0 and frame[62, 42].max() > 0  # the right wrist's dot
+
+
+def test_face_boxes_follow_the_head_keypoints_and_crop_the_head():
+    frames, points = performer_frames(6)
+    [[(x, y, w, h)]] = pose_face_boxes(points[:1])
+    assert w == h == pytest.approx(max(14.0, 2.5 * 6, 24 / 3))  # the ears' spread rules
+    cx, cy = points[0, :5, :2].mean(axis=0)
+    assert (x + w / 2, y + h / 2) == pytest.approx((cx, cy))
+    crops, notes = face_video(list(frames), 16, keypoints=points, smoothing=0.0)
+    assert notes == [] and all(c.shape == (16, 16, 3) for c in crops)
+    assert all(c[8, 8].min() == 255 for c in crops)  # every crop is centred on the white head
+    one_point = points.copy()
+    one_point[:, 1:5, 2] = 0.0  # only the nose: no box, the frame centre and a note
+    _, notes = face_video(list(frames), 16, keypoints=one_point)
+    assert "no face found in any" in notes[0]
