@@ -11,8 +11,9 @@ detector finds face boxes: cv2.FaceDetectorYN when a YuNet ONNX file is given
 (engine option `face_detector`), else OpenCV's bundled frontal-face Haar cascade where the
 installed OpenCV still has it (4.x; OpenCV 5 dropped CascadeClassifier: then no detector runs,
 the face video is the frame centre, and the note says how to get a track). The largest box is kept,
-centre and size are smoothed over time (exponential smoothing: detector boxes jitter by several
-pixels frame to frame, and a jittering crop reads as head motion to the encoder), and a square of
+centre and size are smoothed over time (exponential smoothing forwards and backwards, so without
+lag: detector boxes jitter by several pixels frame to frame, and a jittering crop reads as head
+motion to the encoder), and a square of
 `margin` times the face size is cropped around it. A frame without a detection reuses the
 previous box (the first detected box for frames before it; the frame centre when nothing is ever
 found) and says so in the track's notes.
@@ -110,14 +111,30 @@ def track_boxes(detections: Sequence[Sequence[tuple[float, float, float, float]]
     if missing and len(missing) < len(raw):
         notes.append(f"no face found in {len(missing)} of {len(raw)} driving frames (first: "
                      f"frame {missing[0]}); those frames reuse the previous face box")
-    boxes, previous = [], first
+    targets, previous = [], first
     for r in raw:
-        target = previous if r is None else r
-        box = target if not boxes else tuple(
-            smoothing * p + (1 - smoothing) * t for p, t in zip(boxes[-1], target))
-        boxes.append(box)
-        previous = target
-    return FaceTrack(boxes, detected, notes)
+        previous = previous if r is None else r
+        targets.append(previous)
+    return FaceTrack(_smooth_without_lag(targets, smoothing), detected, notes)
+
+
+def _smooth_without_lag(boxes: list[tuple[float, float, float]], weight: float
+                        ) -> list[tuple[float, float, float]]:
+    """Exponential smoothing forwards, then backwards over the result: the whole clip is known,
+    so the track can have no lag (one pass trails a moving head by weight / (1 - weight)
+    frames of its motion, enough to crop it off at 6 px a frame). The ends are padded with the
+    track mirrored through its end points, so steady motion stays exact up to the last frame."""
+    if weight <= 0 or len(boxes) < 2:
+        return list(boxes)
+    track = np.asarray(boxes, np.float64)
+    pad = min(len(track) - 1, int(np.ceil(3 / (1 - weight))))
+    padded = np.concatenate([2 * track[0] - track[pad:0:-1], track,
+                             2 * track[-1] - track[-2:-pad - 2:-1]])
+    for _ in range(2):  # forwards, then (reversed) backwards; two reversals restore the order
+        for i in range(1, len(padded)):
+            padded[i] = weight * padded[i - 1] + (1 - weight) * padded[i]
+        padded = padded[::-1].copy()
+    return [tuple(float(v) for v in box) for box in padded[pad:pad + len(track)]]
 
 
 def pose_face_boxes(keypoints: np.ndarray, min_score: float = 0.3

@@ -85,6 +85,9 @@ def build_manifest(
                     # The prompt the engine got ({name} expanded) and the cast it used.
                     **({"prompt": jobs[seg.index].prompt, "cast": list(jobs[seg.index].cast)}
                        if seg.index in jobs else {}),
+                    # An animate segment whose pose a local model read from the driving video.
+                    **({"pose_model": dict(jobs[seg.index].pose)}
+                       if seg.index in jobs and jobs[seg.index].pose else {}),
                 }
                 for seg in result.segments
             ],

@@ -58,6 +58,15 @@ def test_smoothing_damps_jitter():
     assert max(np.abs(np.diff(xs[3:]))) < 12 * 0.5  # raw detections jump 12 px per frame
 
 
+def test_smoothing_does_not_trail_a_moving_face():
+    """Smoothed forwards and backwards with mirrored ends: steady motion keeps its place to the
+    last frame (one exponential pass would trail by 1.5 frames of motion at 0.6)."""
+    frames = moving_face(8)
+    track = track_faces(frames, white_box, smoothing=0.6)
+    centres = [25 + 8 * i for i in range(8)]  # x + w / 2 of the white square
+    assert [b[0] for b in track.boxes] == pytest.approx(centres, abs=0.5)
+
+
 def test_no_face_anywhere_is_the_centre_with_a_note():
     frames = moving_face(3)
     track = track_faces(frames, lambda f: [])
@@ -117,3 +126,28 @@ def test_animate_call_keeps_the_reference_and_windows_the_shot(tmp_path):
     assert {f.size for f in kwargs["face_video"]} == {(24, 24)}  # motion_encoder_size
     with pytest.raises(Exception, match="handover_frames"):
         animate_engine(tmp_path, handover_frames=3).call_kwargs(_Pipe(), None, request)
+
+
+def test_with_keypoints_the_pose_video_is_drawn_and_the_face_follows_the_head(tmp_path):
+    """A performer video with its keypoints (what `pose.model` gives): the pipeline gets the
+    skeleton drawn from them as its pose video, and face crops centred on the head."""
+    from engine.pose.draw import draw_pose
+    from tests.helpers.pose_scenes import performer_frames
+    from tests.helpers.tiny_pipelines import tiny_request
+
+    frames, points = performer_frames(9)
+    request = tiny_request(num_frames=9, width=128, height=112,
+                           start_image=np.full((112, 128, 3), 90, np.uint8),
+                           driving_video=frames, driving_pose=points)
+    kwargs = animate_engine(tmp_path).call_kwargs(_Pipe(), None, request)
+    pose = [np.asarray(f) for f in kwargs["pose_video"]]
+    assert all(np.array_equal(p, draw_pose(k, 128, 112)) for p, k in zip(pose, points))
+    faces = [np.asarray(f) for f in kwargs["face_video"]]
+    assert {f.shape for f in faces} == {(24, 24, 3)}
+    # Smoothed towards a head moving 6 px a frame: the crop's middle stays on the white head.
+    assert all(f[12, 12].min() == 255 for f in faces)
+    # Without keypoints the same video is the pose video as given.
+    plain = animate_engine(tmp_path).call_kwargs(
+        _Pipe(), None, tiny_request(num_frames=9, width=128, height=112,
+                                    start_image=request.start_image, driving_video=frames))
+    assert np.array_equal(np.asarray(plain["pose_video"][3]), frames[3])
