@@ -68,18 +68,25 @@ def wait_for_runs(client, run_ids, stack: LocalPrefect, timeout: float = 240) ->
         time.sleep(0.5)
 
 
-def logs_and_artifacts(client, run_id) -> tuple[list[str], set[str]]:
+def logs_and_artifacts(client, run_id, expect: str | None = None,
+                       timeout: float = 60) -> tuple[list[str], set[str]]:
     """What the run's Logs and Artifacts tabs show: its log messages and artifact keys. A
-    worker's flow-run process sends its logs before it exits, so they are all there once the
-    run is final."""
+    worker's flow-run process sends its last batch of logs as it exits, after the run is already
+    final; so wait (up to `timeout`) for a message containing `expect`."""
     from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId,
                                                 LogFilter, LogFilterFlowRunId)
 
-    logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])),
-                            limit=200)
+    deadline = time.monotonic() + timeout
+    while True:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(
+            any_=[run_id])), limit=200)
+        messages = [entry.message for entry in logs]
+        if expect is None or any(expect in m for m in messages) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
         flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
-    return [entry.message for entry in logs], {a.key for a in artifacts if a.key}
+    return messages, {a.key for a in artifacts if a.key}
 
 
 def assert_render_run_labelled(client, run, storyboard: str, series: str | None = None) -> None:
@@ -92,7 +99,7 @@ def assert_render_run_labelled(client, run, storyboard: str, series: str | None 
     assert tags <= set(run.tags), run.tags
     if not series:
         assert not any(t.startswith("series:") for t in run.tags), run.tags
-    messages, keys = logs_and_artifacts(client, run.id)
+    messages, keys = logs_and_artifacts(client, run.id, expect="episode written")
     assert any(m.startswith(f"Rendering {storyboard}:") for m in messages), messages[:5]
     assert any("episode written" in m for m in messages), messages[-5:]
     assert {f"render-{storyboard}", f"render-{storyboard}-report",
@@ -173,7 +180,7 @@ def test_series_deployment_spreads_over_gpu_workers_without_rendering_twice(stac
         for run in runs:
             assert run.name == "series demo", run.name
             assert {"reelforge", "series:demo"} <= set(run.tags), run.tags
-            messages, keys = logs_and_artifacts(client, run.id)
+            messages, keys = logs_and_artifacts(client, run.id, expect=" failed")
             assert any(m.startswith("Series demo: 2 episodes") for m in messages), messages
             assert "series-demo" in keys, keys
         # ... and the episode runs the GPU workers rendered.
