@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.media.atomic import atomic_path
 from stages.media.ffmpeg import ffmpeg_exe
 from stages.plan.keys import content_key
+from stages.store.cache import CacheStore
 
 SAMPLE_RATE = 22050
 HOP = 256  # analysis frames of 11.6 ms at 22050 Hz: well inside one video frame
@@ -149,7 +149,7 @@ def analyse(path: Path, sha256: str, cache_dir: Path | None = None) -> AudioAnal
     """The analysis of the audio file at `path` (whose bytes hash to `sha256`), cached."""
     key = analysis_key(sha256)
     if key in _MEMO:
-        if cache_dir is not None and not _cache_file(cache_dir, key).is_file():
+        if cache_dir is not None and not CacheStore(cache_dir).has(KIND, key):
             _write_cached(cache_dir, _MEMO[key])
         return _MEMO[key]
     cached = _read_cached(cache_dir, key)
@@ -160,15 +160,18 @@ def analyse(path: Path, sha256: str, cache_dir: Path | None = None) -> AudioAnal
     return cached
 
 
-def _cache_file(cache_dir: Path, key: str) -> Path:
-    return Path(cache_dir) / "audio_analysis" / key[:2] / f"{key}.json"
+KIND = "audio_analysis"  # its cache kind: python -m flows.cache lists and prunes it
+FILE = "analysis.json"
 
 
 def _read_cached(cache_dir: Path | None, key: str) -> AudioAnalysis | None:
     if cache_dir is None:
         return None
     try:
-        data = json.loads(_cache_file(cache_dir, key).read_text(encoding="utf-8"))
+        entry = CacheStore(cache_dir).get(KIND, key)
+        if entry is None:
+            return None
+        data = json.loads((entry.path / FILE).read_text(encoding="utf-8"))
         data["beats"], data["onsets"] = tuple(data["beats"]), tuple(data["onsets"])
         data["envelopes"] = {k: tuple(v) for k, v in data["envelopes"].items()}
         return AudioAnalysis(**data) if data.get("key") == key else None
@@ -179,10 +182,9 @@ def _read_cached(cache_dir: Path | None, key: str) -> AudioAnalysis | None:
 def _write_cached(cache_dir: Path | None, analysis: AudioAnalysis) -> None:
     if cache_dir is None:
         return
-    target = _cache_file(cache_dir, analysis.key)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target) as tmp:
-            tmp.write_text(json.dumps(asdict(analysis)), encoding="utf-8")
-    except OSError:
-        pass  # a read-only cache only costs a re-analysis next time
+        with CacheStore(cache_dir).put(KIND, analysis.key, {"tempo": round(analysis.tempo, 2),
+                                                            "seconds": analysis.duration}) as tmp:
+            (tmp / FILE).write_text(json.dumps(asdict(analysis)), encoding="utf-8")
+    except (OSError, RuntimeError):
+        pass  # a read-only or full cache only costs a re-analysis next time

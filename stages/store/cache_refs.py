@@ -22,7 +22,7 @@ from stages.control.job import control_keys
 log = logging.getLogger(__name__)
 
 REFS = "refs"
-KINDS = ("segment", "shot", "episode", "deliverable", "control")
+KINDS = ("segment", "shot", "episode", "deliverable", "control", "audio_analysis")
 
 
 def needed_keys(plan: RenderPlan) -> dict[str, list[str]]:
@@ -34,6 +34,8 @@ def needed_keys(plan: RenderPlan) -> dict[str, list[str]]:
         "deliverable": deliverable_keys(plan),
         # Extracted control videos (storyboard `control:`), by the source's bytes and settings.
         "control": control_keys(plan),
+        # The soundtrack's analysis (`audio.reactive`), by the audio's bytes.
+        "audio_analysis": [plan.reactive.analysis.key] if plan.reactive is not None else [],
     }
 
 

@@ -151,3 +151,33 @@ def test_arguments_and_errors(tmp_path, capsys):
     assert "say what to prune" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--cache-dir", str(tmp_path / "c"), "prune", "--older-than", "soon"])
+
+
+def test_the_soundtrack_analysis_is_a_cache_entry_kept_while_its_storyboard_is(tmp_path):
+    """`audio.reactive`'s analysis lives in the cache like every entry: a kept storyboard's
+    analysis survives a prune, an unkept one goes by age like the rest."""
+    from tests.stages.audio.synth import kick_track
+
+    root = tmp_path / "cache"
+    kick_track(tmp_path / "music.wav", [0.25, 0.75, 1.25], 2.0)
+    (tmp_path / "ep.yaml").write_text(STORYBOARD + """
+audio:
+  path: music.wav
+  reactive:
+    - {param: zoom, source: beats, amount: 0.04}
+""")
+    settings = RenderSettings(storyboard="ep.yaml", cwd=str(tmp_path), cache_dir=str(root))
+    plan = prepare(settings).plan  # validation analyses the soundtrack into the cache
+    [key] = needed_keys(plan)["audio_analysis"]
+    assert ("audio_analysis", key) in entries(root)
+    record_refs(root, plan, settings.to_dict())
+    meta = CacheStore(root).entry_dir("audio_analysis", key) / META
+    stamp = time.time() - 40 * DAY
+    os.utime(meta, (stamp, stamp))
+    prune(root, older_than=30 * DAY, max_size=None, keep=["ep"], say=lambda line: None)
+    assert ("audio_analysis", key) in entries(root)
+    os.utime(meta, (stamp, stamp))
+    result = prune(root, older_than=30 * DAY, max_size=None, say=lambda line: None)
+    assert ("audio_analysis", key) not in entries(root)
+    assert {"kind": "audio_analysis", "key": key} in [
+        {k: r[k] for k in ("kind", "key")} for r in result["removed"]]
