@@ -53,8 +53,11 @@ def envelope(analysis: AudioAnalysis, mapping: ReactiveMapping, times: np.ndarra
 
 
 def shot_starts(vs: Any) -> dict[str, float]:
-    """Episode time (seconds) at which each shot's first frame plays."""
+    """Episode time (seconds) at which each shot's first frame plays: shots back to back at
+    the output fps after post, crossfades overlapping them, generated transitions' clips
+    between them."""
     from stages.plan.animate import planned_shot
+    from stages.plan.bridges import bridge_frames
     from stages.plan.chaining import chain_lead
     from stages.plan.timing import resampled_count, segment_lengths
     from stages.post.chain import chain_fps, chain_frames_out
@@ -67,7 +70,7 @@ def shot_starts(vs: Any) -> dict[str, float]:
     starts: dict[str, float] = {}
     clock = 0  # output frames
     previous: tuple[int, Any] | None = None  # (output frames, transition) of the shot before
-    for shot in vs.model.shots:
+    for number, shot in enumerate(vs.model.shots):
         rs = planned_shot(vs.engine, resolve_shot(shot, vs.model.defaults))
         lead = chain_lead(rs.chain or Chain(), vs.engine)
         pieces, _ = segment_lengths(vs, rs, lead)
@@ -81,7 +84,13 @@ def shot_starts(vs: Any) -> dict[str, float]:
                 clock -= max(0, min(k, before - 1, count - 1))
         starts[shot.id] = clock / out_fps
         clock += count
-        previous = (count, rs.transition or _cut())
+        transition = rs.transition or _cut()
+        if transition.type == "generated" and number < len(vs.model.shots) - 1:
+            # The bridge clip (stages.plan.bridges) plays between them, then cuts to the next.
+            bridge = bridge_frames(vs, transition) - 2
+            clock += resampled_count(chain_frames_out(vs.post, bridge, vs.fps), post_fps, out_fps)
+            transition = _cut()
+        previous = (count, transition)
     return starts
 
 

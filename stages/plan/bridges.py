@@ -28,6 +28,14 @@ def _bridge_end(after: ShotPlan) -> tuple[Path | None, FrameRef | None]:
     return None, FrameRef("first_frame", segment=first.ref)
 
 
+def bridge_frames(vs: Any, transition: Transition) -> int:
+    """The frames a generated transition's clip is generated with: its duration at the
+    storyboard's fps plus the two frames it starts and ends on (snapped to the engine's rule);
+    its clip keeps all but those two."""
+    rule, longest = vs.engine.frame_rule, vs.engine.max_frames
+    return min(rule.snap(max(1, round(transition.duration * vs.fps)) + 2), longest)
+
+
 def with_bridges(vs: Any, shots: list[ShotPlan], ctx: KeyContext, params: dict[str, Any],
                  profiles: ProfileChoice) -> list[ShotPlan]:
     """Insert a bridge shot after every included shot whose transition is `generated`: one
@@ -38,14 +46,13 @@ def with_bridges(vs: Any, shots: list[ShotPlan], ctx: KeyContext, params: dict[s
     following = {a.id: b for a, b in zip(included, included[1:])}
     out: list[ShotPlan] = []
     defaults = vs.model.defaults
-    rule, longest = vs.engine.frame_rule, vs.engine.max_frames
     for shot in shots:
         out.append(shot)
         after = following.get(shot.id) if shot.include else None
         if after is None or shot.transition.type != "generated":
             continue
         upstream, transition = shot.segments[-1], shot.transition
-        frames = min(rule.snap(max(1, round(transition.duration * vs.fps)) + 2), longest)
+        frames = bridge_frames(vs, transition)
         end_image, end_from = _bridge_end(after)
         name = bridge_id(shot.id, after.id)
         levels = profiles.levels(None, defaults, vs.model.profile)

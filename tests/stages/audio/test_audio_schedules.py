@@ -152,3 +152,15 @@ def test_shot_starts_follow_crossfades_and_chained_shots(folder):
     peaks = [i for i in range(1, len(series) - 1)
              if series[i] > series[i - 1] and series[i] >= series[i + 1] and series[i] > 0.02]
     assert peaks == beats_in_b and episode_frames == 33 + 16
+
+
+def test_shot_starts_make_room_for_generated_transitions(folder):
+    """A generated transition's clip plays between the two shots: the next shot starts after
+    it, at the episode frame the assembled plan puts it on."""
+    shots = [{"id": "a", "prompt": "x", "frames": 17,
+              "transition": {"type": "generated", "duration": "0.5s"}},
+             {"id": "b", "prompt": "y", "frames": 17}]
+    plan = plan_from(board(folder, [ZOOM], shots=shots, name="bridged"))
+    bridge = next(s for s in plan.shots if s.bridge)
+    assert bridge.frames > 0
+    assert plan.reactive.starts == {"a": 0.0, "b": pytest.approx((17 + bridge.frames) / FPS)}
