@@ -3,5 +3,6 @@ optical flow or pose, which guides the engine (wan_vace's control video, the pre
 
 job (what a segment's control is, in its key), extract (one function per kind), clip (sampling
 the source at the plan's fps and size, the cached extraction, a segment's slice), plan (the
-planner's side), checks (validation), publish (renders/NAME/control/<shot>.mp4).
+planner's side), checks (validation), pose_clip (an animate shot's keypoints from its driving
+video), publish (renders/NAME/control/<shot>.mp4).
 """

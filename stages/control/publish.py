@@ -1,5 +1,7 @@
 """renders/NAME/control/<shot>.mp4: the control video each shot was given, so the user sees
-what guided the model (the extracted frames at the generation fps and size, before post)."""
+what guided the model (the extracted frames at the generation fps and size, before post): a
+`control:` clip's extraction, or an animate shot's skeleton read from its driving video with
+`pose.model` (the pose video wan_animate draws from the same keypoints)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.control.clip import PREVIEW, control_clip
+from stages.control.pose_clip import PREVIEW as POSE_PREVIEW, pose_entry
 from stages.media.atomic import atomic_path
 from stages.store.cache import CacheStore
 from stages.store.output_paths import UnsafeOutputPath
@@ -27,9 +30,13 @@ def publish_controls(plan: Any, store: CacheStore, out_dir: Path, whole: bool = 
     written: dict[str, Path] = {}
     for shot in plan.included():
         job = next((j for j in shot.segments if j.control is not None), None)
-        if job is None:
+        posed = next((j for j in shot.segments if j.pose is not None), None)
+        if job is not None:
+            source = control_clip(job.control, store, job.control_model) / PREVIEW
+        elif posed is not None and len(shot.segments) == 1:  # an animate shot is one segment
+            source = pose_entry(posed, store) / POSE_PREVIEW
+        else:
             continue
-        source = control_clip(job.control, store, job.control_model) / PREVIEW
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / f"{shot.id}.mp4") as tmp:
             shutil.copyfile(source, tmp)

@@ -21,6 +21,7 @@ from engine.images import load_rgb
 from stages.store.cache import CacheStore
 from stages.outputs.contact_sheet import sample_indices, thumbnail
 from stages.control.clip import with_control
+from stages.control.pose_clip import with_driving_pose
 from stages.render.generate import generate_frames
 from stages.render.keyframes import KeyframeResult, keyframe_images, load_references
 from stages.storyboard.image_refs import unchanged
@@ -155,7 +156,6 @@ def build_request(job: SegmentJob, upstream: SegmentResult | None,
         if path is not None and (honours is None or name in honours)
     }
     return GenerationRequest(
-        driving_pose=driving_pose(job, videos.get("driving_video")),
         prompt=job.prompt, negative=job.negative, width=job.width, height=job.height,
         num_frames=job.frames, fps=job.fps, seed=job.seed, start_image=start, end_image=end,
         camera=job.camera, shot_id=job.shot_id, segment_index=job.index, params=job.params,
@@ -163,19 +163,6 @@ def build_request(job: SegmentJob, upstream: SegmentResult | None,
         reference_images=load_references(job.references), **videos, **chained,
         depth=load_depth(job.depth, job.depth_model, job.width, job.height),
     )
-
-
-def driving_pose(job: SegmentJob, driving: np.ndarray | None) -> np.ndarray | None:
-    """The performer's keypoints in the segment's driving frames (an animate shot with
-    `pose.model`), or None. On the CPU, like depth estimates: the same numbers on every worker."""
-    if job.pose is None or driving is None:
-        return None
-    if job.pose_model is None:
-        raise ValueError(f"segment {job.label}: a pose was planned without the pose model's "
-                         "folder; set pose.model in conf/config.yaml")
-    from engine.pose.estimate import estimate_poses
-
-    return estimate_poses(driving, job.pose_model, device="cpu")
 
 
 def _keyframe(job: SegmentJob, key: str | None, keyframes: Mapping[str, Path]) -> Path:
@@ -243,6 +230,7 @@ def render_segment(
                                 keyframe_images(keyframes))
         request = with_control(request, job.control, store, job.control_model,
                                engine.spec.control)
+        request = with_driving_pose(request, job, store)
         frames, record = generate_frames(request, engine, fallback, progress, report,
                                          job.camera_apply, fallback_params, stills)
         expected = (job.frames, job.height, job.width, 3)

@@ -18,11 +18,12 @@ from stages.plan.keys import deliverable_keys
 from stages.media.atomic import atomic_write_json
 from stages.plan.build import RenderPlan
 from stages.control.job import control_keys
+from stages.control.pose_clip import pose_keys
 
 log = logging.getLogger(__name__)
 
 REFS = "refs"
-KINDS = ("segment", "shot", "episode", "deliverable", "control", "audio_analysis")
+KINDS = ("segment", "shot", "episode", "deliverable", "control", "pose", "audio_analysis")
 
 
 def needed_keys(plan: RenderPlan) -> dict[str, list[str]]:
@@ -34,6 +35,8 @@ def needed_keys(plan: RenderPlan) -> dict[str, list[str]]:
         "deliverable": deliverable_keys(plan),
         # Extracted control videos (storyboard `control:`), by the source's bytes and settings.
         "control": control_keys(plan),
+        # An animate shot's keypoints (pose.model), by the driving video's bytes and slice.
+        "pose": pose_keys(plan),
         # The soundtrack's analysis (`audio.reactive`), by the audio's bytes.
         "audio_analysis": [plan.reactive.analysis.key] if plan.reactive is not None else [],
     }

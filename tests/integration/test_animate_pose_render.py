@@ -1,7 +1,9 @@
 """An animate shot with a performer video and `pose.model` (a tiny random ViTPose), rendered
 through the real flow on a tiny WanAnimatePipeline: the pipeline's pose video is the skeleton
 drawn from the model's keypoints of the driving frames (not the frames themselves), its face
-video is cropped at the head keypoints, and the manifest names the pose model."""
+video is cropped at the head keypoints, the manifest names the pose model, the skeleton is
+written to renders/NAME/control/<shot>.mp4, and a prompt edit re-renders without running the
+pose model again (the keypoints are cached apart from the segment)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from engine.pose import estimate as pose_estimate
 from engine.pose.draw import draw_pose
 from engine.pose.estimate import estimate_poses
 from flows.config.settings import RenderSettings
 from flows.render import EXIT_OK, run
+from stages.media.video_io import read_frames
 from stages.render.source_video import video_slice
 from tests.helpers import tiny_pipelines as tiny
 from tests.helpers.control_clips import write_frames
@@ -67,3 +71,16 @@ def test_the_pose_video_is_drawn_from_the_performer(tmp_path, monkeypatch):
     manifest = json.loads((out / "ep" / "manifest.json").read_text())
     [segment] = manifest["shots"][0]["segments"]
     assert segment["pose_model"]["model_type"] == "vitpose" and segment["engine"] == "wan_animate"
+    shown = np.stack(list(read_frames(out / "ep" / "control" / "a.mp4")))
+    assert shown.shape == (9, 64, 64, 3)
+    assert np.abs(shown.astype(int) - np.stack(expected)).mean() < 12  # H.264 of thin lines
+
+    runs = []
+    real = pose_estimate.estimate_poses
+    monkeypatch.setattr(pose_estimate, "estimate_poses",
+                        lambda *a, **k: runs.append(1) or real(*a, **k))
+    (root / "ep.yaml").write_text(STORYBOARD.replace("dances", "bows"))
+    assert run(settings) == EXIT_OK
+    assert len(calls) == 2 and runs == []  # re-rendered; the keypoints came from the cache
+    assert all(np.array_equal(np.asarray(a), np.asarray(b))
+               for a, b in zip(calls[1]["pose_video"], kwargs["pose_video"]))
