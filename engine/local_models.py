@@ -15,9 +15,9 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from .base import EngineConfigError
+from .base import EngineConfigError, EngineLoadError
 
-__all__ = ["model_folder", "model_identity", "cached_model", "clear_models"]
+__all__ = ["model_folder", "model_identity", "cached_model", "clear_models", "load_pretrained"]
 
 _models: dict[tuple[str, str, str], Any] = {}
 _lock = threading.Lock()
@@ -41,6 +41,40 @@ def model_folder(model: str | os.PathLike | None, key: str, kinds: str) -> Path:
                                 f"not a transformers model folder; give a {kinds} model saved "
                                 "with save_pretrained")
     return folder
+
+
+def load_pretrained(folder: Path, key: str, task: str, kinds: str, classes: dict[str, str],
+                    device: str) -> tuple[Any, Any]:
+    """(image processor, model in eval mode on `device`) from a transformers folder whose
+    model_type is one of `classes` (model_type -> transformers class name: an auto mapping such
+    as MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES). `task` names it in errors ("depth
+    estimation"), `kinds` says what to give instead ("Depth Anything / DPT")."""
+    # Imported here: engine/ must import without torch/transformers for the CPU-only paths.
+    import torch
+    import transformers
+    from transformers import AutoConfig, AutoImageProcessor
+
+    shown = f"{key}={str(folder)!r}"
+    try:
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise EngineConfigError(f"{shown}: config.json is not a transformers config ({exc}); "
+                                f"give a {kinds} folder") from None
+    if config.model_type not in classes:
+        raise EngineConfigError(f"{shown}: model_type {config.model_type!r} is not a {task} "
+                                f"model; expected one of: {', '.join(sorted(classes))}")
+    try:
+        processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise EngineConfigError(f"{shown}: no image processor config (preprocessor_config.json) "
+                                f"in the folder ({exc}); save the processor with the model "
+                                "(processor.save_pretrained)") from None
+    try:
+        net = getattr(transformers, classes[config.model_type]).from_pretrained(
+            folder, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise EngineLoadError(f"{shown}: cannot load the weights: {exc}") from exc
+    return processor, net.to(torch.device(device)).eval()
 
 
 def model_identity(folder: Path) -> dict[str, Any]:

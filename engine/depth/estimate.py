@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..base import EngineConfigError, EngineLoadError
-from ..local_models import cached_model, clear_models, model_folder, model_identity
+from ..local_models import (cached_model, clear_models, load_pretrained, model_folder,
+                            model_identity)
 
 __all__ = ["estimate_depth", "depth_model_identity", "clear_depth_models"]
 
@@ -36,32 +36,10 @@ def _load(folder: Path, device: str) -> tuple[Any, Any]:
 
 
 def _load_now(folder: Path, device: str) -> tuple[Any, Any]:
-    # Imported here: engine/ must import without torch/transformers for the CPU-only paths.
-    import torch
-    from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
     from transformers.models.auto.modeling_auto import MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES
 
-    shown = str(folder)
-    try:
-        config = AutoConfig.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise EngineConfigError(f"depth.model={shown!r}: config.json is not a transformers "
-                                f"config ({exc}); give a Depth Anything / DPT folder") from None
-    if config.model_type not in MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES:
-        known = ", ".join(sorted(MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES))
-        raise EngineConfigError(f"depth.model={shown!r}: model_type {config.model_type!r} is "
-                                f"not a depth estimation model; expected one of: {known}")
-    try:
-        processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise EngineConfigError(f"depth.model={shown!r}: no image processor config "
-                                f"(preprocessor_config.json) in the folder ({exc}); save the "
-                                "processor with the model (processor.save_pretrained)") from None
-    try:
-        net = AutoModelForDepthEstimation.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise EngineLoadError(f"depth.model={shown!r}: cannot load the weights: {exc}") from exc
-    return processor, net.to(torch.device(device)).eval()
+    return load_pretrained(folder, _KEY, "depth estimation", "Depth Anything / DPT",
+                           MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES, device)
 
 
 def clear_depth_models() -> None:

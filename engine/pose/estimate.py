@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..base import EngineConfigError, EngineLoadError
-from ..local_models import cached_model, clear_models, model_folder, model_identity
+from ..local_models import (cached_model, clear_models, load_pretrained, model_folder,
+                            model_identity)
 
 __all__ = ["estimate_poses", "pose_model_identity", "clear_pose_models", "MIN_SCORE",
            "COCO_KEYPOINTS"]
@@ -47,35 +47,10 @@ def _load(folder: Path, device: str) -> tuple[Any, Any]:
 
 
 def _load_now(folder: Path, device: str) -> tuple[Any, Any]:
-    # Imported here: engine/ must import without torch/transformers for the CPU-only paths.
-    import torch
-    import transformers
-    from transformers import AutoConfig, AutoImageProcessor
     from transformers.models.auto.modeling_auto import MODEL_FOR_POSE_ESTIMATION_MAPPING_NAMES
 
-    shown = str(folder)
-    try:
-        config = AutoConfig.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise EngineConfigError(f"pose.model={shown!r}: config.json is not a transformers "
-                                f"config ({exc}); give a ViTPose folder") from None
-    names = MODEL_FOR_POSE_ESTIMATION_MAPPING_NAMES
-    if config.model_type not in names:
-        raise EngineConfigError(f"pose.model={shown!r}: model_type {config.model_type!r} is not "
-                                f"a pose estimation model; expected one of: "
-                                f"{', '.join(sorted(names))}")
-    try:
-        processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise EngineConfigError(f"pose.model={shown!r}: no image processor config "
-                                f"(preprocessor_config.json) in the folder ({exc}); save the "
-                                "processor with the model (processor.save_pretrained)") from None
-    try:
-        net = getattr(transformers, names[config.model_type]).from_pretrained(
-            folder, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise EngineLoadError(f"pose.model={shown!r}: cannot load the weights: {exc}") from exc
-    return processor, net.to(torch.device(device)).eval()
+    return load_pretrained(folder, _KEY, "pose estimation", "ViTPose",
+                           MODEL_FOR_POSE_ESTIMATION_MAPPING_NAMES, device)
 
 
 def clear_pose_models() -> None:

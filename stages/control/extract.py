@@ -67,16 +67,18 @@ def flow(frames: Frames) -> Iterator[np.ndarray]:
         yield drawn if drawn is not None else np.zeros(previous.shape + (3,), np.uint8)
 
 
+def _chunks(frames: Frames) -> Iterator[np.ndarray]:
+    """`frames` as uint8 (n, H, W, 3) stacks of at most MODEL_CHUNK: one model call each."""
+    source = iter(frames)
+    while chunk := list(itertools.islice(source, MODEL_CHUNK)):
+        yield np.stack(chunk)
+
+
 def depth(frames: Frames, model: str | os.PathLike, device: str = "cpu") -> Iterator[np.ndarray]:
     from engine.depth.estimate import estimate_depth
 
-    source = iter(frames)
-    while True:
-        chunk = list(itertools.islice(source, MODEL_CHUNK))
-        if not chunk:
-            return
-        maps = estimate_depth(np.stack(chunk), model, device)
-        for near in maps:
+    for chunk in _chunks(frames):
+        for near in estimate_depth(chunk, model, device):
             grey = np.clip(near * 255.0 + 0.5, 0, 255).astype(np.uint8)
             yield cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
 
@@ -85,13 +87,9 @@ def pose(frames: Frames, model: str | os.PathLike, device: str = "cpu") -> Itera
     from engine.pose.draw import draw_pose
     from engine.pose.estimate import estimate_poses
 
-    source = iter(frames)
-    while True:
-        chunk = list(itertools.islice(source, MODEL_CHUNK))
-        if not chunk:
-            return
-        height, width = chunk[0].shape[:2]
-        for points in estimate_poses(np.stack(chunk), model, device):
+    for chunk in _chunks(frames):
+        height, width = chunk.shape[1:3]
+        for points in estimate_poses(chunk, model, device):
             yield draw_pose(points, width, height)
 
 
