@@ -299,7 +299,7 @@ class WanAnimate(_Wan):
       model `pose.model`), the OpenPose-style skeleton drawn from them (engine.pose.draw);
       without, the driving video as given (a ready-made pose rendering);
     - face video: a face track of the driving video, smoothed and cropped square at the
-      transformer's `motion_encoder_size` (engine.face_track): around the head keypoints when
+      transformer's `motion_encoder_size` (engine.pose.face): around the head keypoints when
       there are keypoints, else from a detector (YuNet with option `face_detector: <onnx
       file>`, else OpenCV's Haar cascade where the installed OpenCV has it, else the frame
       centre with a logged note);
@@ -333,15 +333,15 @@ class WanAnimate(_Wan):
         return int(value)
 
     def detector(self):
-        from ...face_track import yunet_detector
+        from ...pose.face import yunet_detector
 
         model = self.options.extra.get("face_detector")
-        return yunet_detector(str(model)) if model else None  # None: face_track's default
+        return yunet_detector(str(model)) if model else None  # None: pose.face's default
 
     def call_kwargs(self, pipe, entry, request):
         import logging
 
-        from ...face_track import face_video
+        from ...pose.face import face_video
 
         if request.start_image is None or request.driving_video is None:
             raise EngineError(f"segment {request.shot_id}_{request.segment_index}: wan_animate "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.face_track import crop_square, default_detector, face_video, track_faces
+from engine.pose.face import crop_square, default_detector, face_video, track_faces
 
 
 def moving_face(n: int = 8, h: int = 96, w: int = 128) -> list[np.ndarray]:

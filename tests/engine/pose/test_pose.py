@@ -9,7 +9,7 @@ import torch
 
 from engine import local_models
 from engine.base import EngineConfigError
-from engine.face_track import face_video, pose_face_boxes
+from engine.pose.face import face_video, pose_face_boxes
 from engine.pose import estimate
 from engine.pose.draw import COLOURS, draw_pose, openpose_points
 from engine.pose.estimate import estimate_poses, keypoint_box, pose_model_identity
