@@ -40,9 +40,11 @@ def pose_key(job: SegmentJob, video_sha: str) -> str:
         "revision": POSE_REVISION})
 
 
-def pose_entry(job: SegmentJob, store: CacheStore, driving: np.ndarray | None = None) -> Path:
+def pose_entry(job: SegmentJob, store: CacheStore, driving: np.ndarray | None = None,
+               device: str = "cpu") -> Path:
     """The folder of the segment's cached keypoints and skeleton video, estimated on a miss
-    (from `driving`, the segment's driving frames, or decoded here when not given)."""
+    (from `driving`, the segment's driving frames, or decoded here when not given) on
+    `device`."""
     from engine.pose.draw import draw_pose
     from engine.pose.estimate import estimate_poses
 
@@ -56,8 +58,10 @@ def pose_entry(job: SegmentJob, store: CacheStore, driving: np.ndarray | None = 
         return entry.path
     if driving is None:
         driving = video_slice(video, job.start_time, job.frames, job.fps, job.width, job.height)
-    # On the CPU, like depth estimates: the same keypoints on every worker.
-    points = estimate_poses(driving, job.pose_model, device="cpu")
+    # On the render engine's device: ViTPose-B takes ~0.4 s a frame on two CPU cores
+    # (tests/perf/bench_pose.py), a minute and more for an 81-frame segment. Keys do not depend
+    # on the values, so a worker on another device reuses the cached keypoints as they are.
+    points = estimate_poses(driving, job.pose_model, device=device)
     with store.put(KIND, key, {"shot": job.shot_id, "frames": job.frames}) as tmp:
         buffer = io.BytesIO()
         np.save(buffer, points.astype(np.float32))
@@ -68,13 +72,14 @@ def pose_entry(job: SegmentJob, store: CacheStore, driving: np.ndarray | None = 
     return store.published(KIND, key).path
 
 
-def with_driving_pose(request: GenerationRequest, job: SegmentJob, store: CacheStore
-                      ) -> GenerationRequest:
+def with_driving_pose(request: GenerationRequest, job: SegmentJob, store: CacheStore,
+                      device: str = "cpu") -> GenerationRequest:
     """`request` with the performer's keypoints in its driving frames, for an animate segment
-    with a planned pose; unchanged otherwise (or when the engine takes no driving video)."""
+    with a planned pose; unchanged otherwise (or when the engine takes no driving video).
+    `device`: where the pose model runs on a cache miss (the render engine's)."""
     if job.pose is None or request.driving_video is None:
         return request
-    folder = pose_entry(job, store, request.driving_video)
+    folder = pose_entry(job, store, request.driving_video, device)
     points = np.load(folder / POINTS, allow_pickle=False)
     return replace(request, driving_pose=points)
 

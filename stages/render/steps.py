@@ -228,9 +228,11 @@ def render_segment(
         anchor = frame_of(job.anchor, anchor_source, job)
         request = build_request(job, upstream, anchor, end_source, engine.spec.honours,
                                 keyframe_images(keyframes))
+        # Helper models (depth, pose) run where the engine does: the GPU on a GPU worker.
+        device = getattr(engine, "device", "cpu")
         request = with_control(request, job.control, store, job.control_model,
-                               engine.spec.control)
-        request = with_driving_pose(request, job, store)
+                               engine.spec.control, device)
+        request = with_driving_pose(request, job, store, device)
         frames, record = generate_frames(request, engine, fallback, progress, report,
                                          job.camera_apply, fallback_params, stills)
         expected = (job.frames, job.height, job.width, 3)

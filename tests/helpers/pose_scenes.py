@@ -9,16 +9,19 @@ from pathlib import Path
 import numpy as np
 
 
-def save_tiny_pose_model(folder: Path) -> Path:
+def save_tiny_pose_model(folder: Path, experts: int = 1) -> Path:
     """A randomly initialised ViTPose (17 COCO keypoints, 64x48 input, two layers) and its
-    image processor, saved with save_pretrained: loads like a real one, offline."""
+    image processor, saved with save_pretrained: loads like a real one, offline. `experts` > 1:
+    a ViTPose+ (mixture of experts, which needs a dataset index per image)."""
     import torch
     from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
     from transformers.models.vitpose.image_processing_pil_vitpose import VitPoseImageProcessorPil
 
     backbone = VitPoseBackboneConfig(image_size=[64, 48], patch_size=[16, 16], hidden_size=32,
                                      num_hidden_layers=2, num_attention_heads=2,
-                                     intermediate_size=64, out_indices=[2])
+                                     intermediate_size=64, out_indices=[2],
+                                     **({"num_experts": experts, "part_features": 16}
+                                        if experts > 1 else {}))
     torch.manual_seed(0)
     VitPoseForPoseEstimation(VitPoseConfig(backbone_config=backbone, num_labels=17)
                              ).save_pretrained(folder)

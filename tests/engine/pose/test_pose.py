@@ -42,6 +42,14 @@ def test_tiny_vitpose_finds_keypoints_inside_the_frame(tiny_model, monkeypatch):
     assert pose_model_identity(tiny_model)["model_type"] == "vitpose"
 
 
+def test_vitpose_plus_is_asked_for_its_coco_expert(tmp_path):
+    """ViTPose+ (vitpose-plus-*: one expert per dataset) refuses a call without a dataset
+    index; reelforge asks for expert 0, COCO's body keypoints."""
+    model = save_tiny_pose_model(tmp_path / "vitpose-plus", experts=6)
+    points = estimate_poses(np.zeros((2, 64, 64, 3), np.uint8), model)
+    assert points.shape == (2, 17, 3)
+
+
 def test_the_second_pass_looks_inside_the_keypoint_box(monkeypatch):
     """Frames where the whole-frame pass is sure of enough keypoints are estimated again inside
     the box around them; the others keep the first result."""
