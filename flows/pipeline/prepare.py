@@ -24,6 +24,7 @@ from flows.config.engines import (
 from flows.config.policies import image_policy, render_folder
 from flows.config.settings import ConfigInvalid, RenderSettings, find_storyboard, post_presets
 from flows.config.storage import layout, open_storage
+from stages.control.publish import control_summary
 from stages.store.cache import CacheStore
 from stages.store.output_paths import RenderFiles, render_files, subset_label
 from stages.plan.build import RenderPlan, build_plan
@@ -152,8 +153,10 @@ def declared_profiles(model, override: str | None) -> set[str]:
     return {n for n in names if n is not None}
 
 
-def print_plan(prepared: Prepared, file: TextIO = sys.stdout) -> None:
-    """The dry-run table: every segment with its frames, seconds and cache status."""
+def print_plan(prepared: Prepared, file: TextIO | None = None) -> None:
+    """The dry-run table: every segment with its frames, seconds and cache status (on `file`,
+    else the current sys.stdout: a default bound at import would miss a later redirection)."""
+    file = file or sys.stdout
     plan, store = prepared.plan, prepared.store
     print(f"Plan for {plan.name} ({plan.storyboard_path.name}): engine {plan.engine.get('engine')}, "
           f"{plan.width}x{plan.height} at {plan.fps} fps, post "
@@ -187,6 +190,8 @@ def print_plan(prepared: Prepared, file: TextIO = sys.stdout) -> None:
               "generate)", file=file)
     print(f"{total} segments ({hits} cached, {total - hits} to render), about {seconds:.1f}s of "
           f"video; output in {prepared.out_dir}", file=file)
+    for line in control_summary(plan, store):  # control clips, animate shots' keypoints
+        print(line, file=file)
     for note in plan.notes:
         print(f"note: {note}", file=file)
     if getattr(plan, "reactive", None) is not None:  # audio.reactive: tempo, beats, mappings

@@ -46,3 +46,26 @@ def publish_controls(plan: Any, store: CacheStore, out_dir: Path, whole: bool = 
             if path.stem not in written:
                 path.unlink(missing_ok=True)
     return written
+
+
+def control_summary(plan: Any, store: CacheStore) -> list[str]:
+    """Dry-run lines: per shot, the control it is given and whether its extraction (or an
+    animate shot's keypoints) is cached already."""
+    from stages.control.pose_clip import KIND as POSE_KIND, pose_key
+    from stages.plan.keys import file_sha256
+
+    lines = []
+    for shot in plan.included():
+        job = next((j for j in shot.segments if j.control is not None), None)
+        posed = next((j for j in shot.segments if j.pose is not None), None)
+        if job is not None:
+            control = job.control
+            hit = store.has("control", control.clip_key(file_sha256(control.video)))
+            lines.append(f"control: {shot.id} {control.kind} of {control.video.name} from "
+                         f"{control.start:g}s at strength {control.strength:g} "
+                         f"({'cached' if hit else 'to extract'})")
+        elif posed is not None:
+            hit = store.has(POSE_KIND, pose_key(posed, file_sha256(posed.driving_video)))
+            lines.append(f"pose: {shot.id} reads the performer in {posed.driving_video.name} "
+                         f"with pose.model ({'cached' if hit else 'to read'})")
+    return lines

@@ -8,6 +8,7 @@ pose model again (the keypoints are cached apart from the segment)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -37,7 +38,7 @@ shots:
 """
 
 
-def test_the_pose_video_is_drawn_from_the_performer(tmp_path, monkeypatch):
+def test_the_pose_video_is_drawn_from_the_performer(tmp_path, monkeypatch, capsys):
     from diffusers import WanAnimatePipeline
 
     models = tmp_path / "models"
@@ -74,6 +75,11 @@ def test_the_pose_video_is_drawn_from_the_performer(tmp_path, monkeypatch):
     shown = np.stack(list(read_frames(out / "ep" / "control" / "a.mp4")))
     assert shown.shape == (9, 64, 64, 3)
     assert np.abs(shown.astype(int) - np.stack(expected)).mean() < 12  # H.264 of thin lines
+
+    capsys.readouterr()
+    assert run(replace(settings, dry_run=True)) == EXIT_OK
+    assert "pose: a reads the performer in dance.mkv with pose.model (cached)" in \
+        capsys.readouterr().out
 
     runs = []
     real = pose_estimate.estimate_poses

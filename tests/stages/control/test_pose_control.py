@@ -5,6 +5,7 @@ skeleton video to renders/NAME/control/<shot>.mp4 and gives it to the engine."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -61,7 +62,7 @@ def test_pose_control_validates_and_keys_the_model(tmp_path, pose_model):
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_pose_control_renders_the_skeleton(tmp_path, pose_model):
+def test_pose_control_renders_the_skeleton(tmp_path, pose_model, capsys):
     path = episode(tmp_path)
     out = tmp_path / "renders"
     settings = RenderSettings(storyboard=str(path), output_dir=str(out),
@@ -80,3 +81,7 @@ def test_pose_control_renders_the_skeleton(tmp_path, pose_model):
     assert np.abs(shot.astype(int) - drawn).mean() < 12  # H.264 of sparse coloured lines
     manifest = json.loads((out / "ep" / "manifest.json").read_text())
     assert manifest["segments_rendered"] >= 2
+    # A dry run says what the shot is given, and that it is extracted already.
+    assert run(replace(settings, dry_run=True)) == EXIT_OK
+    assert "control: s05 pose of dance.mkv from 0s at strength 1 (cached)" in \
+        capsys.readouterr().out
