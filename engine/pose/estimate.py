@@ -6,17 +6,20 @@ model, the weights come from a local folder (`pose.model` in conf/config.yaml, a
 and its image processor saved with save_pretrained): nothing downloads.
 
 ViTPose is a top-down model: it finds the keypoints of one person inside a given box. reelforge
-tracks one performer without a person detector, in two batched passes: the first looks at the
-whole frame, the second at the box around the keypoints the first found with confidence (the
-model's input is 256x192, so a performer filling a quarter of a 1280x720 frame is seen at a
-quarter of the resolution in the first pass and at full resolution in the second). Frames where
-the first pass finds fewer than MIN_POINTS confident keypoints keep the whole-frame result. The
-performer should be the main subject of the clip; several people are not separated.
+follows one performer in two batched passes: the first looks at the performer's box from the
+optional person detector (`pose.detector`, engine.pose.detect), else at the whole frame; the
+second at the box around the keypoints the first found with confidence (the model's input is
+256x192, so a performer filling a quarter of a 1280x720 frame is seen at a quarter of the
+resolution in a whole-frame pass and at full resolution in the second). Frames where the first
+pass finds fewer than MIN_POINTS confident keypoints keep its result. The performer should be
+the main subject of the clip (the largest person, with a detector); several people are not
+separated.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ from ..local_models import (cached_model, clear_models, load_pretrained, model_f
                             model_identity)
 
 __all__ = ["estimate_poses", "pose_model_identity", "clear_pose_models", "MIN_SCORE",
-           "COCO_KEYPOINTS"]
+           "COCO_KEYPOINTS", "PoseModels"]
 
 # COCO's 17 body keypoints, the order ViTPose (and COCO-WholeBody's first 17) predict.
 COCO_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
@@ -36,6 +39,20 @@ MIN_SCORE = 0.3  # a keypoint below this confidence is not drawn nor used for bo
 MIN_POINTS = 4  # confident keypoints needed for the second pass's box
 _BATCH = 16  # frames per forward pass: bounds memory for long clips
 _KEY, _KINDS = "pose.model", "ViTPose pose estimation"
+
+
+@dataclass(frozen=True)
+class PoseModels:
+    """The configured pose model (`pose.model`) and optional person detector
+    (`pose.detector`): what estimate_poses takes where it takes a folder."""
+
+    model: Path
+    detector: Path | None = None
+
+    @classmethod
+    def of(cls, model: str | os.PathLike | None, detector: str | os.PathLike | None = None
+           ) -> "PoseModels | None":
+        return cls(Path(model), Path(detector) if detector else None) if model else None
 
 
 def _model_folder(model: str | os.PathLike | None) -> Path:
@@ -58,9 +75,18 @@ def clear_pose_models() -> None:
     clear_models("pose")
 
 
-def pose_model_identity(model: str | os.PathLike) -> dict[str, Any]:
-    """What about the pose model changes its output, for content keys (no paths)."""
-    return model_identity(_model_folder(model))
+def pose_model_identity(model: str | os.PathLike | PoseModels,
+                        detector: str | os.PathLike | None = None) -> dict[str, Any]:
+    """What about the pose model (and the person detector, when one is set) changes its output,
+    for content keys (no paths). Raises EngineConfigError for a folder that cannot serve."""
+    if isinstance(model, PoseModels):
+        model, detector = model.model, model.detector
+    identity = model_identity(_model_folder(model))
+    if detector:
+        from .detect import detector_identity
+
+        identity["detector"] = detector_identity(detector)
+    return identity
 
 
 def keypoint_box(points: np.ndarray, width: int, height: int) -> list[float] | None:
@@ -96,8 +122,8 @@ def _run(processor: Any, net: Any, images: list[np.ndarray], boxes: list[list[fl
                      for person in found]).astype(np.float32)
 
 
-def estimate_poses(images: np.ndarray, model: str | os.PathLike, device: str = "cpu"
-                   ) -> np.ndarray:
+def estimate_poses(images: np.ndarray, model: str | os.PathLike | PoseModels,
+                   device: str = "cpu") -> np.ndarray:
     """Keypoints of the performer in uint8 RGB `images` (N, H, W, 3): float32 (N, K, 3) rows of
     (x, y, confidence) in the images' pixels; K is the model's keypoint count (17 for COCO;
     the first 17 are COCO's body keypoints in every ViTPose variant). A point outside the frame
@@ -106,7 +132,9 @@ def estimate_poses(images: np.ndarray, model: str | os.PathLike, device: str = "
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
     n, height, width = images.shape[:3]
-    processor, net = _load(_model_folder(model), device)
+    detector = model.detector if isinstance(model, PoseModels) else None
+    folder = model.model if isinstance(model, PoseModels) else model
+    processor, net = _load(_model_folder(folder), device)
 
     import torch
 
@@ -115,7 +143,12 @@ def estimate_poses(images: np.ndarray, model: str | os.PathLike, device: str = "
     with torch.inference_mode():
         for start in range(0, n, _BATCH):
             batch = list(images[start:start + _BATCH])
-            first = _run(processor, net, batch, [whole] * len(batch))
+            looks = [whole] * len(batch)
+            if detector is not None:
+                from .detect import person_boxes
+
+                looks = [box or whole for box in person_boxes(np.stack(batch), detector, device)]
+            first = _run(processor, net, batch, looks)
             boxes = [keypoint_box(points, width, height) for points in first]
             refine = [i for i, box in enumerate(boxes) if box is not None]
             if refine:

@@ -95,6 +95,7 @@ def prepare(settings: RenderSettings) -> Prepared:
     # The pose model pose control and wan_animate's driving videos use (`pose: {model: ...}`).
     pose = getattr(settings, "pose", None) or {}
     options.pose_model = (pose.get("model") if isinstance(pose, Mapping) else None) or None
+    options.pose_detector = (pose.get("detector") if isinstance(pose, Mapping) else None) or None
     options.cache_dir = layout(settings).cache_dir  # audio.reactive's analysis is kept there
     configured_fallback = (settings.engine or {}).get("fallback")
     options.fallback = (configured_fallback.get("name") if isinstance(configured_fallback, Mapping)

@@ -25,15 +25,15 @@ def control_engines() -> list[str]:
 # The control kinds that run a local model: its config key, what it is, and its identity check.
 MODEL_KINDS = {
     "depth": ("depth.model", "a local depth model", "a transformers depth-estimation folder "
-              "(Depth Anything, DPT)", depth_model_identity),
+              "(Depth Anything, DPT)", lambda folder, detector: depth_model_identity(folder)),
     "pose": ("pose.model", "a local pose model", "a transformers ViTPose folder (the model and "
              "its image processor)", pose_model_identity),
 }
 
 
-def check_model(kind: str, folder: str | None) -> str | None:
-    """Why the configured model cannot serve control kind `kind` (depth, pose), or None when
-    it can (or the kind needs no model)."""
+def check_model(kind: str, folder: str | None, detector: str | None = None) -> str | None:
+    """Why the configured model (and pose detector) cannot serve control kind `kind` (depth,
+    pose), or None when it can (or the kind needs no model)."""
     if kind not in MODEL_KINDS:
         return None
     key, what, holds, identity = MODEL_KINDS[kind]
@@ -43,14 +43,15 @@ def check_model(kind: str, folder: str | None) -> str | None:
                 f"conf/config.yaml (or {key}=FOLDER on the command line) to {holds}; nothing "
                 "is downloaded")
     try:
-        identity(folder)
+        identity(folder, detector)
     except (EngineConfigError, OSError, ValueError) as exc:
         return f"control kind {kind!r}: {exc}"
     return None
 
 
 def check_control(checker: Any, index: int, shot: Any, defaults: Any, fps: int,
-                  depth_model: str | None = None, pose_model: str | None = None) -> None:
+                  depth_model: str | None = None, pose_model: str | None = None,
+                  pose_detector: str | None = None) -> None:
     """Problems with shot `index`'s control (its own or inherited from `defaults:`)."""
     rs = resolve_shot(shot, defaults)
     control = rs.control
@@ -69,7 +70,7 @@ def check_control(checker: Any, index: int, shot: Any, defaults: Any, fps: int,
         return
     done.add(where)
     problem = check_model(control.kind, {"depth": depth_model, "pose": pose_model}
-                          .get(control.kind))
+                          .get(control.kind), pose_detector)
     if problem:
         checker.add(where + ("kind",), problem)
     _check_clip(checker, where, control, rs.seconds(fps), shot.id)

@@ -14,7 +14,7 @@ from stages.control.job import ControlJob
 
 
 @functools.lru_cache(maxsize=8)
-def _identity(kind: str, model: str) -> Any:
+def _identity(kind: str, model: Any) -> Any:
     from engine.depth.estimate import depth_model_identity
     from engine.pose.estimate import pose_model_identity
 
@@ -32,17 +32,23 @@ def control_job(vs: Any, rs: Any, cursor: int, shot_frames: int) -> ControlJob |
         video=vs.image_path(control.video), kind=control.kind, strength=control.strength,
         start=control.start, fps=vs.fps, width=vs.width, height=vs.height,
         shot_frames=shot_frames, offset=cursor,
-        model=_identity(control.kind, str(model)) if model is not None else None)
+        model=_identity(control.kind, model) if model is not None else None)
 
 
-def kind_model(vs: Any, kind: str) -> Path | None:
-    """The configured model folder control kind `kind` extracts with (`depth.model` for depth,
-    `pose.model` for pose), as validation saw it; None for kinds without a model."""
-    folder = {"depth": getattr(vs, "depth_model", None),
-              "pose": getattr(vs, "pose_model", None)}.get(kind)
-    return Path(folder) if folder else None
+def kind_model(vs: Any, kind: str) -> Any:
+    """What control kind `kind` extracts with, as validation saw it: the depth model's folder
+    (`depth.model`), the pose model and detector (engine.pose.estimate.PoseModels, from
+    `pose.model` and `pose.detector`); None for kinds without a model."""
+    from engine.pose.estimate import PoseModels
+
+    if kind == "depth":
+        folder = getattr(vs, "depth_model", None)
+        return Path(folder) if folder else None
+    if kind == "pose":
+        return PoseModels.of(getattr(vs, "pose_model", None), getattr(vs, "pose_detector", None))
+    return None
 
 
-def control_model(vs: Any, job: ControlJob | None) -> Path | None:
+def control_model(vs: Any, job: ControlJob | None) -> Any:
     """The weights a segment's control extraction loads (depth, pose), or None."""
     return kind_model(vs, job.kind) if job is not None else None

@@ -18,6 +18,7 @@ import yaml
 from stages.render.assemble import EpisodeResult
 from stages.media.atomic import atomic_write_json
 from stages.plan.build import RenderPlan
+from stages.plan.animate import pose_record
 from stages.render.steps import ShotResult
 
 
@@ -86,7 +87,7 @@ def build_manifest(
                     **({"prompt": jobs[seg.index].prompt, "cast": list(jobs[seg.index].cast)}
                        if seg.index in jobs else {}),
                     # An animate segment whose pose a local model read from the driving video.
-                    **({"pose_model": dict(jobs[seg.index].pose)}
+                    **({"pose_model": pose_record(jobs[seg.index].pose)}
                        if seg.index in jobs and jobs[seg.index].pose else {}),
                 }
                 for seg in result.segments

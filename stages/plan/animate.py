@@ -33,20 +33,30 @@ def planned_shot(engine: Any, rs: ResolvedShot) -> ResolvedShot:
 
 
 @functools.lru_cache(maxsize=8)
-def _pose_identity(model: str) -> tuple:
+def _pose_identity(models: Any) -> tuple:
     from engine.pose.estimate import pose_model_identity
 
-    return tuple(sorted(pose_model_identity(model).items()))
+    # Hashable, like the job it goes in: the detector's identity is a dict of its own.
+    return tuple(sorted((name, tuple(sorted(value.items())) if isinstance(value, dict) else value)
+                        for name, value in pose_model_identity(models).items()))
 
 
-def animate_pose(vs: Any, engine: Any, rs: ResolvedShot) -> tuple[Any, Path | None]:
-    """(the key material, the folder) of the pose model that reads an animate shot's driving
-    video (`pose.model`); (None, None) for other shots, or without a pose model (the driving
-    video is then the pose video as given)."""
-    model = getattr(vs, "pose_model", None)
-    if not model or not is_animate(engine, rs):
+def animate_pose(vs: Any, engine: Any, rs: ResolvedShot) -> tuple[Any, Any]:
+    """(the key material, engine.pose.estimate.PoseModels) of the pose model (and detector)
+    that read an animate shot's driving video (`pose.model`, `pose.detector`); (None, None)
+    for other shots, or without a pose model (the driving video is then the pose video as
+    given)."""
+    from engine.pose.estimate import PoseModels
+
+    models = PoseModels.of(getattr(vs, "pose_model", None), getattr(vs, "pose_detector", None))
+    if models is None or not is_animate(engine, rs):
         return None, None
-    return _pose_identity(str(model)), Path(model)
+    return _pose_identity(models), models
+
+
+def pose_record(pose: Any) -> dict[str, Any]:
+    """A planned pose identity (animate_pose's key material) as the manifest shows it."""
+    return {name: dict(value) if isinstance(value, tuple) else value for name, value in pose}
 
 
 def cast_reference(vs: Any, rs: ResolvedShot) -> Path | None:

@@ -114,7 +114,7 @@ class SegmentJob:
     # None (no control) stays out of the key. The depth model's folder is a local path (its
     # identity is in `control.model`), so it is not keyed.
     control: ControlJob | None = None
-    control_model: Path | None = not_keyed(default=None)
+    control_model: Any = not_keyed(default=None)  # a folder, or engine.pose's PoseModels
     # The shot's depth for 2.5D camera moves (storyboard `depth:`, stages.plan.depth): a file's
     # bytes or the estimated image and model identity; None (no depth) stays out of the key.
     # The estimator's folder is a local path (its identity is in `depth.model`): not keyed.
@@ -123,9 +123,10 @@ class SegmentJob:
     # An animate shot's pose (stages.plan.animate): with `pose.model` configured, the engine is
     # given the driving video's keypoints and draws the pose video from them. The model's
     # identity is keyed (None: the driving video is the pose video as given, keys unchanged);
-    # its folder is a local path, not keyed.
+    # its folders (engine.pose.estimate.PoseModels: model and detector) are local paths, not
+    # keyed.
     pose: Any = None
-    pose_model: Path | None = not_keyed(default=None)
+    pose_model: Any = not_keyed(default=None)
 
     @property
     def ref(self) -> SegmentRef:

@@ -85,6 +85,7 @@ class ValidatedStoryboard:
     keyframes_engine: str | None = None  # the config's keyframes.engine (resolve.keyframe_engine)
     depth_model: str | None = None  # the config's depth.model (control videos of kind depth)
     pose_model: str | None = None  # the config's pose.model (pose control, animate driving)
+    pose_detector: str | None = None  # the config's pose.detector (the performer's box)
 
     @property
     def base_dir(self) -> Path:
@@ -124,8 +125,9 @@ class ValidateOptions:
     # The config's depth.model: the local depth model `control: {kind: depth}` extracts with.
     depth_model: str | None = None
     # The config's pose.model: the local pose model of `control: {kind: pose}` and of
-    # wan_animate's driving videos.
+    # wan_animate's driving videos; pose.detector: its optional person detector.
     pose_model: str | None = None
+    pose_detector: str | None = None
     # The cache folder: `audio.reactive`'s analysis is kept there as JSON (None: in memory only).
     cache_dir: Path | None = None
 
@@ -215,9 +217,9 @@ def validate_storyboard(
         seen.setdefault(shot.id, i)
         checker.shot(i, shot, model.defaults, fps)
         check_control(checker, i, shot, model.defaults, fps, options.depth_model,
-                      options.pose_model)
+                      options.pose_model, options.pose_detector)
         check_depth(checker, i, shot, model.defaults, options.depth_model)
-    check_animate_pose(checker, model, options.pose_model)
+    check_animate_pose(checker, model, options.pose_model, options.pose_detector)
     check_generated_transitions(checker, model.shots, model.defaults)
     check_transitions(checker, model.shots, model.defaults, fps)
     check_profiles(checker, model, options.profiles)
@@ -287,5 +289,5 @@ def validate_storyboard(
         images=dict(checker.resolver.resolved), warnings=checker.warnings, audio=audio,
         audio_analysis=analysis,
         keyframes_engine=options.keyframes_engine, depth_model=options.depth_model,
-        pose_model=options.pose_model,
+        pose_model=options.pose_model, pose_detector=options.pose_detector,
     )

@@ -54,3 +54,20 @@ def performer_frames(n: int, width: int = 128, height: int = 112) -> tuple[np.nd
         cx, cy = p[:5, :2].mean(axis=0)
         frame[int(cy) - 7:int(cy) + 7, int(cx) - 7:int(cx) + 7] = 255
     return frames, points
+
+
+def save_tiny_person_detector(folder: Path, labels: tuple[str, ...] = ("person", "dog")) -> Path:
+    """A randomly initialised YOLOS object detector (two layers, 64 px input) whose labels are
+    `labels`, with its image processor, saved with save_pretrained: loads like a real one."""
+    import torch
+    from transformers import YolosConfig, YolosForObjectDetection
+    from transformers.models.yolos.image_processing_pil_yolos import YolosImageProcessorPil
+
+    config = YolosConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, image_size=[64, 64], patch_size=16,
+                         num_detection_tokens=5, id2label=dict(enumerate(labels)),
+                         label2id={name: i for i, name in enumerate(labels)})
+    torch.manual_seed(0)
+    YolosForObjectDetection(config).save_pretrained(folder)
+    YolosImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(folder)
+    return folder

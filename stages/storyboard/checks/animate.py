@@ -13,7 +13,8 @@ from stages.plan.animate import is_animate
 from stages.storyboard.resolve import resolve_shot
 
 
-def check_animate_pose(checker: Any, model: Any, pose_model: str | None) -> None:
+def check_animate_pose(checker: Any, model: Any, pose_model: str | None,
+                       pose_detector: str | None = None) -> None:
     """Report the pose problems of `model`'s animate shots on `checker`."""
     animated = []
     for index, shot in enumerate(model.shots):
@@ -31,8 +32,9 @@ def check_animate_pose(checker: Any, model: Any, pose_model: str | None) -> None
             "pose and the face are extracted from it")
         return
     try:
-        pose_model_identity(pose_model)
+        pose_model_identity(pose_model, pose_detector)
     except (EngineConfigError, OSError, ValueError) as exc:
         index, _, rs = animated[0]
         checker.add(rs.where("driving_video", ("shots", index)),
-                    f"driving_video needs pose.model to extract the performer's pose: {exc}")
+                    f"driving_video needs pose.model (and pose.detector, when set) to extract "
+                    f"the performer's pose: {exc}")

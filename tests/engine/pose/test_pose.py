@@ -127,3 +127,47 @@ def test_face_boxes_follow_the_head_keypoints_and_crop_the_head():
     one_point[:, 1:5, 2] = 0.0  # only the nose: no box, the frame centre and a note
     _, notes = face_video(list(frames), 16, keypoints=one_point)
     assert "no face found in any" in notes[0]
+
+
+def test_a_person_detector_gives_the_first_pass_its_box(tmp_path, tiny_model, monkeypatch):
+    """With pose.detector, the first pass looks at the largest person's box (the whole frame
+    where none is found); the detector is part of the models' identity."""
+    from engine.pose import detect
+    from engine.pose.estimate import PoseModels
+    from tests.helpers.pose_scenes import save_tiny_person_detector
+
+    detector = save_tiny_person_detector(tmp_path / "yolos")
+    frames, _ = performer_frames(3)
+    found = detect.person_boxes(frames, detector)
+    assert len(found) == 3
+    for box in found:  # random weights: maybe nothing sure enough; a box lies in the frame
+        assert box is None or (box[0] >= 0 and box[1] >= 0 and box[0] + box[2] <= 128
+                               and box[1] + box[3] <= 112)
+    looked = []
+    real_run = estimate._run
+    monkeypatch.setattr(detect, "person_boxes",
+                        lambda images, model, device="cpu": [[10.0, 5.0, 40.0, 90.0], None, None])
+    monkeypatch.setattr(estimate, "_run", lambda p, n, images, boxes: looked.append(boxes)
+                        or real_run(p, n, images, boxes))
+    points = estimate_poses(frames, PoseModels(tiny_model, detector))
+    assert points.shape == (3, 17, 3)
+    assert looked[0] == [[10.0, 5.0, 40.0, 90.0], [0.0, 0.0, 128.0, 112.0],
+                         [0.0, 0.0, 128.0, 112.0]]
+    plain, with_detector = (pose_model_identity(tiny_model),
+                            pose_model_identity(PoseModels(tiny_model, detector)))
+    assert with_detector["detector"]["model_type"] == "yolos"
+    assert {k: v for k, v in with_detector.items() if k != "detector"} == plain
+
+
+def test_a_detector_without_a_person_label_is_a_config_error(tmp_path, tiny_model):
+    from engine.pose import detect
+    from tests.helpers.pose_scenes import save_tiny_person_detector
+
+    folder = save_tiny_person_detector(tmp_path / "pets", labels=("cat", "dog"))
+    with pytest.raises(EngineConfigError, match="pose.detector=.*no 'person' label"):
+        detect.person_boxes(np.zeros((1, 32, 32, 3), np.uint8), folder)
+    # Validation sees it too (pose_model_identity reads the labels without loading).
+    with pytest.raises(EngineConfigError, match="no 'person' label.*cat, dog"):
+        pose_model_identity(tiny_model, folder)
+    with pytest.raises(EngineConfigError, match="pose.detector=.*no such folder"):
+        pose_model_identity(tiny_model, tmp_path / "missing")

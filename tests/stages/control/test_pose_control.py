@@ -13,7 +13,7 @@ import torch
 
 from engine.preview import PREVIEW_SPEC
 from engine.pose.draw import draw_pose
-from engine.pose.estimate import estimate_poses
+from engine.pose.estimate import PoseModels, estimate_poses
 from flows.config.settings import RenderSettings
 from flows.render import EXIT_OK, run
 from stages.control.clip import sampled_frames
@@ -58,7 +58,7 @@ def test_pose_control_validates_and_keys_the_model(tmp_path, pose_model):
     vs = validate_storyboard(path, PREVIEW_SPEC, ValidateOptions(pose_model=str(pose_model)))
     job = build_plan(vs, dict(ENGINE), dict(PARAMS)).shots[0].segments[0]
     assert job.control.kind == "pose" and job.control.model["model_type"] == "vitpose"
-    assert job.control_model == pose_model
+    assert job.control_model == PoseModels(pose_model)
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.pose.estimate import PoseModels
 from engine.registry import engine_spec
 from stages.plan.build import build_plan
 from stages.storyboard.validate import StoryboardInvalid, ValidateOptions, validate_storyboard
@@ -37,7 +38,8 @@ def test_animate_segments_plan_the_pose_model(tmp_path, pose_model):
     without = build_plan(validated(path), {"engine": "wan_animate"}, {})
     for shot, plain in zip(with_pose.shots, without.shots):
         job = shot.segments[0]
-        assert dict(job.pose)["model_type"] == "vitpose" and job.pose_model == pose_model
+        assert dict(job.pose)["model_type"] == "vitpose"
+        assert job.pose_model == PoseModels(pose_model)
         assert plain.segments[0].pose is None and plain.segments[0].pose_model is None
         assert job.key != plain.segments[0].key  # the pose video differs, so do the pixels
 
@@ -62,3 +64,21 @@ def test_a_broken_pose_model_is_an_error_at_the_driving_video(tmp_path):
     [problem] = [str(p) for p in info.value.problems]
     assert "shots[0].driving_video" in problem and "pose.model" in problem
     assert "no such folder" in problem
+
+
+def test_a_person_detector_is_planned_and_keyed_with_the_pose_model(tmp_path, pose_model):
+    from tests.helpers.pose_scenes import save_tiny_person_detector
+
+    detector = save_tiny_person_detector(tmp_path / "yolos")
+    path = project(tmp_path / "p")
+    plain = build_plan(validated(path, pose_model=str(pose_model)), {"engine": "wan_animate"}, {})
+    detected = build_plan(validated(path, pose_model=str(pose_model),
+                                    pose_detector=str(detector)), {"engine": "wan_animate"}, {})
+    job, before = detected.shots[0].segments[0], plain.shots[0].segments[0]
+    assert job.pose_model == PoseModels(pose_model, detector)
+    assert dict(dict(job.pose)["detector"])["model_type"] == "yolos"
+    assert job.key != before.key  # other boxes, other keypoints
+    with pytest.raises(StoryboardInvalid) as info:
+        validated(path, pose_model=str(pose_model), pose_detector=str(tmp_path / "none"))
+    [problem] = [str(p) for p in info.value.problems]
+    assert "shots[0].driving_video" in problem and "pose.detector" in problem
