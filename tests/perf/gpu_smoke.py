@@ -63,17 +63,29 @@ CASES = [
     ("ltx+compile", "ltx", "ltx", {"compile": True}, {}),
     ("sdxl_keyframe", "sdxl", "sdxl", {}, {"image": True}),
     ("flux_keyframe+compile", "flux", "flux", {"compile": True}, {"image": True}),
+    # wan_animate with a performer's keypoints (pose.model): the skeleton and head-tracked face.
+    ("wan_animate+pose", "wan_animate", "animate", {}, {"driving": True}),
+    # The helper models on the GPU (pose for animate shots, depth and pose control): keypoints
+    # and depth against the same call on the CPU.
+    ("pose_on_device", "pose", "vitpose", {}, {}),
+    ("depth_on_device", "depth", "depth", {}, {}),
     # Last: compiling SVD's UNet whole ran past 5 minutes on the H200 (2026-11-29).
     ("svd+compile", "svd", "svd", {"compile": True}, {"start_image": True}),
 ]
 BUILDERS = {"t2v": "save_wan_t2v", "i2v2": "save_wan22_i2v", "cog": "save_cogvideox",
-            "ltx": "save_ltx", "svd": "save_svd"}
+            "ltx": "save_ltx", "svd": "save_svd", "animate": "save_wan_animate"}
 IMAGE_BUILDERS = {"sdxl": "save_sdxl", "flux": "save_flux"}
 
 
 def build_model(key: str, root: Path, cache: dict) -> Path:
     if key not in cache:
-        if key in IMAGE_BUILDERS:
+        if key == "vitpose":
+            from tests.helpers.pose_scenes import save_tiny_pose_model
+            cache[key] = save_tiny_pose_model(root / key)
+        elif key == "depth":
+            from tests.helpers.depth_scenes import save_tiny_depth_model
+            cache[key] = save_tiny_depth_model(root / key)
+        elif key in IMAGE_BUILDERS:
             from tests.helpers import tiny_image_pipelines as helpers
             cache[key] = getattr(helpers, IMAGE_BUILDERS[key])(root / key)
         else:
@@ -94,7 +106,36 @@ def make_request(kw: dict):
                             params={"steps": 2})
     if kw.pop("start_image", False):
         kw["start_image"] = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    if kw.pop("driving", False):  # a performer video and its keypoints, 128x112
+        from tests.helpers.pose_scenes import performer_frames
+        frames, points = performer_frames(9)
+        kw.update(width=128, height=112, driving_video=frames, driving_pose=points,
+                  start_image=np.full((112, 128, 3), 90, np.uint8))
     return tiny.tiny_request(**kw)
+
+
+def helper_model_row(name: str, model: Path, device: str) -> dict:
+    """The pose or depth model on `device` against the CPU: seconds and the largest difference
+    (keypoint pixels, or depth in 0..1)."""
+    import numpy as np
+
+    from tests.helpers.pose_scenes import performer_frames
+
+    frames, _ = performer_frames(16)
+    if name == "pose":
+        from engine.pose.estimate import estimate_poses as estimate
+    else:
+        from engine.depth.estimate import estimate_depth as estimate
+    t0 = time.perf_counter()
+    there = estimate(frames, model, device=device)
+    row = {"first_s": round(time.perf_counter() - t0, 2)}
+    t0 = time.perf_counter()
+    estimate(frames, model, device=device)
+    row["second_s"] = round(time.perf_counter() - t0, 2)
+    here = estimate(frames, model, device="cpu")
+    row["shape"] = list(there.shape)
+    row["max_diff_to_cpu"] = round(float(np.abs(there - here).max()), 4)
+    return row
 
 
 def render(engine, request, previews: list | None = None):
@@ -119,6 +160,8 @@ def run_case(case, device: str, root: Path, models: dict, eager: dict) -> dict:
     name, engine_name, model_key, options, req_kw = case
     row = {"case": name, "engine": engine_name, "options": options}
     model = build_model(model_key, root, models)
+    if engine_name in ("pose", "depth"):
+        return {**row, **helper_model_row(engine_name, model, device)}
     torch.manual_seed(0)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()

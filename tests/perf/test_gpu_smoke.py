@@ -37,3 +37,14 @@ def test_cases_write_rows_with_errors_and_skips(tmp_path, monkeypatch):
     smoke.main(["--device", "cpu", "--out", str(skipped), "--only", "compile"])
     rows = [json.loads(line) for line in skipped.read_text().splitlines()]
     assert [r.get("skipped", "")[:6] for r in rows[1:3]] == ["budget"] * 2
+
+
+def test_helper_model_cases_compare_with_the_cpu(tmp_path):
+    smoke = load_script()
+    out = tmp_path / "helpers.jsonl"
+    assert smoke.main(["--device", "cpu", "--out", str(out), "--only", "wan_animate+pose",
+                       "pose_on_device"]) == 0
+    rows = {r["case"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert rows["wan_animate+pose"]["ok"] and rows["wan_animate+pose"]["shape"] == [9, 112, 128, 3]
+    assert rows["pose_on_device"]["ok"] and rows["pose_on_device"]["shape"] == [16, 17, 3]
+    assert rows["pose_on_device"]["max_diff_to_cpu"] == 0.0  # the CPU against itself
