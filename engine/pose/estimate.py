@@ -161,8 +161,8 @@ def estimate_poses(images: np.ndarray, model: str | os.PathLike | PoseModels,
     points = np.concatenate(results, axis=0)
     # The processor pads the box by a quarter, so a guess may land outside the frame: a point
     # nobody can see there is not confident, and stays on the frame's edge.
-    outside = ((points[..., 0] < 0) | (points[..., 0] > width - 1)
-               | (points[..., 1] < 0) | (points[..., 1] > height - 1))
+    outside = ((points[..., 0] < 0) | (points[..., 0] >= width)
+               | (points[..., 1] < 0) | (points[..., 1] >= height))
     points[..., 2][outside] = 0.0
     points[..., 0] = np.clip(points[..., 0], 0, width - 1)
     points[..., 1] = np.clip(points[..., 1], 0, height - 1)

@@ -29,6 +29,7 @@ import numpy as np
 
 # (x, y, w, h) boxes in pixels, for one RGB uint8 frame.
 Detector = Callable[[np.ndarray], Sequence[tuple[int, int, int, int]]]
+MIN_FACE_PX = 2.0  # head keypoints closer than this give no face box (no size to go by)
 
 
 @dataclass
@@ -123,18 +124,29 @@ def _smooth_without_lag(boxes: list[tuple[float, float, float]], weight: float
     """Exponential smoothing forwards, then backwards over the result: the whole clip is known,
     so the track can have no lag (one pass trails a moving head by weight / (1 - weight)
     frames of its motion, enough to crop it off at 6 px a frame). The ends are padded with the
-    track mirrored through its end points, so steady motion stays exact up to the last frame."""
+    straight line fitted to the track's first (last) frames, so steady motion stays exact up to
+    the last frame and the end frames are smoothed like the rest (padding with the raw end box
+    would pin them to its jitter)."""
     if weight <= 0 or len(boxes) < 2:
         return list(boxes)
     track = np.asarray(boxes, np.float64)
-    pad = min(len(track) - 1, int(np.ceil(3 / (1 - weight))))
-    padded = np.concatenate([2 * track[0] - track[pad:0:-1], track,
-                             2 * track[-1] - track[-2:-pad - 2:-1]])
+    pad = int(np.ceil(3 / (1 - weight)))
+    fit = min(len(track), pad + 1)
+    ahead = np.arange(-pad, 0, dtype=np.float64)
+    behind = np.arange(len(track), len(track) + pad, dtype=np.float64)
+    padded = np.concatenate([_line(np.arange(fit), track[:fit], ahead), track,
+                             _line(np.arange(len(track) - fit, len(track)), track[-fit:], behind)])
     for _ in range(2):  # forwards, then (reversed) backwards; two reversals restore the order
         for i in range(1, len(padded)):
             padded[i] = weight * padded[i - 1] + (1 - weight) * padded[i]
         padded = padded[::-1].copy()
     return [tuple(float(v) for v in box) for box in padded[pad:pad + len(track)]]
+
+
+def _line(times: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The least-squares line through (times, values) per column, evaluated at `at`."""
+    slope, offset = np.polyfit(times, values, 1)
+    return offset + np.outer(at, slope)
 
 
 def pose_face_boxes(keypoints: np.ndarray, min_score: float = 0.3
@@ -151,6 +163,9 @@ def pose_face_boxes(keypoints: np.ndarray, min_score: float = 0.3
             result.append([])
             continue
         spread = float(max(np.hypot(*(a - b)) for i, a in enumerate(sure) for b in sure[i + 1:]))
+        if spread < MIN_FACE_PX:  # head points on top of each other: no size to go by
+            result.append([])
+            continue
         side = spread
         if head[1, 2] >= min_score and head[2, 2] >= min_score:
             side = max(side, 2.5 * float(np.hypot(*(head[1, :2] - head[2, :2]))))
@@ -167,7 +182,7 @@ def crop_square(frame: np.ndarray, box: tuple[float, float, float], size: int) -
     import cv2
 
     h, w = frame.shape[:2]
-    side = int(round(min(box[2], w, h)))
+    side = max(1, int(round(min(box[2], w, h))))
     left = int(round(min(max(box[0] - side / 2, 0), w - side)))
     top = int(round(min(max(box[1] - side / 2, 0), h - side)))
     crop = frame[top:top + side, left:left + side]

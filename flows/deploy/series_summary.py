@@ -35,7 +35,6 @@ class EpisodeResult:
         return out
 
 
-
 def summarize(plan: SeriesPlan, results: list[EpisodeResult], seconds: float) -> dict[str, Any]:
     count = {s: sum(r.status == s for r in results) for s in ("rendered", "cached", "failed")}
     return {"series": plan.name, "episodes": [r.as_dict() for r in results], **count,

@@ -13,7 +13,8 @@ from typing import Any
 
 from stages.plan.keys import content_key
 
-# Bump when the frames an extraction makes change (thresholds, colour wheel, resampling).
+# Bump when the frames an extraction makes change (thresholds, colour wheel, resampling); pose
+# control clips also follow engine.pose.REVISION (through the pose model's identity).
 EXTRACT_REVISION = 1
 
 
@@ -31,6 +32,9 @@ class ControlJob:
     # the previous shot's; it takes control frame 0).
     offset: int
     model: Any = None  # the depth or pose model's identity (engine.local_models.model_identity)
+    # What the extraction code makes of the same inputs, so the segment key follows it too (a
+    # segment made from an older extraction is never served).
+    revision: int = EXTRACT_REVISION
 
     def clip_key(self, video_sha: str) -> str:
         """The cache key of the shot's extracted control clip: the source bytes and every
@@ -38,7 +42,7 @@ class ControlJob:
         return content_key("control", {
             "video": video_sha, "kind": self.kind, "start": self.start, "fps": self.fps,
             "width": self.width, "height": self.height, "frames": self.shot_frames,
-            "model": self.model, "revision": EXTRACT_REVISION})
+            "model": self.model, "revision": self.revision})
 
     def frame_indices(self, frames: int) -> list[int]:
         """The shot control frames of a segment of `frames` frames."""

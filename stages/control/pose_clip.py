@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.base import GenerationRequest
+from engine.pose import REVISION
 from stages.media.video_io import VideoWriter
 from stages.plan.keys import content_key, file_sha256
 from stages.plan.model import SegmentJob
@@ -27,8 +28,6 @@ from stages.store.cache import CacheStore
 KIND = "pose"  # the cache kind
 POINTS = "keypoints.npy"  # float32 (frames, K, 3): x, y, confidence in the segment's pixels
 PREVIEW = "pose.mp4"  # the skeleton, what the user looks at
-# Bump when the keypoints or the drawing change for the same inputs (passes, thresholds).
-POSE_REVISION = 1
 
 
 def pose_key(job: SegmentJob, video_sha: str) -> str:
@@ -37,7 +36,7 @@ def pose_key(job: SegmentJob, video_sha: str) -> str:
     return content_key(KIND, {
         "video": video_sha, "start": round(job.start_time, 6), "frames": job.frames,
         "fps": job.fps, "width": job.width, "height": job.height, "model": job.pose,
-        "revision": POSE_REVISION})
+        "revision": REVISION})
 
 
 def pose_entry(job: SegmentJob, store: CacheStore, driving: np.ndarray | None = None,

@@ -355,6 +355,10 @@ class WanAnimate(_Wan):
         else:
             from ...pose.draw import draw_pose
 
+            if len(keypoints) != len(driving):
+                raise EngineError(f"segment {request.shot_id}_{request.segment_index}: "
+                                  f"{len(keypoints)} frames of keypoints for {len(driving)} "
+                                  "driving frames; they must match one to one")
             pose = [draw_pose(points, request.width, request.height) for points in keypoints]
             faces, notes = face_video(driving, size, keypoints=keypoints)
         for note in notes:

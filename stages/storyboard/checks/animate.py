@@ -1,7 +1,8 @@
 """Checks of animate shots' pose: with `pose.model` configured, the folder must hold a ViTPose
 model (an error at each animate shot's driving_video); without one, the driving videos are
 given to the engine as ready-made pose videos, which is right only for pose renderings, so
-validation says so once, naming the shots and the fix."""
+validation says so once, naming the shots and the fix. A `pose.detector` without `pose.model`
+is a warning (nothing would use it)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ from stages.storyboard.resolve import resolve_shot
 
 def check_animate_pose(checker: Any, model: Any, pose_model: str | None,
                        pose_detector: str | None = None) -> None:
-    """Report the pose problems of `model`'s animate shots on `checker`."""
+    """Report the pose problems of `model`'s animate shots on `checker`, and a detector that
+    nothing would use."""
+    if pose_detector and not pose_model:
+        checker.warnings.append(
+            "pose.detector is set but pose.model is not, so no pose is read and the detector is "
+            "not used; set pose.model to a local ViTPose folder, or unset pose.detector")
     animated = []
     for index, shot in enumerate(model.shots):
         rs = resolve_shot(shot, model.defaults)

@@ -33,9 +33,6 @@ def test_tiny_vitpose_finds_keypoints_inside_the_frame(tiny_model, monkeypatch):
     assert (points[..., 0] >= 0).all() and (points[..., 0] <= 127).all()
     assert (points[..., 1] >= 0).all() and (points[..., 1] <= 111).all()
     assert ((points[..., 2] >= 0) & (points[..., 2] <= 1.5)).all()
-    edge = (points[..., 0] == 0) | (points[..., 0] == 127) | (points[..., 1] == 0) \
-        | (points[..., 1] == 111)
-    assert (points[..., 2][edge] == 0).all()  # guesses past the frame's edge are not sure
     loaded = dict(local_models._models)
     assert np.array_equal(points, estimate_poses(frames, str(tiny_model)))
     assert dict(local_models._models) == loaded  # loaded once per folder
@@ -70,6 +67,19 @@ def test_the_second_pass_looks_inside_the_keypoint_box(monkeypatch):
     assert calls[0] == [[0.0, 0.0, 128.0, 112.0]] * 3
     assert len(calls[1]) == 2 and calls[1][0] == keypoint_box(sure, 128, 112)
     assert points[0, 0, 0] == 61 and points[1, 0, 0] == 60 and points[2, 0, 0] == 61
+
+
+def test_points_outside_the_frame_are_not_sure(monkeypatch):
+    guess = performer(60, 20)
+    guess[0, :2] = (-5.0, 20.0)  # past the left edge
+    guess[16, :2] = (127.5, 111.2)  # inside the last pixel
+    monkeypatch.setattr(estimate, "_load", lambda folder, device: (None, None))
+    monkeypatch.setattr(estimate, "_model_folder", lambda model: model)
+    monkeypatch.setattr(estimate, "_run",
+                        lambda p, n, images, boxes: np.stack([guess] * len(images)))
+    [points] = estimate_poses(np.zeros((1, 112, 128, 3), np.uint8), "m")
+    assert tuple(points[0]) == (0.0, 20.0, 0.0)
+    assert tuple(points[16]) == pytest.approx((127.0, 111.0, 0.9))
 
 
 def test_keypoint_box_grows_and_clips():
@@ -171,3 +181,29 @@ def test_a_detector_without_a_person_label_is_a_config_error(tmp_path, tiny_mode
         pose_model_identity(tiny_model, folder)
     with pytest.raises(EngineConfigError, match="pose.detector=.*no such folder"):
         pose_model_identity(tiny_model, tmp_path / "missing")
+
+
+def test_keypoints_land_where_the_heatmap_peaks_inside_the_box(tiny_model, monkeypatch):
+    """The box goes to the model as COCO (x, y, w, h) and comes back in image pixels: a heatmap
+    peak in the middle is the box's centre, one at a quarter is in the box's top-left part."""
+    from types import SimpleNamespace
+
+    processor, net = estimate._load(estimate._model_folder(tiny_model), "cpu")
+    peak = {}
+
+    def fake_forward(pixel_values, **kwargs):
+        heatmaps = torch.zeros(len(pixel_values), 17, 16, 12)  # the 64x48 input / 4
+        heatmaps[:, :, peak["y"], peak["x"]] = 1.0
+        return SimpleNamespace(heatmaps=heatmaps)
+
+    monkeypatch.setattr(net, "forward", fake_forward)
+    frame = np.zeros((112, 128, 3), np.uint8)
+    box = [40.0, 20.0, 30.0, 60.0]
+    peak.update(x=6, y=8)
+    [points] = estimate._run(processor, net, [frame], [box])
+    cell = 60 * 1.25 / 16  # the padded box's height over the heatmap's rows
+    assert np.allclose(points[:, :2], [55.0, 50.0], atol=1.5 * cell)
+    peak.update(x=3, y=4)
+    [points] = estimate._run(processor, net, [frame], [box])
+    assert (points[:, 0] < 55.0 - cell).all() and (points[:, 1] < 50.0 - cell).all()
+    assert (points[:, 0] > 30.0).all() and (points[:, 1] > 5.0).all()  # not outside the box

@@ -85,3 +85,24 @@ def test_pose_control_renders_the_skeleton(tmp_path, pose_model, capsys):
     assert run(replace(settings, dry_run=True)) == EXIT_OK
     assert "control: s05 pose of dance.mkv from 0s at strength 1 (cached)" in \
         capsys.readouterr().out
+
+
+def test_the_control_model_runs_on_the_engines_device(tmp_path, pose_model, monkeypatch):
+    """A GPU worker extracts on its GPU: render_segment hands the engine's device to the
+    extraction (and to an animate shot's pose model, the same way)."""
+    from engine.registry import get_engine
+    from stages.control import clip as control_clip
+    from stages.control import extract
+    from stages.render.steps import render_segment
+    from stages.store.cache import CacheStore
+
+    path = episode(tmp_path)
+    vs = validate_storyboard(path, PREVIEW_SPEC, ValidateOptions(pose_model=str(pose_model)))
+    job = build_plan(vs, dict(ENGINE), dict(PARAMS)).shots[0].segments[0]
+    engine = get_engine("preview")
+    engine.device = "cuda:3"  # what a diffusers engine on the fourth GPU says
+    seen = []
+    monkeypatch.setattr(control_clip, "extractor",
+                        lambda kind, model, device: seen.append((kind, device)) or extract.gray)
+    render_segment(job, None, engine, CacheStore(tmp_path / "cache"))
+    assert seen == [("pose", "cuda:3")]

@@ -82,3 +82,8 @@ def test_a_person_detector_is_planned_and_keyed_with_the_pose_model(tmp_path, po
         validated(path, pose_model=str(pose_model), pose_detector=str(tmp_path / "none"))
     [problem] = [str(p) for p in info.value.problems]
     assert "shots[0].driving_video" in problem and "pose.detector" in problem
+
+
+def test_a_detector_without_a_pose_model_is_a_warning(tmp_path):
+    vs = validated(project(tmp_path), pose_detector=str(tmp_path / "rtdetr"))
+    assert any(w.startswith("pose.detector is set but pose.model is not") for w in vs.warnings)
