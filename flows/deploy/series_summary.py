@@ -79,28 +79,27 @@ def _cell(text: Any) -> str:
 def artifact_markdown(summary: dict[str, Any]) -> str:
     """The series artifact: a table of the episodes, then each episode's contact sheet under its
     own heading (inside the table, a sheet wide enough to read pushed the table past the UI's
-    artifact panel, clipped)."""
+    artifact panel, clipped). The table names each video by its file (a full path made the
+    table wider than the panel); the console summary and the summary JSON keep the paths."""
     lines = [f"# Series {summary['series']}", "",
              f"{len(summary['episodes'])} episodes: **{summary['rendered']} rendered, "
              f"{summary['cached']} cached, {summary['failed']} failed** in "
              f"{summary['wall_s']:.1f} s (finished {summary['finished']})", "",
-             "| episode | status | segments rendered / cached | length | video | publish | "
-             "sheet |",
-             "|---|---|---|---|---|---|---|"]
+             "| episode | status | segments rendered / cached | length | video | publish |",
+             "|---|---|---|---|---|---|"]
     sheets = []
     for row in summary["episodes"]:
         if row["status"] == "failed":
-            lines.append(f"| {_cell(row['episode'])} | **failed** | | | | {row['publish']} | "
-                         f"{_cell(row['error'])} |")
+            lines.append(f"| {_cell(row['episode'])} | **failed**: {_cell(row['error'])} | | | | "
+                         f"{row['publish']} |")
             continue
         uri = _thumbnail_uri(row["contact_sheet"])
         if uri:
             sheets += [f"### {_cell(row['episode'])}", "", f"![{row['episode']}]({uri})", ""]
-        sheet = "below" if uri else _cell(row["contact_sheet"])
+        video = Path(row["video"]).name if row["video"] else ""
         lines.append(f"| {_cell(row['episode'])} | {row['status']} | "
                      f"{row['segments_rendered']} / {row['segments_cached']} | "
-                     f"{row['duration_s']:.1f} s | `{_cell(row['video'])}` | {row['publish']} | "
-                     f"{sheet} |")
+                     f"{row['duration_s']:.1f} s | `{_cell(video)}` | {row['publish']} |")
     if sheets:
         lines += ["", "## Contact sheets", "", *sheets]
     return "\n".join(lines) + "\n"
