@@ -7,6 +7,9 @@ Two published architectures, recognised by their tensor names and sizes:
 - SRVGGNetCompact (realesr-general-x4v3, realesr-animevideov3): `body.N` convs with PReLU
   activations between them, a pixel shuffle, plus the nearest-upsampled input.
 Widths, block counts and scale come from the shapes, so small and large variants load alike.
+The original ESRGAN naming (`model.0`, `model.1.sub.N.RDB1.conv1.0`, ... `model.10`), still used
+by community 4x models (4x-UltraSharp, Remacri, NMKD ...), is renamed to RRDBNet's first: the
+same network, a Sequential's indices for names (old_esrgan_keys).
 
 Frames are processed in tiles (with an overlap that is cut away) so memory stays bounded for any
 frame size; the tile result is exact away from the borders' receptive field.
@@ -39,6 +42,44 @@ class ArchConfig:
     grow: int = 0  # RRDB growth channels
     in_ch: int = 3
     out_ch: int = 3
+
+
+def old_esrgan_keys(sd: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """`sd` with the original ESRGAN names turned into RRDBNet's (unchanged when it has none).
+
+    The original is one Sequential: model.0 the first conv, model.1.sub.N the RRDB blocks
+    (RDBk.convM.0: a conv inside a conv + activation Sequential) and model.1.sub.<blocks> the
+    trunk conv, then per 2x an upsample, a conv and an activation, then the HR conv and the
+    last conv. Two upsampling convs is the 4x network RRDBNet is; 2x and 8x ones differ in
+    their number of upsampling stages and are refused with what they are."""
+    if "model.0.weight" not in sd:
+        return dict(sd)
+    out: dict[str, Any] = {}
+    tail: dict[int, dict[str, Any]] = {}
+    blocks = {int(m.group(1)) for k in sd
+              if (m := re.match(r"model\.1\.sub\.(\d+)\.RDB", k))}
+    for key, value in sd.items():
+        if m := re.match(r"model\.0\.(weight|bias)$", key):
+            out[f"conv_first.{m.group(1)}"] = value
+        elif m := re.match(r"model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.(weight|bias)$", key):
+            out[f"body.{m.group(1)}.rdb{m.group(2)}.conv{m.group(3)}.{m.group(4)}"] = value
+        elif m := re.match(r"model\.1\.sub\.(\d+)\.(weight|bias)$", key):
+            if int(m.group(1)) not in blocks:
+                out[f"conv_body.{m.group(2)}"] = value
+        elif m := re.match(r"model\.(\d+)\.(weight|bias)$", key):
+            tail.setdefault(int(m.group(1)), {})[m.group(2)] = value
+        else:
+            raise ModelFileError(f"{path}: original-ESRGAN file with an unexpected tensor "
+                                 f"{key!r}; only the RRDB network (model.0 ... model.N) loads")
+    convs = sorted(tail)
+    if len(convs) != 4:
+        ups = max(len(convs) - 2, 0)
+        raise ModelFileError(f"{path}: original-ESRGAN file with {ups} upsampling stage(s) "
+                             f"({2 ** ups}x); only 4x networks (two stages) load")
+    for index, name in zip(convs, ("conv_up1", "conv_up2", "conv_hr", "conv_last")):
+        for part, value in tail[index].items():
+            out[f"{name}.{part}"] = value
+    return out
 
 
 def infer_arch(sd: Mapping[str, Any], path: Path) -> ArchConfig:
@@ -157,7 +198,7 @@ class ModelUpscaler:
     """Upscales uint8 RGB frames by the model's native scale, tile by tile."""
 
     def __init__(self, path: Path, device: str = "auto", tile: int = 256):
-        sd = read_state_dict(path)
+        sd = old_esrgan_keys(read_state_dict(path), Path(path))
         self.config = infer_arch(sd, Path(path))
         net = _build(self.config)
         load_matching(net, sd, Path(path), self.config.kind)

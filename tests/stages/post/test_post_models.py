@@ -179,6 +179,40 @@ def test_rrdbnet_checkpoint_upscales(tmp_path, scale, factor):
     assert out[0].shape == (round(h * factor / 2) * 2, round(w * factor / 2) * 2, 3)
 
 
+def original_esrgan_names(sd: dict) -> dict:
+    """RRDBNet's tensors under the original ESRGAN names (4x-UltraSharp, Remacri, ...)."""
+    blocks = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("body."))
+    tail = {"conv_first": "model.0", "conv_body": f"model.1.sub.{blocks}",
+            "conv_up1": "model.3", "conv_up2": "model.6", "conv_hr": "model.8",
+            "conv_last": "model.10"}
+    out = {}
+    for key, value in sd.items():
+        name, part = key.rsplit(".", 1)
+        if name in tail:
+            out[f"{tail[name]}.{part}"] = value
+        else:  # body.B.rdbR.convC
+            _, b, r, c = name.split(".")
+            out[f"model.1.sub.{b}.RDB{r[3:]}.{c}.0.{part}"] = value
+    return out
+
+
+def test_original_esrgan_names_load_as_the_same_network(tmp_path):
+    """Community 4x models keep the original ESRGAN naming: the same RRDBNet loads from it and
+    upscales to the same pixels; a 2x one (one upsampling stage) is refused with what it is."""
+    sd = rrdb_state_dict(4)["params_ema"]
+    new = save({"params_ema": sd}, tmp_path / "RealESRGAN_x4plus.pth")
+    old = save(original_esrgan_names(sd), tmp_path / "4x-UltraSharp.pth")
+    frames = panning(1)
+    assert np.array_equal(upscale(frames, new, 4)[0], upscale(frames, old, 4)[0])
+    two_x = {k: v for k, v in original_esrgan_names(sd).items()
+             if not k.startswith(("model.6.", "model.10."))}
+    two_x = {k.replace("model.8.", "model.5.").replace("model.10.", "model.7."): v
+             for k, v in two_x.items()}
+    two_x["model.7.weight"], two_x["model.7.bias"] = sd["conv_last.weight"], sd["conv_last.bias"]
+    with pytest.raises(ModelFileError, match="1 upsampling stage.*2x.*only 4x"):
+        upscale(frames, save(two_x, tmp_path / "2x-old.pth"), 2)
+
+
 def test_srvgg_with_zero_residual_is_nearest_upscaling(tmp_path):
     path = save(srvgg_state_dict(zero=True), tmp_path / "realesr-general-x4v3.pth")
     frame = panning(1)[0]
