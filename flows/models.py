@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from flows.config.engines import engine_config_file
+from flows.config.helper_models import HELPERS, helper_lines
 from flows.config.model_check import check_engine
-from flows.config.settings import CONF_DIR
+from flows.config.settings import CONF_DIR, RenderSettings
 
 DEFAULT_MODELS_DIR = "/models"
 
@@ -42,8 +43,10 @@ def engine_names() -> list[str]:
                   if p.stem != "preview")
 
 
-def parse_overrides(items: Sequence[str]) -> tuple[list[str] | None, dict[str, Any]]:
-    """`engine=a,b`, `engine.model=X`, `engine.options.files.C=X`, `engine.options.K=V`."""
+def parse_overrides(items: Sequence[str], helpers: dict[str, Any] | None = None
+                    ) -> tuple[list[str] | None, dict[str, Any]]:
+    """`engine=a,b`, `engine.model=X`, `engine.options.files.C=X`, `engine.options.K=V`; and
+    the helper models' `depth.model=`, `pose.model=`, `pose.detector=` (into `helpers`)."""
     chosen: list[str] | None = None
     overrides: dict[str, Any] = {}
     for item in items:
@@ -53,7 +56,9 @@ def parse_overrides(items: Sequence[str]) -> tuple[list[str] | None, dict[str, A
             raise UsageError(f"{item!r}: expected key=value (engine=NAME, engine.model=PATH, "
                              f"engine.options.files.transformer=FILE)")
         value = None if value in ("null", "") else value
-        if key == "engine":
+        if key in HELPERS and helpers is not None:
+            helpers[key] = value
+        elif key == "engine":
             chosen = [v for v in str(value or "").split(",") if v]
         elif key == "engine.model":
             overrides["model"] = value
@@ -65,8 +70,8 @@ def parse_overrides(items: Sequence[str]) -> tuple[list[str] | None, dict[str, A
                 target = target.setdefault(part, {})
             target[parts[-1]] = _scalar(value)
         else:
-            raise UsageError(f"{item!r}: only engine=, engine.model= and engine.options.* "
-                             f"are read here")
+            raise UsageError(f"{item!r}: only engine=, engine.model=, engine.options.* and "
+                             f"{', '.join(k + '=' for k in HELPERS)} are read here")
     return chosen, overrides
 
 
@@ -105,10 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "the folder's configs)")
     parser.add_argument("overrides", nargs="*",
                         help="engine=NAME[,NAME], engine.model=PATH, "
-                             "engine.options.files.COMPONENT=FILE")
-    args = parser.parse_args(argv)
+                             "engine.options.files.COMPONENT=FILE, depth.model=FOLDER, "
+                             "pose.model=FOLDER, pose.detector=FOLDER")
+    args = parser.parse_intermixed_args(argv)  # overrides before and after the flags
+    defaults = RenderSettings(storyboard="")  # conf/config.yaml's depth: and pose:
+    helpers = {key: (getattr(defaults, section) or {}).get(field)
+               for key in HELPERS for section, _, field in [key.partition(".")]}
     try:
-        chosen, overrides = parse_overrides(args.overrides)
+        chosen, overrides = parse_overrides(args.overrides, helpers)
         names = engine_names()
         if chosen is not None:
             unknown = [n for n in chosen if n not in names]
@@ -132,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in report.lines:
             print(line)
         print()
+    print("Helper models (local transformers folders; conf/config.yaml or KEY=FOLDER here):")
+    for line in helper_lines(helpers):
+        print(f"  {line}")
     return 0
 
 

@@ -117,3 +117,20 @@ def test_bad_command_line_exits_2(tmp_path):
     assert result.returncode == 2 and "engine=NAME" in result.stderr
     result = run("engine=nope", tmp=tmp_path)
     assert result.returncode == 2 and "no such engine config" in result.stderr
+
+
+def test_helper_models_found_missing_or_wrong(tmp_path):
+    """depth.model / pose.model / pose.detector: not set (what needs it, what to save), found
+    (its model type), or the error a render would give."""
+    from tests.helpers.pose_scenes import save_tiny_pose_model
+
+    pose = save_tiny_pose_model(tmp_path / "vitpose")
+    result = run("engine=wan21_t2v", "--no-construct", f"pose.model={pose}",
+                 f"pose.detector={tmp_path / 'nowhere'}", tmp=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split("Helper models")[1].splitlines()
+    assert any(line.startswith("  depth.model: not set (`depth: estimate` shots") and
+               "Depth-Anything" in line for line in lines)
+    assert f"  pose.model: found {pose} (vitpose)" in lines
+    assert any(line.startswith("  pose.detector: error: pose.detector=") and
+               "no such folder" in line for line in lines)
