@@ -12,12 +12,14 @@ import hashlib
 import json
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from .base import EngineConfigError, EngineLoadError
 
-__all__ = ["model_folder", "model_identity", "cached_model", "clear_models", "load_pretrained"]
+__all__ = ["model_folder", "model_identity", "cached_model", "clear_models", "load_pretrained",
+           "HelperModel"]
 
 _models: dict[tuple[str, str, str], Any] = {}
 _lock = threading.Lock()
@@ -103,3 +105,36 @@ def clear_models(kind: str | None = None) -> None:
     with _lock:
         for key in [k for k in _models if kind is None or k[0] == kind]:
             del _models[key]
+
+
+@dataclass(frozen=True)
+class HelperModel:
+    """One kind of helper model (depth, pose, person detector): its config key, the words its
+    errors use, and the transformers auto mapping whose model types it accepts. Its folder
+    check, cached load and identity are the functions above with these filled in."""
+
+    kind: str  # its name in the model cache
+    key: str  # the config key: "depth.model"
+    described: str  # what belongs in the folder: "depth estimation (Depth Anything / DPT)"
+    task: str  # the mapping's task, for a wrong model type: "depth estimation"
+    kinds: str  # what to give instead: "Depth Anything / DPT"
+    mapping: str  # in transformers.models.auto.modeling_auto: "MODEL_FOR_..._MAPPING_NAMES"
+
+    def folder(self, model: str | os.PathLike | None) -> Path:
+        return model_folder(model, self.key, self.described)
+
+    def load(self, folder: Path, device: str) -> tuple[Any, Any]:
+        """(image processor, model), loaded once per process for the folder and device."""
+        def load_now() -> tuple[Any, Any]:
+            from transformers.models.auto import modeling_auto
+
+            return load_pretrained(folder, self.key, self.task, self.kinds,
+                                   getattr(modeling_auto, self.mapping), device)
+
+        return cached_model(self.kind, folder, device, load_now)
+
+    def identity(self, model: str | os.PathLike) -> dict[str, Any]:
+        return model_identity(self.folder(model))
+
+    def clear(self) -> None:
+        clear_models(self.kind)

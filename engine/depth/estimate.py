@@ -12,39 +12,25 @@ call share one scale and a video's depth does not flicker from per-frame normali
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..local_models import (cached_model, clear_models, load_pretrained, model_folder,
-                            model_identity)
+from ..local_models import HelperModel
 
 __all__ = ["estimate_depth", "depth_model_identity", "clear_depth_models"]
 
 # Frames per forward pass: bounds memory for long control videos.
 _BATCH = 8
-_KEY, _KINDS = "depth.model", "depth estimation (Depth Anything / DPT)"
-
-
-def _model_folder(model: str | os.PathLike | None) -> Path:
-    return model_folder(model, _KEY, _KINDS)
-
-
-def _load(folder: Path, device: str) -> tuple[Any, Any]:
-    return cached_model("depth", folder, device, lambda: _load_now(folder, device))
-
-
-def _load_now(folder: Path, device: str) -> tuple[Any, Any]:
-    from transformers.models.auto.modeling_auto import MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES
-
-    return load_pretrained(folder, _KEY, "depth estimation", "Depth Anything / DPT",
-                           MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES, device)
+DEPTH = HelperModel("depth", "depth.model", "depth estimation (Depth Anything / DPT)",
+                    "depth estimation", "Depth Anything / DPT",
+                    "MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES")
+_model_folder, _load = DEPTH.folder, DEPTH.load
 
 
 def clear_depth_models() -> None:
     """Forget the loaded depth models (tests; freeing GPU memory between runs)."""
-    clear_models("depth")
+    DEPTH.clear()
 
 
 def estimate_depth(images: np.ndarray, model: str | os.PathLike, device: str = "cpu"
@@ -87,4 +73,4 @@ def estimate_depth(images: np.ndarray, model: str | os.PathLike, device: str = "
 
 def depth_model_identity(model: str | os.PathLike) -> dict[str, Any]:
     """What about the depth model changes its output, for content keys (no paths)."""
-    return model_identity(_model_folder(model))
+    return DEPTH.identity(model)

@@ -18,23 +18,22 @@ from typing import Any
 import numpy as np
 
 from ..base import EngineConfigError
-from ..local_models import cached_model, load_pretrained, model_folder, model_identity
+from ..local_models import HelperModel
 
 __all__ = ["person_boxes", "detector_folder", "detector_identity", "THRESHOLD"]
 
 THRESHOLD = 0.5  # a detection's score needed to count as the performer
 _BATCH = 8
-_KEY, _KINDS = "pose.detector", "object detection (RT-DETR, DETR, YOLOS)"
-
-
-def detector_folder(model: str | os.PathLike | None) -> Path:
-    return model_folder(model, _KEY, _KINDS)
+_KINDS = "object detection (RT-DETR, DETR, YOLOS)"
+DETECTOR = HelperModel("pose-detector", "pose.detector", _KINDS, "object detection", _KINDS,
+                       "MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES")
+detector_folder = DETECTOR.folder
 
 
 def _person_label(folder: Path, id2label: dict | None) -> int:
     labels = {str(name).lower(): int(i) for i, name in (id2label or {}).items()}
     if "person" not in labels:
-        raise EngineConfigError(f"{_KEY}={str(folder)!r}: the detector has no 'person' label "
+        raise EngineConfigError(f"{DETECTOR.key}={str(folder)!r}: the detector has no 'person' label "
                                 f"(labels: {', '.join(sorted(labels)[:8]) or 'none'}); give a "
                                 "detector trained on COCO, whose labels include person")
     return labels["person"]
@@ -44,22 +43,15 @@ def detector_identity(model: str | os.PathLike) -> dict[str, Any]:
     """The detector's identity for content keys; EngineConfigError for a folder that is not a
     transformers model or whose labels have no `person` (read from config.json, no load)."""
     folder = detector_folder(model)
-    identity = model_identity(folder)
+    identity = DETECTOR.identity(folder)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     _person_label(folder, config.get("id2label"))
     return identity
 
 
 def _load(folder: Path, device: str) -> tuple[Any, Any, int]:
-    def load() -> tuple[Any, Any, int]:
-        from transformers.models.auto.modeling_auto import (
-            MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES)
-
-        processor, net = load_pretrained(folder, _KEY, "object detection", _KINDS,
-                                         MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES, device)
-        return processor, net, _person_label(folder, net.config.id2label)
-
-    return cached_model("pose-detector", folder, device, load)
+    processor, net = DETECTOR.load(folder, device)
+    return processor, net, _person_label(folder, net.config.id2label)
 
 
 def person_boxes(images: np.ndarray, model: str | os.PathLike, device: str = "cpu"

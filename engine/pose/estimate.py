@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..local_models import (cached_model, clear_models, load_pretrained, model_folder,
-                            model_identity)
+from ..local_models import HelperModel
+from . import REVISION
 
 __all__ = ["estimate_poses", "pose_model_identity", "clear_pose_models", "MIN_SCORE",
            "COCO_KEYPOINTS", "PoseModels"]
@@ -55,33 +55,24 @@ class PoseModels:
         return cls(Path(model), Path(detector) if detector else None) if model else None
 
 
-def _model_folder(model: str | os.PathLike | None) -> Path:
-    return model_folder(model, _KEY, _KINDS)
-
-
-def _load(folder: Path, device: str) -> tuple[Any, Any]:
-    return cached_model("pose", folder, device, lambda: _load_now(folder, device))
-
-
-def _load_now(folder: Path, device: str) -> tuple[Any, Any]:
-    from transformers.models.auto.modeling_auto import MODEL_FOR_POSE_ESTIMATION_MAPPING_NAMES
-
-    return load_pretrained(folder, _KEY, "pose estimation", "ViTPose",
-                           MODEL_FOR_POSE_ESTIMATION_MAPPING_NAMES, device)
+POSE = HelperModel("pose", _KEY, _KINDS, "pose estimation", "ViTPose",
+                   "MODEL_FOR_POSE_ESTIMATION_MAPPING_NAMES")
+_model_folder, _load = POSE.folder, POSE.load
 
 
 def clear_pose_models() -> None:
     """Forget the loaded pose models (tests; freeing GPU memory between runs)."""
-    clear_models("pose")
+    POSE.clear()
 
 
 def pose_model_identity(model: str | os.PathLike | PoseModels,
                         detector: str | os.PathLike | None = None) -> dict[str, Any]:
     """What about the pose model (and the person detector, when one is set) changes its output,
-    for content keys (no paths). Raises EngineConfigError for a folder that cannot serve."""
+    for content keys (no paths), with the code's REVISION (keypoints and their drawing).
+    Raises EngineConfigError for a folder that cannot serve."""
     if isinstance(model, PoseModels):
         model, detector = model.model, model.detector
-    identity = model_identity(_model_folder(model))
+    identity = {**POSE.identity(model), "revision": REVISION}
     if detector:
         from .detect import detector_identity
 

@@ -16,12 +16,9 @@ from stages.control.job import ControlJob
 @functools.lru_cache(maxsize=8)
 def _identity(kind: str, model: Any) -> Any:
     from engine.depth.estimate import depth_model_identity
-    from engine.pose import REVISION
     from engine.pose.estimate import pose_model_identity
 
-    if kind == "depth":
-        return depth_model_identity(model)
-    return {**pose_model_identity(model), "revision": REVISION}  # keypoints and drawing
+    return (depth_model_identity if kind == "depth" else pose_model_identity)(model)
 
 
 def control_job(vs: Any, rs: Any, cursor: int, shot_frames: int) -> ControlJob | None:

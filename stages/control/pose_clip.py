@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from engine.base import GenerationRequest
-from engine.pose import REVISION
 from stages.media.video_io import VideoWriter
 from stages.plan.keys import content_key, file_sha256
 from stages.plan.model import SegmentJob
@@ -32,11 +31,11 @@ PREVIEW = "pose.mp4"  # the skeleton, what the user looks at
 
 def pose_key(job: SegmentJob, video_sha: str) -> str:
     """The cache key of a segment's keypoints: the driving video's bytes, the slice the segment
-    takes of it (start, frames, fps, size) and the pose model's identity."""
+    takes of it (start, frames, fps, size) and the pose model's identity (which holds the
+    code's engine.pose.REVISION)."""
     return content_key(KIND, {
         "video": video_sha, "start": round(job.start_time, 6), "frames": job.frames,
-        "fps": job.fps, "width": job.width, "height": job.height, "model": job.pose,
-        "revision": REVISION})
+        "fps": job.fps, "width": job.width, "height": job.height, "model": job.pose})
 
 
 def pose_entry(job: SegmentJob, store: CacheStore, driving: np.ndarray | None = None,

@@ -34,14 +34,11 @@ def planned_shot(engine: Any, rs: ResolvedShot) -> ResolvedShot:
 
 @functools.lru_cache(maxsize=8)
 def _pose_identity(models: Any) -> tuple:
-    from engine.pose import REVISION
     from engine.pose.estimate import pose_model_identity
 
-    # Hashable, like the job it goes in: the detector's identity is a dict of its own. The
-    # revision: keypoints or drawing changed in code re-render the segments made from them.
-    identity = {**pose_model_identity(models), "revision": REVISION}
+    # Hashable, like the job it goes in: the detector's identity is a dict of its own.
     return tuple(sorted((name, tuple(sorted(value.items())) if isinstance(value, dict) else value)
-                        for name, value in identity.items()))
+                        for name, value in pose_model_identity(models).items()))
 
 
 def animate_pose(vs: Any, engine: Any, rs: ResolvedShot) -> tuple[Any, Any]:
