@@ -251,6 +251,25 @@ class GenerationRequest:
         return "t2v"
 
 
+def checked_control(request: GenerationRequest, engine: str) -> np.ndarray | None:
+    """The request's control video, checked for every engine that takes one: uint8
+    (num_frames, height, width, 3) and a strength from 0 to 1; None without a control video."""
+    control = request.control_video
+    if control is None:
+        return None
+    strength = request.control_strength
+    if isinstance(strength, bool) or not isinstance(strength, (int, float, np.floating)) \
+            or not 0.0 <= float(strength) <= 1.0:
+        raise EngineError(f"control_strength={strength!r} must be a number from 0 to 1")
+    shape = (request.num_frames, request.height, request.width, 3)
+    if np.shape(control) != shape or np.asarray(control).dtype != np.uint8:
+        raise EngineError(
+            f"segment {request.shot_id}_{request.segment_index}: control_video has "
+            f"{getattr(control, 'dtype', type(control).__name__)} {tuple(np.shape(control))}; "
+            f"{engine} expected uint8 {shape}, one frame per output frame at the request's size")
+    return np.asarray(control)
+
+
 @dataclass(frozen=True)
 class ImageRequest:
     """One still to generate: a shot's generated start or end keyframe (storyboard

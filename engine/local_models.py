@@ -79,11 +79,13 @@ def load_pretrained(folder: Path, key: str, task: str, kinds: str, classes: dict
     return processor, net.to(torch.device(device)).eval()
 
 
-def model_identity(folder: Path) -> dict[str, Any]:
+def model_identity(folder: Path, config: dict[str, Any] | None = None) -> dict[str, Any]:
     """What about a model folder changes its output, for content keys: a hash of its config and
-    the names and sizes of its weight files (no paths: keys must match across machines)."""
+    the names and sizes of its weight files (no paths: keys must match across machines).
+    `config`: its config.json already read, when the caller needed it too."""
     digest = hashlib.sha256()
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if config is None:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     digest.update(json.dumps(config, sort_keys=True).encode())
     for path in sorted(folder.iterdir()):
         if path.suffix in (".safetensors", ".bin") and path.is_file():

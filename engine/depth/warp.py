@@ -26,11 +26,12 @@ import cv2
 import numpy as np
 
 from ..base import CameraState
+from ..geometry import relative_homography, warp_frame
 from .camera3d import Pose, depth_to_map, pose_of, project, scene_depth, subject_disparity, unproject
 from .maps import fit_depth
 
 __all__ = ["DepthScene", "DepthWarper", "depth_guide", "uses_depth_warp", "warp_along",
-           "warp_with_depth", "warper_for"]
+           "warp_path", "warp_with_depth", "warper_for"]
 
 # A traced source point this much nearer than expected means the output pixel was hidden.
 _OCCLUSION_TOLERANCE = 0.04
@@ -273,6 +274,21 @@ def warp_along(frames: Sequence[np.ndarray], camera: Sequence[CameraState], dept
     height, width = frames[0].shape[:2]
     warper = DepthWarper(DepthScene.from_map(fit_depth(depth, width, height)), camera[0])
     return [np.array(f, copy=True) if state == camera[0] else warper.warp(f, state)
+            for f, state in zip(frames, camera)]
+
+
+def warp_path(frames: Sequence[np.ndarray], camera: Sequence[CameraState],
+              depth: np.ndarray | None = None) -> list[np.ndarray]:
+    """Frame i (each showing the view at camera[0]) re-rendered at camera[i]: through `depth`
+    when the path takes the depth warp (`uses_depth_warp`: parallax, occlusion), else by the
+    2D homography relative to camera[0]. The one choice every guide and post warp makes."""
+    if not len(frames):
+        return []
+    if uses_depth_warp(camera, depth):
+        return warp_along(frames, camera, depth)
+    height, width = frames[0].shape[:2]
+    origin = camera[0]
+    return [warp_frame(f, relative_homography(state, origin, width, height))
             for f, state in zip(frames, camera)]
 
 

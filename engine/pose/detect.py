@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..base import EngineConfigError
-from ..local_models import HelperModel
+from ..local_models import HelperModel, model_identity
 
 __all__ = ["person_boxes", "detector_folder", "detector_identity", "THRESHOLD"]
 
@@ -43,10 +43,9 @@ def detector_identity(model: str | os.PathLike) -> dict[str, Any]:
     """The detector's identity for content keys; EngineConfigError for a folder that is not a
     transformers model or whose labels have no `person` (read from config.json, no load)."""
     folder = detector_folder(model)
-    identity = DETECTOR.identity(folder)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     _person_label(folder, config.get("id2label"))
-    return identity
+    return model_identity(folder, config)
 
 
 def _load(folder: Path, device: str) -> tuple[Any, Any, int]:

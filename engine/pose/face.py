@@ -27,6 +27,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .estimate import MIN_SCORE
+
 # (x, y, w, h) boxes in pixels, for one RGB uint8 frame.
 Detector = Callable[[np.ndarray], Sequence[tuple[int, int, int, int]]]
 MIN_FACE_PX = 2.0  # head keypoints closer than this give no face box (no size to go by)
@@ -149,7 +151,7 @@ def _line(times: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:
     return offset + np.outer(at, slope)
 
 
-def pose_face_boxes(keypoints: np.ndarray, min_score: float = 0.3
+def pose_face_boxes(keypoints: np.ndarray, min_score: float = MIN_SCORE
                     ) -> list[list[tuple[float, float, float, float]]]:
     """Face boxes (x, y, w, h) from COCO body keypoints (N, K, 3) (engine.pose.estimate): a
     square around the confident head points (nose, eyes, ears), as wide as the farthest two of

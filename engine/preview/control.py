@@ -8,25 +8,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..base import EngineError, GenerationRequest
+from ..base import GenerationRequest, checked_control
 
 
-def control_layer(request: GenerationRequest, frames: int, width: int, height: int
-                  ) -> tuple[np.ndarray | None, float]:
+def control_layer(request: GenerationRequest) -> tuple[np.ndarray | None, float]:
     """The request's control frames (checked) and strength, or (None, 0) without control."""
-    control = request.control_video
-    if control is None:
-        return None, 0.0
-    strength = request.control_strength
-    if isinstance(strength, bool) or not isinstance(strength, (int, float, np.floating)) \
-            or not 0.0 <= float(strength) <= 1.0:
-        raise EngineError(f"control_strength={strength!r} must be a number from 0 to 1")
-    shape = (frames, height, width, 3)
-    if not isinstance(control, np.ndarray) or control.dtype != np.uint8 or control.shape != shape:
-        raise EngineError(
-            f"control_video has {getattr(control, 'dtype', type(control).__name__)} "
-            f"{getattr(control, 'shape', '')}; expected uint8 {shape}, one frame per output frame")
-    return control, float(strength)
+    control = checked_control(request, "preview")
+    return (None, 0.0) if control is None else (control, float(request.control_strength))
 
 
 def blend_control(frame: np.ndarray, control: np.ndarray, strength: float) -> None:

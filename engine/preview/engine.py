@@ -242,7 +242,7 @@ class PreviewEngine(Engine):
     def generate(self, request: GenerationRequest, progress: ProgressFn | None = None) -> np.ndarray:
         width, height, n, start, end, homs, motion, show_caption = self._validate(request)
         inset = self._inset(request.reference_images, width, height)
-        control, strength = control_layer(request, n, width, height)
+        control, strength = control_layer(request)
         # 2.5D moves (request.depth): re-rendered from the depth map, occlusions and all.
         warper = warper_for(request.camera, request.depth, width, height)
         seed = int(request.seed)

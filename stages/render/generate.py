@@ -30,8 +30,7 @@ from engine.base import (
     ProgressFn,
     is_out_of_memory,
 )
-from engine.depth.warp import uses_depth_warp, warp_along
-from engine.geometry import relative_homography, warp_frame
+from engine.depth.warp import warp_path
 from engine.images import cover_resize, fit_frames
 
 Log = Callable[[str], None]
@@ -62,11 +61,7 @@ def apply_camera_post(frames: np.ndarray, request: GenerationRequest) -> np.ndar
     """Warp each frame by the camera's move relative to the first frame."""
     if not request.camera or all(c == request.camera[0] for c in request.camera):
         return frames
-    if uses_depth_warp(request.camera, request.depth):  # 2.5D moves: the shot's depth map
-        return np.stack(warp_along(list(frames), request.camera, request.depth))
-    origin = request.camera[0]
-    return np.stack([warp_frame(f, relative_homography(c, origin, request.width, request.height))
-                     for f, c in zip(frames, request.camera)])
+    return np.stack(warp_path(list(frames), request.camera, request.depth))
 
 
 def retime(frames: np.ndarray, count: int, synth: Any = None) -> np.ndarray:

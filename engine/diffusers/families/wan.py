@@ -17,14 +17,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ...base import EngineError, EngineSpec, FrameRule, GenerationRequest
-from ...depth.warp import depth_guide, uses_depth_warp, warp_along
-from ...geometry import relative_homography, warp_frame
+from ...base import EngineError, EngineSpec, FrameRule, GenerationRequest, checked_control
+from ...depth.warp import warp_path
 from ..engine import COMMON_KEYS, DiffusersEngine
 from ..model_pool import PoolEntry
 from ..pipeline_io import pil
 from .wan_conditioning import check_chained, installed
-from .wan_control import control_frames
 
 _WAN_KEYS = COMMON_KEYS | {"cfg", "flow_shift", "sampler"}
 _TWO_EXPERT_KEYS = _WAN_KEYS | {"cfg_2", "boundary"}
@@ -179,14 +177,11 @@ class Wan22TI2V(_Wan):
 
 
 def camera_guide(start: np.ndarray, request: GenerationRequest) -> list[np.ndarray]:
-    """The start frame warped along the request's camera path: a video that shows the move."""
+    """The start frame warped along the request's camera path (through the depth for 2.5D
+    moves): a video that shows the move."""
     if not request.camera:
         return [start] * request.num_frames
-    if uses_depth_warp(request.camera, request.depth):  # 2.5D moves: parallax and occlusion
-        return depth_guide(start, request.depth, request.camera)
-    origin = request.camera[0]
-    return [warp_frame(start, relative_homography(state, origin, request.width, request.height))
-            for state in request.camera]
+    return warp_path([start] * len(request.camera), request.camera, request.depth)
 
 
 class WanVace(_Wan):
@@ -209,15 +204,14 @@ class WanVace(_Wan):
 
     def conditioning(self, request: GenerationRequest) -> tuple[list, list]:
         t, h, w = request.num_frames, request.height, request.width
-        grey = np.full((h, w, 3), 127, np.uint8)
-        if request.start_image is not None:
-            guide = camera_guide(request.start_image, request)
-        else:
-            guide = [grey] * t
-        video = list(guide)
         # A control video (depth, edges, flow ...) is what the frames to generate follow,
-        # instead of the camera guide; known frames below still replace their slots.
-        video = control_frames(request) or video
+        # instead of the camera guide (not built then); known frames below keep their slots.
+        video = checked_control(request, "wan_vace")
+        if video is None and request.start_image is not None:
+            video = camera_guide(request.start_image, request)
+        elif video is None:
+            video = [np.full((h, w, 3), 127, np.uint8)] * t
+        video = list(video)
         known = np.zeros((h, w, 3), np.uint8)
         unknown = np.full((h, w, 3), 255, np.uint8)
         mask = [unknown] * t
@@ -278,12 +272,8 @@ class WanV2V(_Wan):
                               f"{request.num_frames} source frames, got "
                               f"{0 if source is None else len(source)}")
         frames = list(source)
-        if request.camera and uses_depth_warp(request.camera, request.depth):
-            frames = warp_along(frames, request.camera, request.depth)
-        elif request.camera:
-            origin = request.camera[0]
-            frames = [warp_frame(f, relative_homography(c, origin, request.width, request.height))
-                      for f, c in zip(frames, request.camera)]
+        if request.camera:  # the source warped along the path first: a guide
+            frames = warp_path(frames, request.camera, request.depth)
         kwargs = {**self.text_embeddings(pipe, entry, request),
                   "guidance_scale": float(self.param(request, "cfg")),
                   "height": request.height, "width": request.width,

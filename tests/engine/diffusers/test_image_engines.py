@@ -124,8 +124,13 @@ def test_ip_adapter_references_steer_the_still(models):
                                                          "scale": 1.0})
     assert adapted.identity()["ip_adapter"]["weights"] == "ip-adapter_tiny.safetensors"
     assert str(models["ip_adapter"]) not in repr(adapted.identity())
+    assert_references_steer_the_still(plain_engine, adapted)
+
+
+def assert_references_steer_the_still(plain_engine, adapted) -> None:
+    """Without references the adapter runs at scale 0 (the text-only still, exactly); one or
+    two references change the still, repeatably; an engine without an adapter ignores them."""
     plain = plain_engine.generate_image(still())
-    # Without references the adapter runs at scale 0: the text-only still, exactly.
     assert np.array_equal(plain, adapted.generate_image(still()))
     red = np.zeros((40, 56, 3), np.uint8)
     red[..., 0] = 255
@@ -134,7 +139,6 @@ def test_ip_adapter_references_steer_the_still(models):
     assert np.array_equal(with_red, adapted.generate_image(still(reference_images=[red])))
     two = adapted.generate_image(still(reference_images=[red, tiny.random_image(1)]))
     assert not np.array_equal(two, with_red)
-    # An engine without an adapter makes the still from the prompt alone.
     assert np.array_equal(plain, plain_engine.generate_image(still(reference_images=[red])))
 
 
@@ -146,17 +150,7 @@ def test_flux_ip_adapter_references_steer_the_still(models):
         "path": str(models["flux_ip_adapter"]), "scale": 1.0})
     assert adapted.identity()["ip_adapter"]["weights"] == "ip_adapter.safetensors"
     assert adapted.identity() != plain_engine.identity()  # a different keyframe key
-    plain = plain_engine.generate_image(still())
-    assert np.array_equal(plain, adapted.generate_image(still()))  # scale 0: text-only
-    red = np.zeros((40, 56, 3), np.uint8)
-    red[..., 0] = 255
-    with_red = adapted.generate_image(still(reference_images=[red]))
-    assert with_red.shape == (32, 32, 3) and not np.array_equal(with_red, plain)
-    assert np.array_equal(with_red, adapted.generate_image(still(reference_images=[red])))
-    two = adapted.generate_image(still(reference_images=[red, tiny.random_image(1)]))
-    assert not np.array_equal(two, with_red)
-    # Without an adapter FLUX makes the still from the prompt alone.
-    assert np.array_equal(plain, plain_engine.generate_image(still(reference_images=[red])))
+    assert_references_steer_the_still(plain_engine, adapted)
 
 
 def spy_pipeline_calls(monkeypatch, pipeline_cls) -> dict:
