@@ -106,11 +106,15 @@ def _fill_nearest(z: np.ndarray) -> np.ndarray:
     return np.where(holes, values[labels], z)
 
 
-def _view_depth(scene: DepthScene, pose: Pose, width: int, height: int) -> np.ndarray:
-    """Camera depth of what the view at `pose` shows at each pixel (the reference view's depth)."""
+def _view_depth(scene: DepthScene, reference: CameraState, pose: Pose, u: np.ndarray,
+                v: np.ndarray) -> np.ndarray:
+    """Camera depth of what the view at `pose` (camera state `reference`) shows at each pixel
+    (u, v) (the reference view's depth)."""
     z0 = scene_depth(scene.depth01, scene.subject)
+    if reference == CameraState():  # the depth map's own view: no round trip needed
+        return z0
+    width, height = scene.size
     origin = pose_of(CameraState(), width, height)
-    u, v = _grid(width, height)
     world = unproject(origin, u, v, z0, width, height)
     pu, pv, pz = project(pose, world, width, height)
     return _fill_nearest(_splat_depth(pu, pv, pz, width, height))
@@ -201,8 +205,8 @@ class DepthWarper:
         self.scene, self.reference = scene, reference
         width, height = self.width, self.height = scene.size
         self.ref_pose = pose_of(reference, width, height)
-        self.z_ref = _view_depth(scene, self.ref_pose, width, height)
         self.u, self.v = _grid(width, height)
+        self.z_ref = _view_depth(scene, reference, self.ref_pose, self.u, self.v)
         self.world = unproject(self.ref_pose, self.u, self.v, self.z_ref, width, height)
 
     def warp(self, image: np.ndarray, state: CameraState, holes_out: list | None = None
