@@ -2,29 +2,26 @@
 cached by content (the source's bytes and the settings: ControlJob.clip_key); a segment's slice
 of it; and the request that carries it.
 
-The source is sampled as stages.render.source_video samples input videos (nearest frame at each
-output time from `start`, halves up; a clip shorter than the shot holds its last frame), but
-streaming: the whole shot is never in memory, so the extraction can run on any length. The clip
+The source is sampled by stages.render.source_video.sampled_frames, as every input video is
+(nearest frame at each output time from `start`, halves up; a clip shorter than the shot holds
+its last frame), streaming: the whole shot is never in memory, so extraction runs on any length. The clip
 is stored lossless (FFV1, the extraction's exact pixels feed the engine) and as H.264
 (control.mp4, what renders/NAME/control/<shot>.mp4 shows).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from engine.base import GenerationRequest
-from engine.images import cover_resize
 from stages.control.extract import extractor
 from stages.control.job import ControlJob
-from stages.media.probe import video_info
 from stages.media.video_io import VideoWriter, read_frames
-from stages.plan.keys import file_sha256
+from stages.render.source_video import sampled_frames
+from stages.plan.keys import input_sha256
 from stages.storyboard.image_refs import unchanged
 from stages.store.cache import CacheStore
 
@@ -33,34 +30,11 @@ CLIP = "control.mkv"  # lossless: what the engine is given
 PREVIEW = "control.mp4"  # H.264: what the user looks at
 
 
-def sampled_frames(path: Path, start_s: float, frames: int, fps: float, width: int,
-                   height: int) -> Iterator[np.ndarray]:
-    """`frames` frames of `path` from `start_s` at `fps`, cover-resized; streaming."""
-    info = video_info(path)
-    wanted = [min(max(info.frames, 1) - 1,
-                  max(0, math.floor((start_s + i / fps) * info.fps + 0.5 + 1e-9)))
-              for i in range(frames)]
-    decoded = enumerate(read_frames(path))
-    index, raw = -1, None
-    shown, current = None, None
-    for target in wanted:
-        while index < target:
-            try:
-                index, raw = next(decoded)
-            except StopIteration:  # fewer frames than the container said: hold the last
-                break
-        if raw is None:
-            raise ValueError(f"{path}: no frames could be decoded")
-        if shown != index:  # resize each source frame once, however often it is repeated
-            shown, current = index, cover_resize(raw, width, height)
-        yield current
-
-
 def control_clip(job: ControlJob, store: CacheStore, model: Path | None = None,
                  device: str = "cpu") -> Path:
     """The shot's extracted control clip (lossless) in the cache, extracted on a miss."""
     video = unchanged(job.video, "control video")  # still the file validation checked
-    key = job.clip_key(file_sha256(video))
+    key = job.clip_key(input_sha256(video))
     entry = store.get(KIND, key)
     if entry is None:
         source = sampled_frames(video, job.start, job.shot_frames, job.fps, job.width, job.height)

@@ -51,11 +51,11 @@ class ControlJob:
 
 def control_keys(plan: Any) -> list[str]:
     """Cache keys of the extracted control clips a RenderPlan uses (for cache maintenance)."""
-    from stages.plan.keys import file_sha256
+    from stages.plan.keys import input_sha256
 
     keys = []
     for shot in plan.shots:
         job = next((j.control for j in shot.segments if j.control is not None), None)
         if job is not None:
-            keys.append(job.clip_key(file_sha256(job.video)))
+            keys.append(job.clip_key(input_sha256(job.video)))
     return keys

@@ -18,7 +18,7 @@ import numpy as np
 
 from engine.base import GenerationRequest
 from stages.media.video_io import VideoWriter
-from stages.plan.keys import content_key, file_sha256
+from stages.plan.keys import content_key, input_sha256
 from stages.plan.model import SegmentJob
 from stages.render.source_video import video_slice
 from stages.storyboard.image_refs import unchanged
@@ -50,7 +50,7 @@ def pose_entry(job: SegmentJob, store: CacheStore, driving: np.ndarray | None = 
         raise ValueError(f"segment {job.label} has no planned pose (an animate shot with "
                          "pose.model set)")
     video = unchanged(job.driving_video, "driving_video")
-    key = pose_key(job, file_sha256(video))
+    key = pose_key(job, input_sha256(video))
     entry = store.get(KIND, key)
     if entry is not None:
         return entry.path
@@ -84,5 +84,5 @@ def with_driving_pose(request: GenerationRequest, job: SegmentJob, store: CacheS
 
 def pose_keys(plan) -> list[str]:
     """Cache keys of the keypoints a RenderPlan uses (for cache maintenance)."""
-    return [pose_key(job, file_sha256(job.driving_video)) for job in plan.segments()
+    return [pose_key(job, input_sha256(job.driving_video)) for job in plan.segments()
             if job.pose is not None and job.driving_video is not None]

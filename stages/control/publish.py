@@ -68,7 +68,7 @@ def control_summary(plan: Any, store: CacheStore) -> list[str]:
     """Dry-run lines: per shot, the control it is given and whether its extraction (or an
     animate shot's keypoints) is cached already."""
     from stages.control.pose_clip import KIND as POSE_KIND, pose_key
-    from stages.plan.keys import file_sha256
+    from stages.plan.keys import input_sha256
 
     lines = []
     for shot in plan.included():
@@ -76,12 +76,12 @@ def control_summary(plan: Any, store: CacheStore) -> list[str]:
         posed = [j for j in shot.segments if j.pose is not None]
         if job is not None:
             control = job.control
-            hit = store.has("control", control.clip_key(file_sha256(control.video)))
+            hit = store.has("control", control.clip_key(input_sha256(control.video)))
             lines.append(f"control: {shot.id} {control.kind} of {control.video.name} from "
                          f"{control.start:g}s at strength {control.strength:g} "
                          f"({'cached' if hit else 'to extract'})")
         elif posed:
-            hits = sum(store.has(POSE_KIND, pose_key(j, file_sha256(j.driving_video)))
+            hits = sum(store.has(POSE_KIND, pose_key(j, input_sha256(j.driving_video)))
                        for j in posed)
             state = "cached" if hits == len(posed) else \
                 "to read" if not hits else f"{hits} of {len(posed)} segments cached"

@@ -6,8 +6,10 @@ another folder finds the same cache entries.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,19 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _sha_while(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    return file_sha256(Path(path))
+
+
+def input_sha256(path: Path) -> str:
+    """file_sha256 of an input file (a control or driving video), read once per process while
+    it stays the same file (size, mtime, inode): a shot's clip is keyed at every segment, at
+    publishing and in the dry run. Cache entries are verified with file_sha256 itself."""
+    stat = os.stat(path)
+    return _sha_while(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
 
 def deliverable_key(plan: Any, what: str, inner_key: str) -> str:
