@@ -20,8 +20,7 @@ so dense onsets never exceed `amount`. bass, mid, treble and loudness are 0..1 e
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -61,7 +60,7 @@ def shot_starts(vs: Any) -> dict[str, float]:
     from stages.plan.chaining import chain_lead
     from stages.plan.timing import resampled_count, segment_lengths
     from stages.post.chain import chain_fps, chain_frames_out
-    from stages.render.transitions import TRANSITIONS, crossfade_frames
+    from stages.render.transitions import blend_frames
     from stages.storyboard.resolve import resolve_shot
     from stages.storyboard.schema import Chain
 
@@ -78,10 +77,7 @@ def shot_starts(vs: Any) -> dict[str, float]:
         frames = sum(n - skip for (_, n), skip in zip(pieces, leads))
         count = resampled_count(chain_frames_out(vs.post, frames, vs.fps), post_fps, out_fps)
         if previous is not None:
-            before, transition = previous
-            if transition.type in TRANSITIONS:
-                k = crossfade_frames(transition.duration, out_fps)
-                clock -= max(0, min(k, before - 1, count - 1))
+            clock -= blend_frames(previous[1], out_fps, previous[0], count)
         starts[shot.id] = clock / out_fps
         clock += count
         transition = rs.transition or _cut()
@@ -113,7 +109,6 @@ class ReactivePlan:
     # shot id -> {"camera": {param: [per shot frame]}, "segments": [{index, param: value}]}
     shots: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    episode_color: dict[str, list[float]] = field(default_factory=dict)  # set by `graded`
 
     def of(self, kind: str) -> list[ReactiveMapping]:
         return [m for m in self.mappings if param_kind(m.param) == kind]
@@ -146,9 +141,9 @@ class ReactivePlan:
             series = record.setdefault(name, [])
             series[len(series):] = [0.0] * (first + len(states) - len(series))
             series[first + skip:first + len(states)] = [round(float(v), 5) for v in values[skip:]]
-        known = {f.name for f in fields(CameraState)}
+        # Camera mappings name CameraState fields (validation: reactive_params).
         return tuple(replace(state, **{name: getattr(state, name) + float(values[i])
-                                       for name, values in added.items() if name in known})
+                                       for name, values in added.items()})
                      for i, state in enumerate(states))
 
     def params(self, shot_id: str, index: int, first: int, frames: int,
@@ -193,14 +188,13 @@ class ReactivePlan:
 
     def graded(self, frames: Iterable[np.ndarray], count: int, first_shot: str = ""
                ) -> Iterable[np.ndarray]:
-        """The episode's frames with the colour grade (stages.post.audio_color) applied; the
-        curves are recorded for the manifest."""
+        """The episode's frames with the colour grade (stages.post.audio_color) applied (the
+        manifest records the same curves, from `color`)."""
         curves = self.color(count, first_shot)
         if not curves:
             return frames
         from stages.post.audio_color import graded
 
-        self.episode_color = curves
         return graded(frames, curves)
 
     def summary(self, beats_shown: int = 8) -> list[str]:
@@ -262,8 +256,3 @@ def reactive_plan(vs: Any) -> ReactivePlan | None:
     post_fps = chain_fps(vs.post, vs.fps)
     return ReactivePlan(analysis, tuple(audio.reactive), audio.offset, vs.fps,
                         vs.output.fps or post_fps, shot_starts(vs))
-
-
-def frame_of(seconds: float, fps: float) -> int:
-    """The frame nearest to `seconds`."""
-    return int(math.floor(seconds * fps + 0.5))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import importlib.metadata
@@ -29,10 +30,9 @@ def camera_move(shot_plan: Any) -> dict[str, float]:
     if not states:
         return {}
     first, last = states[0], states[-1]
-    return {name: round(getattr(last, name) - getattr(first, name), 4)
-            for name in ("pan_x", "pan_y", "zoom", "rotate", "tilt", "dolly", "truck", "pedestal",
-                         "orbit", "dolly_zoom", "focus", "aperture")
-            if abs(getattr(last, name) - getattr(first, name)) > 1e-6}
+    return {f.name: round(getattr(last, f.name) - getattr(first, f.name), 4)
+            for f in dataclasses.fields(first)
+            if abs(getattr(last, f.name) - getattr(first, f.name)) > 1e-6}
 
 
 def build_manifest(

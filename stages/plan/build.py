@@ -12,7 +12,7 @@ plan's dataclasses live in stages.plan.model and are importable from here too.
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,9 @@ def _shot_jobs(vs: ValidatedStoryboard, rs: ResolvedShot, pieces, chain: Chain, 
     source = _image_path(vs, rs.source_video) if "source_video" in vs.engine.honours else None
     driving = _image_path(vs, rs.driving_video) if "driving_video" in vs.engine.honours else None
     pose, pose_model = animate_pose(vs, vs.engine, rs)
+    # Per shot: the depth (None without `depth:`: keys unchanged).
+    depth = depth_job(vs, rs)
+    depth_folder = depth_model_folder(vs, depth)
     jobs: list[SegmentJob] = []
     for index, (seg, frames) in enumerate(pieces):
         frame_cursor = cursors[index]
@@ -161,7 +164,7 @@ def _shot_jobs(vs: ValidatedStoryboard, rs: ResolvedShot, pieces, chain: Chain, 
                          jobs[0] if jobs else None) \
             if (spec.color_match == "anchor" or spec.conditioning == "svi") else None
         states = camera_path(camera, frame_cursor, frames, vs.fps, shot_seconds)
-        depth = depth_job(vs, rs)  # None without `depth:`: keys unchanged
+        control = control_job(vs, rs, frame_cursor, total_frames)
         seg_params = generation_params(params, seg.holders, levels)
         if reactive is not None:  # audio.reactive: values add to the storyboard's
             states = reactive.camera(shot.id, states, frame_cursor)
@@ -179,11 +182,9 @@ def _shot_jobs(vs: ValidatedStoryboard, rs: ResolvedShot, pieces, chain: Chain, 
             cast=names, descriptions=descriptions, references=references,
             start_keyframe=start_kf.key if start.kind == "keyframe" else None,
             end_keyframe=end_keyframe,
-            control=control_job(vs, rs, frame_cursor, total_frames),
-            depth=depth, depth_model=depth_model_folder(vs, depth),
-            pose=pose, pose_model=pose_model,
+            control=control, control_model=control_model(vs, control),
+            depth=depth, depth_model=depth_folder, pose=pose, pose_model=pose_model,
         )
-        job = replace(job, control_model=control_model(vs, job.control))
         jobs.append(ctx.add(job))
     return jobs, notes
 

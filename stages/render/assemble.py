@@ -29,7 +29,7 @@ from stages.plan.model import keyframe_label
 from stages.render.steps import ShotResult
 from stages.render.audio import mux_audio
 from stages.post.chain import chain_size
-from stages.render.transitions import TRANSITIONS, crossfade, crossfade_frames
+from stages.render.transitions import TRANSITIONS, blend_frames, crossfade
 from stages.media.png import load_png, save_png
 from stages.media.video_io import VideoWriter, read_frames
 
@@ -52,15 +52,8 @@ def resample(frames: Iterable[np.ndarray], src_fps: float, dst_fps: float) -> It
 
 def transition_frames(plan: RenderPlan, shots: Sequence[ShotPlan], counts: Sequence[int]) -> list[int]:
     """Frames blended between shot i and i+1 (0 for a cut), limited by both shots' lengths."""
-    out = []
-    for i in range(len(shots) - 1):
-        spec = shots[i].transition
-        if spec.type in TRANSITIONS:  # crossfade, interpolated: both overlap the shots
-            k = crossfade_frames(spec.duration, plan.output_fps)
-            out.append(max(0, min(k, counts[i] - 1, counts[i + 1] - 1)))
-        else:
-            out.append(0)
-    return out
+    return [blend_frames(shots[i].transition, plan.output_fps, counts[i], counts[i + 1])
+            for i in range(len(shots) - 1)]
 
 
 def join(streams: Sequence[Iterable[np.ndarray]], blend: Sequence[int],

@@ -10,7 +10,7 @@ import numpy as np
 
 from stages.post.interpolate import backward_warp, gray, optical_flow
 
-__all__ = ["TRANSITIONS", "crossfade", "crossfade_frames", "morph", "morph_pair"]
+__all__ = ["TRANSITIONS", "blend_frames", "crossfade", "crossfade_frames", "morph", "morph_pair"]
 
 
 def crossfade(tail: Sequence[np.ndarray], head: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -43,6 +43,15 @@ def crossfade(tail: Sequence[np.ndarray], head: Sequence[np.ndarray]) -> list[np
             mixed = np.clip(np.rint(mixed), info.min, info.max)
         out.append(mixed.astype(dtype))
     return out
+
+
+def blend_frames(transition, fps: float, before: int, after: int) -> int:
+    """Frames blended where a shot of `before` output frames meets one of `after` under
+    `transition` (0 for a cut or a generated transition, whose clip stands between them):
+    the crossfade's frames, limited by both shots' lengths."""
+    if transition.type not in TRANSITIONS:
+        return 0
+    return max(0, min(crossfade_frames(transition.duration, fps), before - 1, after - 1))
 
 
 def crossfade_frames(duration_s: float, fps: float) -> int:
