@@ -83,10 +83,11 @@ def retime(frames: np.ndarray, count: int, synth: Any = None) -> np.ndarray:
     return np.stack(out[:count])
 
 
-def adapted_mode(request: GenerationRequest, spec: Any, stills: bool) -> str | None:
-    """How a request of a mode `spec` lacks becomes one it has: None when it has the mode,
-    else a note; raises EngineError when nothing fits (the message says why)."""
-    mode, modes = request.mode, spec.modes
+def adapted_mode(mode: str, spec: Any, stills: bool) -> str | None:
+    """How a request of `mode` (GenerationRequest.mode) that `spec` lacks becomes one it has:
+    None when it has the mode, else a note; raises EngineError when nothing fits (the message
+    says why)."""
+    modes = spec.modes
     if mode in modes:
         return None
     if mode == "flf2v" and "i2v" in modes:
@@ -122,7 +123,7 @@ def adapt_request(request: GenerationRequest, engine: Engine, stills: Engine | N
     request = replace(request, conditioning="pixels", context_latents=None, anchor_image=None,
                       keep_latents=0,
                       context_frames=request.context_frames if spec.context_frames else None)
-    mode_note = adapted_mode(request, spec, stills is not None)
+    mode_note = adapted_mode(request.mode, spec, stills is not None)
     if mode_note is not None:
         if request.mode == "animate":  # the character (cast or shot image), never a pose frame
             request = replace(request, driving_video=None, driving_pose=None)

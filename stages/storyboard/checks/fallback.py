@@ -38,16 +38,11 @@ def fallback_warnings(model: Any, engine: EngineSpec, fallback: EngineSpec | Non
     from engine.base import EngineError
     from stages.render.generate import adapted_mode
 
-    class _Probe:  # the one attribute adapted_mode reads off a request
-        def __init__(self, mode: str):
-            self.mode = mode
-
     by_reason: dict[str, list[str]] = {}
     for shot in model.shots:
         rs = resolve_shot(shot, model.defaults)
         try:
-            adapted_mode(_Probe(shot_mode(rs, engine)), fallback,
-                         stills or fallback.makes_images)
+            adapted_mode(shot_mode(rs, engine), fallback, stills or fallback.makes_images)
         except EngineError as exc:
             by_reason.setdefault(str(exc), []).append(shot.id)
     warnings = [f"shots {', '.join(ids)}: if the render engine fails there, the {reason}; they "
