@@ -194,16 +194,23 @@ def _pillow_filter(lut: CubeLut) -> tuple[ImageFilter.Color3DLUT, np.ndarray | N
             _domain_map(lut))
 
 
+@lru_cache(maxsize=8)
+def _table_1d(lut: CubeLut) -> np.ndarray:
+    """A 1D table as uint8 (256, 3): each channel's value -> its output, made once per table
+    (like the 3D filter), not per frame."""
+    v = np.arange(256, dtype=np.float32)[:, None] / 255.0
+    x = np.clip((v - lut.domain_min) / (lut.domain_max - lut.domain_min) * (lut.size - 1),
+                0, lut.size - 1)
+    out_lut = np.empty((256, 3), np.float32)
+    for c in range(3):
+        out_lut[:, c] = np.interp(x[:, c], np.arange(lut.size), lut.table[:, c])
+    return np.clip(out_lut * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def apply_lut(frame: np.ndarray, lut: CubeLut, strength: float = 1.0) -> np.ndarray:
     """`frame` (uint8 RGB) through the table; `strength` mixes with the original."""
     if not lut.is_3d:
-        v = np.arange(256, dtype=np.float32)[:, None] / 255.0
-        x = np.clip((v - lut.domain_min) / (lut.domain_max - lut.domain_min) * (lut.size - 1),
-                    0, lut.size - 1)
-        out_lut = np.empty((256, 3), np.float32)
-        for c in range(3):
-            out_lut[:, c] = np.interp(x[:, c], np.arange(lut.size), lut.table[:, c])
-        mapped = np.clip(out_lut * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        mapped = _table_1d(lut)
         out = cv2.merge([cv2.LUT(frame[..., c], mapped[:, c]) for c in range(3)])
     else:
         pil, domain = _pillow_filter(lut)
