@@ -4,14 +4,13 @@ markdown artifact `series-NAME` (a row per episode with its contact sheet inline
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flows.deploy.series_plan import SeriesPlan
+from flows.pipeline.run_meta import data_uri, md_cell
 
 
 @dataclass
@@ -57,25 +56,6 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _thumbnail_uri(path: str | None, width: int = 480) -> str | None:
-    """The contact sheet as a small inline JPEG, so the artifact shows it without file access."""
-    if not path or not Path(path).is_file():
-        return None
-    from PIL import Image
-
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        if img.width > width:
-            img = img.resize((width, max(1, round(img.height * width / img.width))))
-        buffer = io.BytesIO()
-        img.save(buffer, format="JPEG", quality=70)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def artifact_markdown(summary: dict[str, Any]) -> str:
     """The series artifact: a table of the episodes, then each episode's contact sheet under its
     own heading (inside the table, a sheet wide enough to read pushed the table past the UI's
@@ -90,16 +70,17 @@ def artifact_markdown(summary: dict[str, Any]) -> str:
     sheets = []
     for row in summary["episodes"]:
         if row["status"] == "failed":
-            lines.append(f"| {_cell(row['episode'])} | **failed**: {_cell(row['error'])} | | | | "
+            lines.append(f"| {md_cell(row['episode'])} | **failed**: {md_cell(row['error'])} | | | | "
                          f"{row['publish']} |")
             continue
-        uri = _thumbnail_uri(row["contact_sheet"])
+        sheet = row["contact_sheet"]
+        uri = data_uri(Path(sheet), 480, quality=70) if sheet and Path(sheet).is_file() else None
         if uri:
-            sheets += [f"### {_cell(row['episode'])}", "", f"![{row['episode']}]({uri})", ""]
+            sheets += [f"### {md_cell(row['episode'])}", "", f"![{row['episode']}]({uri})", ""]
         video = Path(row["video"]).name if row["video"] else ""
-        lines.append(f"| {_cell(row['episode'])} | {row['status']} | "
+        lines.append(f"| {md_cell(row['episode'])} | {row['status']} | "
                      f"{row['segments_rendered']} / {row['segments_cached']} | "
-                     f"{row['duration_s']:.1f} s | `{_cell(video)}` | {row['publish']} |")
+                     f"{row['duration_s']:.1f} s | `{md_cell(video)}` | {row['publish']} |")
     if sheets:
         lines += ["", "## Contact sheets", "", *sheets]
     return "\n".join(lines) + "\n"

@@ -41,10 +41,9 @@ def publish_render(prepared: Prepared, manifest: dict[str, Any], shots: Sequence
 
     # The episode in the render folder is a copy of the cached one; re-copy it with the manifest
     # in its metadata (streams copied, not re-encoded: the frames stay identical). The run's URL
-    # names this machine's Prefect server: not in the published file.
+    # names this machine's Prefect server: manifest_tag leaves it out (manifest.RUN_ONLY).
     video = out_dir / manifest["video"]
-    carried = {k: v for k, v in manifest.items() if k != "run_url"}
-    copy_with_metadata(video, video, {"title": prepared.plan.name, VIDEO_TAG: manifest_tag(carried)})
+    copy_with_metadata(video, video, {"title": prepared.plan.name, VIDEO_TAG: manifest_tag(manifest)})
 
     remove_dead_temps(out_dir)  # what a killed render left behind in this folder
     # A shot's generated keyframes lead its thumbnails in the report.

@@ -21,11 +21,12 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from flows.runtime.local_api import SHARED_URL_ENV  # the shared API serves no UI
+
 log = logging.getLogger(__name__)
 
 TAG = "reelforge"
 SERIES_TAG = "series:"
-SHARED_API_ENV = "REELFORGE_SHARED_API_URL"  # set by flows/runtime/local_api.py: an API, no UI
 SHEET_MAX_WIDTH = 720  # the contact sheet, inlined
 THUMB_MAX_WIDTH = 160  # each shot thumbnail, inlined
 THUMBS_PER_SHOT = 4  # first, last and evenly between: report.html has them all
@@ -91,7 +92,7 @@ def run_url() -> str | None:
 
     explicit_ui = bool(os.environ.get("PREFECT_UI_URL"))
     api = PREFECT_API_URL.value()
-    if not explicit_ui and (not api or api == os.environ.get(SHARED_API_ENV)):
+    if not explicit_ui and (not api or api == os.environ.get(SHARED_URL_ENV)):
         return None
     base = PREFECT_UI_URL.value()
     if not base:
@@ -120,33 +121,30 @@ def data_uri(path: Path, max_width: int, quality: int = 72) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _cell(text: Any) -> str:
+def md_cell(text: Any) -> str:
+    """`text` as one markdown table cell: one line, pipes escaped."""
     return " ".join(str(text).split()).replace("|", "\\|")
-
-
-def _spread(items: list, count: int) -> list:
-    """At most `count` of `items`: the first, the last and evenly spaced between."""
-    if len(items) <= count:
-        return items
-    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
 def pictures_markdown(title: str, sheet: Path | None, thumbs: Mapping[str, Sequence[Path]],
                       url: str | None = None, limit: int = PICTURES_MAX_BYTES) -> str:
     """Markdown with the contact sheet and a table of each shot's thumbnails, inlined."""
+    from stages.outputs.contact_sheet import sample_indices
+
     lines = [f"# {title}", ""]
     used = 0
     if url:
         lines += [f"[This run in the Prefect UI]({url})", ""]
     sheet_uri = data_uri(sheet, SHEET_MAX_WIDTH) if sheet is not None else None
     if sheet_uri:
-        lines += ["## Contact sheet", "", f"![contact sheet of {_cell(title)}]({sheet_uri})", ""]
+        lines += ["## Contact sheet", "", f"![contact sheet of {md_cell(title)}]({sheet_uri})", ""]
         used += len(sheet_uri)
     left_out = 0
     rows = []
     for shot, paths in thumbs.items():
         cells = []
-        for path in _spread(list(paths), THUMBS_PER_SHOT):
+        paths = list(paths)  # the first, the last and evenly between (as the contact sheet)
+        for path in (paths[i] for i in sample_indices(len(paths), THUMBS_PER_SHOT)):
             uri = data_uri(Path(path), THUMB_MAX_WIDTH, quality=65)
             if uri is None:
                 continue
@@ -154,9 +152,9 @@ def pictures_markdown(title: str, sheet: Path | None, thumbs: Mapping[str, Seque
                 left_out += 1
                 continue
             used += len(uri)
-            cells.append(f"![{_cell(shot)}]({uri})")
+            cells.append(f"![{md_cell(shot)}]({uri})")
         cells += ["-"] * (THUMBS_PER_SHOT - len(cells))
-        rows.append(f"| {_cell(shot)} | {' | '.join(cells)} |")
+        rows.append(f"| {md_cell(shot)} | {' | '.join(cells)} |")
     if rows:
         # One column per thumbnail: the UI shows an image per line within a cell.
         lines += ["## Shots", "", "| shot |" + " |" * THUMBS_PER_SHOT,
