@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,18 +25,11 @@ from flows.deploy.series_summary import (EpisodeResult, artifact_key, artifact_m
                                          summary_lines)
 from flows.pipeline import notify, run_meta
 from flows.pipeline.flow import run_flow
-from flows.pipeline.progress_view import run_log
+from flows.pipeline.progress import say as report  # a console line, also a run log
 from flows.runtime.prefect_api import cancel_on_sigterm
 
 # How often a series run polls the episode runs it dispatched (seconds).
 POLL_S = float(os.environ.get("REELFORGE_SERIES_POLL_S", "2"))
-
-
-def report(line: str) -> None:
-    """A console line of the series run, also an INFO log of its flow run (the Logs tab)."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-    run_log(line)
 
 
 def _one_line(exc: BaseException | str) -> str:
@@ -154,15 +146,12 @@ def tell_series(plan: SeriesPlan, started: float, summary: dict[str, Any] | None
     """The series' one notification (`notify:` of the config the episodes are composed with):
     each episode's status and time, the contact sheets attached."""
     urls = notify.targets(*(e.settings.notify for e in plan.episodes))
-    if not urls or (summary is None and exc is None):
+    if not urls:
         return
-    if summary is not None and not summary["failed"]:
-        status = "completed"
-    elif isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "Terminated":
-        status = "cancelled"
-    else:
-        status = "failed"
-    notice = notify.Notice(f"series {plan.name}", status, time.perf_counter() - started)
+    status = notify.status_of(exc) if summary is None else \
+        ("failed" if summary["failed"] else "completed")
+    notice = notify.Notice(f"series {plan.name}", status, time.perf_counter() - started,
+                           run_url=run_meta.run_url())
     for row in (summary or {}).get("episodes", []):
         notice.lines.append(f"episode {row.get('episode')}: {row.get('status')}, "
                             f"{float(row.get('seconds') or 0):.1f}s"
@@ -170,10 +159,7 @@ def tell_series(plan: SeriesPlan, started: float, summary: dict[str, Any] | None
         if row.get("contact_sheet"):
             notice.attachments.append(Path(row["contact_sheet"]))
     if exc is not None and summary is None:
-        notice.lines.append(f"error: {' '.join(str(exc).split())[:500] or type(exc).__name__}")
-    url = run_meta.run_url()
-    if url:
-        notice.lines.append(f"run: {url}")
+        notice.add_error(exc)
     notify.send(urls, notice, warn=report)
 
 

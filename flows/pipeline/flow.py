@@ -208,25 +208,16 @@ class _Ending:
     def send(self, exc: BaseException | None, manifest: dict[str, Any] | None = None) -> None:
         if not self.urls or run_meta.current_series():  # an episode: the series run tells
             return
-        if exc is None:
-            status = "completed"
-        elif isinstance(exc, (KeyboardInterrupt, Terminated)):
-            status = "cancelled"
-        else:
-            status = "failed"
         what = f"{self.name} [{self.variant}]" if self.variant else self.name
-        notice = notify.Notice(f"episode {what}", status, time.perf_counter() - self.started)
+        notice = notify.Notice(f"episode {what}", notify.status_of(exc),
+                               time.perf_counter() - self.started, run_url=run_meta.run_url())
         if manifest is not None and self.out_dir is not None:
             notice.lines.append(f"video: {self.out_dir / manifest['video']}")
             notice.lines.append(f"segments: {manifest['segments_rendered']} rendered, "
                                 f"{manifest['segments_cached']} cached")
             notice.attachments.append(self.out_dir / manifest["contact_sheet"])
         elif exc is not None:
-            text = " ".join(str(exc).split())[:500] or type(exc).__name__
-            notice.lines.append(f"error: {text}")
-        url = run_meta.run_url()
-        if url:
-            notice.lines.append(f"run: {url}")
+            notice.add_error(exc)
         notify.send(self.urls, notice, warn=report)
 
 

@@ -40,6 +40,10 @@ class Notice:
     seconds: float
     lines: list[str] = field(default_factory=list)  # more `key: value` lines
     attachments: list[Path] = field(default_factory=list)
+    run_url: str | None = None  # the run's page in the Prefect UI, last in the body
+
+    def add_error(self, exc: BaseException) -> None:
+        self.lines.append(f"error: {' '.join(str(exc).split())[:500] or type(exc).__name__}")
 
     @property
     def title(self) -> str:
@@ -49,7 +53,18 @@ class Notice:
     def body(self) -> str:
         kind, _, name = self.what.partition(" ")
         head = [f"{kind}: {name}", f"status: {self.status}", f"duration: {self.seconds:.1f}s"]
-        return "\n".join(head + self.lines)
+        run = [f"run: {self.run_url}"] if self.run_url else []
+        return "\n".join(head + self.lines + run)
+
+
+def status_of(exc: BaseException | None) -> str:
+    """A run's ending as a notice says it: completed (no exception), cancelled (Ctrl-C,
+    SIGTERM) or failed."""
+    from flows.runtime.hydra_cli import Terminated
+
+    if exc is None:
+        return "completed"
+    return "cancelled" if isinstance(exc, (KeyboardInterrupt, Terminated)) else "failed"
 
 
 def send(urls: Sequence[str], notice: Notice,
@@ -64,6 +79,8 @@ def send(urls: Sequence[str], notice: Notice,
         warn(f"warning: notifications not sent: {exc}")
         return 0
     files = [str(p) for p in notice.attachments if Path(p).is_file()]
+    kind = {"completed": apprise.NotifyType.SUCCESS,
+            "cancelled": apprise.NotifyType.WARNING}.get(notice.status, apprise.NotifyType.FAILURE)
     sent = 0
     for url in urls:
         try:
@@ -73,9 +90,6 @@ def send(urls: Sequence[str], notice: Notice,
                      "nothing sent to it")
                 continue
             attach = apprise.AppriseAttachment(files) if files else None
-            kind = {"completed": apprise.NotifyType.SUCCESS,
-                    "cancelled": apprise.NotifyType.WARNING}.get(notice.status,
-                                                                 apprise.NotifyType.FAILURE)
             if target.notify(body=notice.body, title=notice.title, attach=attach,
                              notify_type=kind):
                 sent += 1
