@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from flows.config.engines import engine_config_file
-from flows.config.helper_models import HELPERS, helper_lines
+from flows.config.helper_models import HELPERS, helper_folders, helper_lines
 from flows.config.model_check import check_engine
 from flows.config.settings import CONF_DIR, RenderSettings
 
@@ -43,7 +43,7 @@ def engine_names() -> list[str]:
                   if p.stem != "preview")
 
 
-def parse_overrides(items: Sequence[str], helpers: dict[str, Any] | None = None
+def parse_overrides(items: Sequence[str], helpers: dict[str, Any]
                     ) -> tuple[list[str] | None, dict[str, Any]]:
     """`engine=a,b`, `engine.model=X`, `engine.options.files.C=X`, `engine.options.K=V`; and
     the helper models' `depth.model=`, `pose.model=`, `pose.detector=` (into `helpers`)."""
@@ -56,7 +56,7 @@ def parse_overrides(items: Sequence[str], helpers: dict[str, Any] | None = None
             raise UsageError(f"{item!r}: expected key=value (engine=NAME, engine.model=PATH, "
                              f"engine.options.files.transformer=FILE)")
         value = None if value in ("null", "") else value
-        if key in HELPERS and helpers is not None:
+        if key in HELPERS:
             helpers[key] = value
         elif key == "engine":
             chosen = [v for v in str(value or "").split(",") if v]
@@ -113,9 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "engine.options.files.COMPONENT=FILE, depth.model=FOLDER, "
                              "pose.model=FOLDER, pose.detector=FOLDER")
     args = parser.parse_intermixed_args(argv)  # overrides before and after the flags
-    defaults = RenderSettings(storyboard="")  # conf/config.yaml's depth: and pose:
-    helpers = {key: (getattr(defaults, section) or {}).get(field)
-               for key in HELPERS for section, _, field in [key.partition(".")]}
+    helpers = helper_folders(RenderSettings(storyboard=""))  # conf/config.yaml's folders
     try:
         chosen, overrides = parse_overrides(args.overrides, helpers)
         names = engine_names()

@@ -29,7 +29,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
 from stages.storyboard.schema import SHOT_ID, Storyboard
@@ -105,7 +104,7 @@ def _post_stage_schemas(defs: dict[str, Any]) -> list[dict[str, Any]]:
             if not prop.get("description"):
                 default = f" (default {json.dumps(prop['default'])})" if "default" in prop else ""
                 prop["description"] = f"`{name}` stage parameter `{key}`{default}."
-        doc = (params.__doc__ or "").strip() if params.__doc__ != BaseModel.__doc__ else ""
+        doc = STAGES[name].doc
         stage = {"const": name, "description": f"the post stage: {name}"}
         defs[f"PostStage_{name}"] = {
             "type": "object",

@@ -17,7 +17,7 @@ from typing import Iterable
 
 from pydantic import BaseModel
 
-from flows.config.settings import CONF_DIR
+from flows.config.settings import CONF_DIR, post_presets
 
 HELP_FLAGS = ("--help", "-h")
 _KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w]*):(?P<value>[^#]*?)\s*(#\s?(?P<doc>.*))?$")
@@ -115,13 +115,11 @@ def _header(path: Path) -> str:
 
 
 def _presets() -> list[tuple[str, str]]:
-    import yaml
-
     rows = []
-    for path in sorted((CONF_DIR / "post").glob("*.yaml")):
-        chain = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("chain") or []
+    for name, chain in post_presets().items():
         stages = " > ".join(str(item.get("stage")) for item in chain if isinstance(item, dict))
-        rows.append((path.stem, f"{_header(path)} [{stages or 'no stages'}]"))
+        rows.append((name, f"{_header(CONF_DIR / 'post' / f'{name}.yaml')} "
+                           f"[{stages or 'no stages'}]"))
     return rows
 
 
@@ -143,7 +141,7 @@ def _stages() -> list[tuple[str, str]]:
     rows = []
     for name in sorted(STAGES):
         params = STAGES[name].params
-        doc = _one_line(params.__doc__) if params.__doc__ != BaseModel.__doc__ else ""
+        doc = _one_line(STAGES[name].doc)
         keys = ", ".join(f"{key}={field.default!r}" if field.default is not None else key
                          for key, field in params.model_fields.items())
         rows.append((name, f"{doc} Parameters: {keys}." if doc else f"parameters: {keys}."))

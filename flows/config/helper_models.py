@@ -20,6 +20,16 @@ HELPERS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def helper_folders(settings: Any) -> dict[str, str | None]:
+    """The helper models' folders a RenderSettings names (conf/config.yaml's `depth:` and
+    `pose:` with the command line's overrides), by config key; None where unset."""
+    folders = {}
+    for key in HELPERS:
+        section, _, name = key.partition(".")
+        folders[key] = (getattr(settings, section) or {}).get(name) or None
+    return folders
+
+
 def _identity(key: str) -> Callable[[str], dict[str, Any]]:
     if key == "depth.model":
         from engine.depth.estimate import depth_model_identity

@@ -22,6 +22,7 @@ from flows.config.engines import (
                                   with_profile_options,
                                   )
 from flows.config.policies import image_policy, render_folder
+from flows.config.helper_models import helper_folders
 from flows.config.settings import ConfigInvalid, RenderSettings, find_storyboard, post_presets
 from flows.config.storage import layout, open_storage
 from stages.control.publish import control_summary
@@ -89,13 +90,10 @@ def prepare(settings: RenderSettings) -> Prepared:
     options.images = image_policy(settings)  # images confined to known folders, URLs opt-in
     options.profiles = profile_choice(settings.engine, settings.profile)
     options.keyframes_engine = (settings.keyframes or {}).get("engine")
-    # The depth model control videos of kind depth extract with (config `depth: {model: ...}`).
-    depth = getattr(settings, "depth", None) or {}
-    options.depth_model = (depth.get("model") if isinstance(depth, Mapping) else None) or None
-    # The pose model pose control and wan_animate's driving videos use (`pose: {model: ...}`).
-    pose = getattr(settings, "pose", None) or {}
-    options.pose_model = (pose.get("model") if isinstance(pose, Mapping) else None) or None
-    options.pose_detector = (pose.get("detector") if isinstance(pose, Mapping) else None) or None
+    # The helper models: depth (`depth: estimate`, depth control), pose and its detector.
+    helpers = helper_folders(settings)
+    options.depth_model = helpers["depth.model"]
+    options.pose_model, options.pose_detector = helpers["pose.model"], helpers["pose.detector"]
     options.cache_dir = layout(settings).cache_dir  # audio.reactive's analysis is kept there
     configured_fallback = (settings.engine or {}).get("fallback")
     options.fallback = (configured_fallback.get("name") if isinstance(configured_fallback, Mapping)
@@ -195,7 +193,7 @@ def print_plan(prepared: Prepared, file: TextIO | None = None) -> None:
         print(line, file=file)
     for note in plan.notes:
         print(f"note: {note}", file=file)
-    if getattr(plan, "reactive", None) is not None:  # audio.reactive: tempo, beats, mappings
+    if plan.reactive is not None:  # audio.reactive: tempo, beats, mappings
         for line in plan.reactive.summary():
             print(line, file=file)
     for warning in plan.warnings:

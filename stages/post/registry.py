@@ -71,6 +71,13 @@ class StageDef:
     smooths: bool = False
     retimes: bool = False
 
+    @property
+    def doc(self) -> str:
+        """What the stage does: its parameter model's docstring ("" when it has none of its
+        own and would show pydantic's), for --help and the JSON Schema."""
+        own = self.params.__doc__
+        return (own or "").strip() if own != BaseModel.__doc__ else ""
+
 
 # Every registered stage by the name chains use (`{stage: NAME, ...}`).
 STAGES: dict[str, StageDef] = {}
