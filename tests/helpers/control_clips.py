@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.media.video_io import VideoWriter
+from stages.media.video_io import write_video
 
 
 def square_frames(frames: int = 12, width: int = 64, height: int = 48, step: int = 2,
@@ -24,17 +24,12 @@ def square_frames(frames: int = 12, width: int = 64, height: int = 48, step: int
 def write_square_clip(path: Path, frames: int = 12, fps: int = 8, width: int = 64,
                       height: int = 48, codec: str = "h264") -> Path:
     """The moving square as a video file (h264 .mp4 by default, ffv1 for .mkv)."""
-    with VideoWriter(path, width, height, fps, codec=codec, crf=0 if codec != "ffv1" else 18,
-                     preset="ultrafast") as out:
-        for frame in square_frames(frames, width, height):
-            out.write(frame)
+    write_video(path, square_frames(frames, width, height), fps, codec=codec,
+                crf=0 if codec != "ffv1" else 18, preset="ultrafast")
     return path
 
 
 def write_frames(path: Path, frames: np.ndarray, fps: int = 8) -> Path:
     """uint8 (T, H, W, 3) `frames` as a lossless FFV1 .mkv."""
-    height, width = frames.shape[1:3]
-    with VideoWriter(path, width, height, fps, codec="ffv1") as out:
-        for frame in frames:
-            out.write(frame)
+    write_video(path, frames, fps, codec="ffv1")
     return path
